@@ -1,0 +1,35 @@
+# The two commands: `make demo` (the main job) and `make test`.
+# Both create .venv when missing, install agentfn into it, and install Debian's redis-server
+# (and, for the tests, Node.js) when it is not on PATH.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.agentfn-installed
+
+.PHONY: demo test bench system-deps node-deps protocol clean
+
+demo: $(STAMP) system-deps
+	$(BIN)/agentfn demo
+
+test: $(STAMP) system-deps
+	$(BIN)/pytest
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/run.py
+
+system-deps:
+	@scripts/system-deps.sh --node
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
+protocol: $(STAMP)
+	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

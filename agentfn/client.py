@@ -1,0 +1,138 @@
+"""Client (redis-py) and AsyncClient (redis.asyncio): one method per library function.
+
+Both share the method definitions of the API mixins; they differ only in the call helper,
+which sends FCALL (FCALL_RO for no-writes functions), decodes the reply, maps a coded error
+to its exception class, and on first use checks that the deployed library is compatible.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import redis
+import redis.asyncio
+
+from . import keys
+from .api.base import Parser, build_call, decode_reply
+from .api.meta import LibraryInfo, MetaApi
+from .api.registry import RegistryApi
+from .errors import LibraryNotReady, library_error
+from .version import __version__
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
+
+
+def compatibility_problem(info: LibraryInfo | None, namespace: str) -> str | None:
+    """Why the deployed library cannot serve this package, with the command to run; None if it can."""
+    deploy = f"run: agentfn deploy --url <redis-url> --namespace {namespace}"
+    if info is None:
+        return f"the agentfn library is not deployed on this Redis; {deploy}"
+    deployed, ours = _version_tuple(info.library), _version_tuple(__version__)
+    if deployed[:1] != ours[:1]:
+        return (
+            f"the deployed agentfn library is {info.library}, this package is {__version__} "
+            f"(another major version); deploy the matching version ({deploy} --force) or upgrade the package"
+        )
+    if deployed < ours:
+        return f"the deployed agentfn library {info.library} is older than this package ({__version__}); {deploy}"
+    if info.schema_version != info.library_schema_version:
+        return (
+            f"namespace {namespace} has schema {info.schema_version}, the library expects "
+            f"{info.library_schema_version}; run: agentfn migrate --url <redis-url> --namespace {namespace}"
+        )
+    return None
+
+
+def _translate(error: redis.ResponseError) -> Exception:
+    ours = library_error(str(error))
+    return ours if ours is not None else error
+
+
+def _is_missing_function(error: redis.ResponseError) -> bool:
+    return "function not found" in str(error).lower()
+
+
+class _ClientBase(MetaApi, RegistryApi):
+    def __init__(self, redis_client: Any, namespace: str = "default", *, check_library: bool = True) -> None:
+        self.redis = redis_client
+        self.namespace = keys.validate_namespace(namespace)
+        self.root = keys.root(namespace)
+        self._library_checked = not check_library
+
+    def _raise_if_incompatible(self, reply: Any) -> None:
+        info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
+        problem = compatibility_problem(info, self.namespace)
+        if problem:
+            raise LibraryNotReady(problem)
+        self._library_checked = True
+
+
+class Client(_ClientBase):
+    """Synchronous client over a ``redis.Redis`` connection."""
+
+    redis: redis.Redis
+
+    def check_library(self) -> None:
+        """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
+        try:
+            reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+        except redis.ResponseError as error:
+            if not _is_missing_function(error):
+                raise _translate(error) from None
+            reply = None
+        self._raise_if_incompatible(reply)
+
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: Parser | None = None,
+    ) -> Any:
+        command, args = build_call(name, self.root, positional, options)
+        if not self._library_checked:
+            self.check_library()
+        try:
+            reply = self.redis.execute_command(command, *args)
+        except redis.ResponseError as error:
+            raise _translate(error) from None
+        reply = decode_reply(reply)
+        return parse(reply) if parse else reply
+
+
+class AsyncClient(_ClientBase):
+    """asyncio client over a ``redis.asyncio.Redis`` connection; every method returns an awaitable."""
+
+    redis: redis.asyncio.Redis
+
+    async def check_library(self) -> None:
+        """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
+        try:
+            reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+        except redis.ResponseError as error:
+            if not _is_missing_function(error):
+                raise _translate(error) from None
+            reply = None
+        self._raise_if_incompatible(reply)
+
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: Parser | None = None,
+    ) -> Any:
+        command, args = build_call(name, self.root, positional, options)
+        return self._send(command, args, parse)
+
+    async def _send(self, command: str, args: list[str | int], parse: Parser | None) -> Any:
+        if not self._library_checked:
+            await self.check_library()
+        try:
+            reply = await self.redis.execute_command(command, *args)
+        except redis.ResponseError as error:
+            raise _translate(error) from None
+        reply = decode_reply(reply)
+        return parse(reply) if parse else reply

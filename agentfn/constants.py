@@ -1,0 +1,131 @@
+"""Shared constants: the one source for names, limits and defaults used by Python and Lua.
+
+Everything here that the library needs is rendered into the Lua source by
+:mod:`agentfn.render`; nothing is copied by hand into ``lua/``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+#: Name of the Redis Functions library (``FUNCTION LOAD`` / ``FUNCTION LIST``).
+LIBRARY_NAME = "agentfn"
+
+#: Every registered function name starts with this prefix.
+FUNCTION_PREFIX = "agentfn_"
+
+
+class TaskState(str, Enum):
+    """Lifecycle state of a task (rendered into Lua as ``STATE``)."""
+
+    QUEUED = "queued"
+    """In a capability (or direct) stream, not yet delivered to an agent."""
+    DELAYED = "delayed"
+    """Waiting for its due time (a delay or a retry backoff) in the delayed set."""
+    RUNNING = "running"
+    """Claimed by an agent that holds a lease and a fencing token."""
+    COMPLETED = "completed"
+    """Finished with a result."""
+    FAILED = "failed"
+    """Finished with an error that the worker marked as not retryable."""
+    DEAD = "dead"
+    """Out of attempts; its entry is in the dead-letter stream and can be requeued."""
+    CANCELED = "canceled"
+    """Canceled by a caller; a running worker learns it at its next extend or complete."""
+
+
+class Priority(str, Enum):
+    """Priority of a task: one stream per capability and priority (rendered as ``PRIORITIES``)."""
+
+    HIGH = "high"
+    """Claimed before any normal or low task of the same capability."""
+    NORMAL = "normal"
+    """The default."""
+    LOW = "low"
+    """Claimed only when no high or normal task of the capability is ready."""
+
+
+class WorkflowState(str, Enum):
+    """Lifecycle state of a workflow (rendered into Lua as ``WF_STATE``)."""
+
+    RUNNING = "running"
+    """At least one step is not finished."""
+    COMPLETED = "completed"
+    """Every step completed."""
+    FAILED = "failed"
+    """A step failed for good (fail_fast), or finished with failed or skipped steps (continue)."""
+    CANCELED = "canceled"
+    """Canceled by a caller."""
+
+
+class StepState(str, Enum):
+    """State of one workflow step (rendered into Lua as ``STEP_STATE``)."""
+
+    WAITING = "waiting"
+    """Some dependency is not completed yet."""
+    QUEUED = "queued"
+    """Its task was submitted (queued, delayed or running)."""
+    INPUT_REQUIRED = "input-required"
+    """Its handler asked for input; it waits for agentfn_wf_signal."""
+    COMPLETED = "completed"
+    """Its task completed."""
+    FAILED = "failed"
+    """Its task failed for good (failed or dead)."""
+    SKIPPED = "skipped"
+    """A dependency failed under the continue policy, so it never ran."""
+    CANCELED = "canceled"
+    """The workflow was canceled (or failed fast) before it finished."""
+
+
+#: Limits checked by every function before its first write (rendered as ``LIMITS``).
+LIMITS: dict[str, int] = {
+    # Longest namespace name; namespaces use [A-Za-z0-9_.-].
+    "namespace_length": 64,
+    # Longest id (agent, task, workflow, step, idempotency key, message type).
+    "id_length": 128,
+    # Longest capability name.
+    "capability_length": 64,
+    # Most capabilities one agent may register.
+    "capabilities_per_agent": 32,
+    # Largest JSON argument (payload, metadata, result, content, context) in bytes.
+    "json_bytes": 1_048_576,
+    # Longest error text kept for a failed attempt, in bytes (longer text is refused).
+    "error_bytes": 8_192,
+    # Most tasks one claim may return.
+    "claim_count": 1_000,
+    # Most steps in one workflow.
+    "workflow_steps": 5_000,
+    # Largest time value (ms) accepted for a TTL, delay, timeout or retention: 365 days.
+    "duration_ms": 31_536_000_000,
+    # Most attempts a task may be given.
+    "max_attempts": 1_000,
+    # Most lapsed agents one sweep removes from the indexes (the rest go at the next sweep).
+    "sweep_batch": 100,
+    # Most delayed tasks one claim or reap promotes.
+    "promote_batch": 100,
+    # Most expired leases one reap handles.
+    "reap_batch": 1_000,
+}
+
+#: Defaults for options a caller leaves out (rendered as ``DEFAULTS``).
+DEFAULTS: dict[str, int] = {
+    # Agent liveness time to live: an agent lapses this long after its last heartbeat.
+    "agent_ttl_ms": 30_000,
+    # Lease a claimer gets on a task (TIMEOUT_MS).
+    "task_timeout_ms": 30_000,
+    # Attempts before a task goes to the dead-letter stream.
+    "max_attempts": 3,
+    # First retry backoff; it doubles with each attempt.
+    "backoff_ms": 1_000,
+    # Cap on the retry backoff.
+    "backoff_max_ms": 60_000,
+    # How long finished tasks, workflows, messages and lapsed agent records are kept: 24 h.
+    "retention_ms": 86_400_000,
+    # Approximate cap on the namespace event stream (XADD MAXLEN ~).
+    "events_max": 10_000,
+    # Cap on unread messages in one inbox (see docs/PROTOCOL.md, messages).
+    "inbox_max": 10_000,
+}
+
+#: Name of the single consumer group on every work and inbox stream.
+CONSUMER_GROUP = "agentfn"

@@ -1,0 +1,143 @@
+"""Error codes (the one source) and the exception classes the client raises for them.
+
+A function refuses with ``redis.error_reply('<CODE> <message>')``. The codes below are
+rendered into the Lua library; the client maps each code to its own exception class.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    """A stable, upper-case error code that starts every refusal from the library."""
+
+    BADARG = "BADARG"
+    """An argument is missing, malformed, out of range, or an option is unknown."""
+    NOTFOUND = "NOTFOUND"
+    """The agent, task, workflow, step or message does not exist."""
+    LAPSED = "LAPSED"
+    """The agent's liveness lapsed; it must register again."""
+    STALE = "STALE"
+    """The fencing token is not the task's current attempt: a newer attempt owns it."""
+    STATE = "STATE"
+    """The object is not in a state that allows this transition."""
+    CONFLICT = "CONFLICT"
+    """A compare-and-set failed: the expected version is not the current one."""
+    CYCLE = "CYCLE"
+    """The workflow graph has a cycle; the message names the steps on it."""
+    LIMIT = "LIMIT"
+    """A documented size limit would be exceeded."""
+    VERSION = "VERSION"
+    """The namespace's schema version does not match the library: run agentfn migrate."""
+
+
+class AgentfnError(Exception):
+    """Base class of every error agentfn raises."""
+
+    code: str = ""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+
+
+class LibraryError(AgentfnError):
+    """A refusal from the Lua library, carrying its code."""
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}" if self.code else self.message
+
+
+class BadArgument(LibraryError):
+    """BADARG: an argument is missing, malformed or out of range."""
+
+    code = ErrorCode.BADARG.value
+
+
+class NotFound(LibraryError):
+    """NOTFOUND: the object does not exist."""
+
+    code = ErrorCode.NOTFOUND.value
+
+
+class AgentLapsed(LibraryError):
+    """LAPSED: the agent's liveness lapsed; register again."""
+
+    code = ErrorCode.LAPSED.value
+
+
+class StaleToken(LibraryError):
+    """STALE: a newer attempt owns the task."""
+
+    code = ErrorCode.STALE.value
+
+
+class InvalidState(LibraryError):
+    """STATE: the transition is not allowed in the object's current state."""
+
+    code = ErrorCode.STATE.value
+
+
+class Conflict(LibraryError):
+    """CONFLICT: the expected version is stale."""
+
+    code = ErrorCode.CONFLICT.value
+
+
+class CycleError(LibraryError):
+    """CYCLE: the workflow graph has a cycle."""
+
+    code = ErrorCode.CYCLE.value
+
+
+class LimitExceeded(LibraryError):
+    """LIMIT: a documented size limit would be exceeded."""
+
+    code = ErrorCode.LIMIT.value
+
+
+class SchemaMismatch(LibraryError):
+    """VERSION: the namespace's schema does not match the deployed library."""
+
+    code = ErrorCode.VERSION.value
+
+
+class LibraryNotReady(AgentfnError):
+    """The deployed library is missing or incompatible; the message names the command to run."""
+
+
+class DowngradeRefused(AgentfnError):
+    """deploy would replace a newer library with an older one (use force to allow it)."""
+
+
+class MigrationError(AgentfnError):
+    """A migration could not be applied."""
+
+
+#: The exception class raised for each library error code.
+EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
+    cls.code: cls
+    for cls in (
+        BadArgument,
+        NotFound,
+        AgentLapsed,
+        StaleToken,
+        InvalidState,
+        Conflict,
+        CycleError,
+        LimitExceeded,
+        SchemaMismatch,
+    )
+}
+
+
+def library_error(reply_message: str) -> LibraryError | None:
+    """Turn an error reply such as ``'NOTFOUND agent a1'`` into its exception, if it is ours."""
+    code, _, message = reply_message.partition(" ")
+    cls = EXCEPTION_FOR_CODE.get(code)
+    if cls is None:
+        return None
+    return cls(message)

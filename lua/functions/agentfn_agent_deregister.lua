@@ -1,0 +1,32 @@
+-- agentfn_agent_deregister: remove an agent for good.
+--
+-- Invariant: a deregistered agent is in no index, its record is deleted, and every task it
+-- held is handed back at once (not after its lease).
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] agent_id: the agent's id
+-- returns: flat array: agent (the id), released (how many tasks it held were handed back)
+-- errors: BADARG, NOTFOUND, VERSION
+-- events: agent.deregistered
+-- example: FCALL agentfn_agent_deregister 1 agentfn:{default} researcher-1
+local function agentfn_agent_deregister(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 1, 'agent_id')
+  local agent_id = check_id(args[1], 'agent_id')
+  parse_options(args, 2, {})
+  check_schema(root, namespace)
+  local agent_key = K.agent(root, agent_id)
+  local capabilities = redis.call('HGET', agent_key, 'capabilities')
+  if not capabilities then
+    raise(ERR.NOTFOUND, 'agent ' .. agent_id .. ' is not registered')
+  end
+
+  local now = now_ms()
+  drop_agent_indexes(root, agent_id, capabilities)
+  local released = release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' deregistered')
+  redis.call('DEL', agent_key)
+  emit(root, 'agent.deregistered', {'agent', agent_id})
+  sweep_lapsed_agents(root, now)
+  return {'agent', agent_id, 'released', released}
+end

@@ -1,0 +1,63 @@
+-- agentfn_agent_register: register an agent, or register it again, with its capabilities.
+--
+-- Invariant: an agent is in the live set and in the index of each of its capabilities exactly
+-- while its record says live and its liveness deadline (server clock + TTL) is in the future.
+-- Registering again replaces capabilities (dropped ones leave their indexes), metadata and TTL,
+-- and revives a lapsed agent. Lapsed agents found on the way are swept from every index.
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] agent_id: the agent's id (letters, digits, _ . - @; at most 128 bytes)
+-- ARGV[2] capabilities: comma-separated capability names (letters, digits, _ . -); may be
+--   empty for an agent that takes only direct tasks and messages
+-- OPTION TTL_MS ms: liveness time to live in ms, 1 to 365 days (default 30000)
+-- OPTION METADATA json: free-form JSON object stored with the agent (default {})
+-- returns: the agent record, flat: id, capabilities, metadata, status (live), ttl_ms,
+--   registered_ms, heartbeat_ms, expires_ms
+-- errors: BADARG, LIMIT, VERSION
+-- events: agent.registered
+-- example: FCALL agentfn_agent_register 1 agentfn:{default} researcher-1 web_search,summarize TTL_MS 30000 METADATA '{"host":"h1"}'
+local function agentfn_agent_register(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 2, 'agent_id, capabilities')
+  local agent_id = check_id(args[1], 'agent_id')
+  if string.find(args[2], ',,') or string.find(args[2], '^,') or string.find(args[2], ',$') then
+    raise(ERR.BADARG, 'capabilities must be a comma-separated list without empty items')
+  end
+  local capabilities, seen = {}, {}
+  for _, capability in ipairs(split_csv(args[2])) do
+    check_capability(capability, 'capability')
+    if not seen[capability] then
+      seen[capability] = true
+      capabilities[#capabilities + 1] = capability
+    end
+  end
+  if #capabilities > LIMITS.capabilities_per_agent then
+    raise(ERR.LIMIT, 'an agent may have at most ' .. LIMITS.capabilities_per_agent .. ' capabilities')
+  end
+  local options = parse_options(args, 3, {TTL_MS = OPT.positive_duration, METADATA = OPT.object})
+  check_schema(root, namespace)
+
+  local now = now_ms()
+  sweep_lapsed_agents(root, now)
+  local agent_key = K.agent(root, agent_id)
+  local previous = redis.call('HMGET', agent_key, 'capabilities', 'registered_ms', 'status')
+  for _, capability in ipairs(split_csv(previous[1] or '')) do
+    if not seen[capability] then
+      redis.call('ZREM', K.capability(root, capability), agent_id)
+    end
+  end
+  local ttl_ms = options.TTL_MS or DEFAULTS.agent_ttl_ms
+  local expires_ms = now + ttl_ms
+  local registered_ms = (previous[3] == 'live' and previous[2]) or now
+  redis.call('HSET', agent_key, 'id', agent_id, 'capabilities', table.concat(capabilities, ','),
+    'metadata', options.METADATA or '{}', 'status', 'live', 'ttl_ms', ttl_ms,
+    'registered_ms', registered_ms, 'heartbeat_ms', now, 'expires_ms', expires_ms)
+  redis.call('PERSIST', agent_key)
+  redis.call('ZADD', K.agents(root), expires_ms, agent_id)
+  for _, capability in ipairs(capabilities) do
+    redis.call('ZADD', K.capability(root, capability), expires_ms, agent_id)
+  end
+  emit(root, 'agent.registered', {'agent', agent_id, 'capabilities', table.concat(capabilities, ',')})
+  return agent_reply(root, agent_id)
+end

@@ -1,0 +1,14 @@
+-- guard(callback): wrap a function so that raise() becomes redis.error_reply('<CODE> <message>')
+-- without the script-location suffix Redis appends to errors; other errors pass through.
+local function guard(callback)
+  return function(keys, args)
+    local ok, result = pcall(callback, keys, args)
+    if ok then
+      return result
+    end
+    if type(result) == 'table' and result.agentfn_code then
+      return redis.error_reply(result.agentfn_code .. ' ' .. result.message)
+    end
+    error(result, 0)
+  end
+end

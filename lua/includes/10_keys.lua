@@ -1,0 +1,19 @@
+-- K: key names derived from the namespace root `agentfn:{<ns>}` (twin of agentfn/keys.py).
+-- Every key shares the root's hash tag, so a namespace lives in one cluster slot.
+local K = {}
+function K.meta(root) return root .. ':meta' end
+function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
+function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end
+function K.agents(root) return root .. ':agents' end
+function K.capability(root, capability) return root .. ':cap:' .. capability end
+function K.task(root, task_id) return root .. ':task:' .. task_id end
+function K.queue(root, capability, priority) return root .. ':queue:' .. capability .. ':' .. priority end
+function K.direct(root, agent_id) return root .. ':direct:' .. agent_id end
+function K.delayed(root) return root .. ':delayed' end
+function K.leases(root) return root .. ':leases' end
+function K.dead(root) return root .. ':dead' end
+function K.idempotency(root, key) return root .. ':idem:' .. key end
+function K.events(root) return root .. ':events' end
+function K.inbox(root, agent_id) return root .. ':inbox:' .. agent_id end
+function K.workflow(root, workflow_id) return root .. ':wf:' .. workflow_id end
+function K.channel(root, topic) return root .. ':notify:' .. topic end

@@ -1,0 +1,130 @@
+-- Validation helpers: each returns the parsed value or raise()s BADARG. No writes here.
+
+-- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
+local function check_root(keys)
+  if #keys ~= 1 then
+    raise(ERR.BADARG, 'expected 1 key (the namespace root agentfn:{<ns>}), got ' .. #keys)
+  end
+  local namespace = string.match(keys[1], '^agentfn:{([%w_%.%-]+)}$')
+  if not namespace or #namespace > LIMITS.namespace_length then
+    raise(ERR.BADARG, 'key must be agentfn:{<namespace>} with a namespace of 1-'
+      .. LIMITS.namespace_length .. ' letters, digits, _ . -')
+  end
+  return keys[1], namespace
+end
+
+-- check_schema(root, namespace): the namespace was migrated to the schema this library expects.
+local function check_schema(root, namespace)
+  local deployed = tonumber(redis.call('HGET', K.meta(root), 'schema_version') or '0')
+  if deployed ~= SCHEMA_VERSION then
+    raise(ERR.VERSION, 'namespace ' .. namespace .. ' has schema ' .. deployed .. ', library expects '
+      .. SCHEMA_VERSION .. ': run agentfn migrate --namespace ' .. namespace)
+  end
+end
+
+-- check_arity(args, count, names): at least `count` positional values, then NAME value pairs.
+local function check_arity(args, count, names)
+  if #args < count then
+    raise(ERR.BADARG, 'expected ' .. count .. ' positional arguments (' .. names .. '), got ' .. #args)
+  end
+  if (#args - count) % 2 ~= 0 then
+    raise(ERR.BADARG, 'options must come in NAME value pairs after the ' .. count .. ' positional arguments')
+  end
+end
+
+-- check_token(value, what, pattern, limit, allowed): a non-empty name that can be part of a key;
+-- `allowed` describes the pattern's characters for the error message.
+local function check_token(value, what, pattern, limit, allowed)
+  if value == nil or value == '' then
+    raise(ERR.BADARG, what .. ' must not be empty')
+  end
+  if #value > limit then
+    raise(ERR.BADARG, what .. ' is longer than ' .. limit .. ' bytes')
+  end
+  if not string.find(value, pattern) then
+    raise(ERR.BADARG, what .. ' may contain only ' .. allowed)
+  end
+  return value
+end
+
+-- check_id(value, what): an id (agent, task, workflow, step, key): letters, digits, _ . - @.
+local function check_id(value, what)
+  return check_token(value, what, '^[%w_%.%-@]+$', LIMITS.id_length, 'letters, digits, _ . - @')
+end
+
+-- check_capability(value, what): a capability name: letters, digits, _ . -.
+local function check_capability(value, what)
+  return check_token(value, what, '^[%w_%.%-]+$', LIMITS.capability_length, 'letters, digits, _ . -')
+end
+
+-- check_int(value, what, min, max): a decimal integer within [min, max].
+local function check_int(value, what, min, max)
+  if type(value) ~= 'string' or not string.find(value, '^%-?%d+$') or #value > 16 then
+    raise(ERR.BADARG, what .. ' must be an integer, got ' .. string.format('%q', tostring(value)))
+  end
+  local number = tonumber(value)
+  if number < min or number > max then
+    raise(ERR.BADARG, what .. ' must be between ' .. min .. ' and ' .. max .. ', got ' .. value)
+  end
+  return number
+end
+
+-- check_json(value, what, kind): valid JSON within the size limit; kind 'object' demands an object.
+-- Returns the decoded value (the caller stores the original text).
+local function check_json(value, what, kind)
+  if type(value) ~= 'string' or value == '' then
+    raise(ERR.BADARG, what .. ' must be JSON text')
+  end
+  if #value > LIMITS.json_bytes then
+    raise(ERR.LIMIT, what .. ' is larger than ' .. LIMITS.json_bytes .. ' bytes')
+  end
+  local ok, decoded = pcall(cjson.decode, value)
+  if not ok then
+    raise(ERR.BADARG, what .. ' is not valid JSON')
+  end
+  if kind == 'object' and not string.find(value, '^%s*{') then
+    raise(ERR.BADARG, what .. ' must be a JSON object')
+  end
+  return decoded
+end
+
+-- check_enum(value, what, allowed): one of the allowed strings (a list).
+local function check_enum(value, what, allowed)
+  for _, candidate in ipairs(allowed) do
+    if value == candidate then
+      return value
+    end
+  end
+  raise(ERR.BADARG, what .. ' must be one of ' .. table.concat(allowed, ', ') .. ', got '
+    .. string.format('%q', tostring(value)))
+end
+
+-- parse_options(args, first, spec): NAME value pairs from args[first]; spec maps each known
+-- upper-case NAME to a checker function(value, name) that returns the parsed value.
+local function parse_options(args, first, spec)
+  local options = {}
+  for index = first, #args, 2 do
+    local name = string.upper(args[index])
+    local checker = spec[name]
+    if not checker then
+      raise(ERR.BADARG, 'unknown option ' .. string.format('%q', args[index]))
+    end
+    if options[name] ~= nil then
+      raise(ERR.BADARG, 'option ' .. name .. ' given twice')
+    end
+    options[name] = checker(args[index + 1], name)
+  end
+  return options
+end
+
+-- Option checkers for parse_options specs.
+local OPT = {}
+function OPT.duration(value, name) return check_int(value, name, 0, LIMITS.duration_ms) end
+function OPT.positive_duration(value, name) return check_int(value, name, 1, LIMITS.duration_ms) end
+function OPT.json(value, name) check_json(value, name) return value end
+function OPT.object(value, name) check_json(value, name, 'object') return value end
+function OPT.id(value, name) return check_id(value, name) end
+function OPT.yes_no(value, name) return check_enum(value, name, {'yes', 'no'}) == 'yes' end
+function OPT.count(limit)
+  return function(value, name) return check_int(value, name, 1, limit) end
+end

@@ -1,0 +1,36 @@
+"""Assertions shared by the test modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+ROOT = "agentfn:{default}"
+
+
+def snapshot(raw: redis.Redis) -> dict[bytes, bytes | None]:
+    """Every key of the server with its DUMP: equal snapshots mean a byte-for-byte equal keyspace."""
+    return {key: raw.dump(key) for key in sorted(raw.scan_iter(count=1000))}
+
+
+def fcall(r: redis.Redis, function: str, *args: Any, keys: tuple[str, ...] = (ROOT,)) -> Any:
+    """FCALL exactly as another language would: numkeys, keys, then plain string arguments."""
+    return r.execute_command("FCALL", function, len(keys), *keys, *[str(a) for a in args])
+
+
+def assert_refused(r: redis.Redis, raw: redis.Redis, code: str, function: str, *args: Any,
+                   keys: tuple[str, ...] = (ROOT,)) -> str:
+    """The call fails with the coded error and leaves the keyspace byte-for-byte unchanged."""
+    before = snapshot(raw)
+    with pytest.raises(redis.ResponseError) as info:
+        fcall(r, function, *args, keys=keys)
+    message = str(info.value)
+    assert message.split(" ", 1)[0] == code, message
+    assert snapshot(raw) == before, f"{function} wrote despite refusing with {message}"
+    return message
+
+
+def pairs(flat: list[Any]) -> dict[str, Any]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
