@@ -11,8 +11,8 @@ from . import keys
 from .api.base import decode_reply
 from .api.meta import LibraryInfo
 from .client import _version_tuple
-from .errors import DowngradeRefused
-from .migrate import Migration, migrate
+from .errors import DowngradeRefused, MigrationError
+from .migrate import Migration, migrate, schema_version
 from .render import RenderedLibrary, render_library
 
 
@@ -61,6 +61,12 @@ def deploy(
     Refuses (DowngradeRefused) to replace a newer deployed version unless ``force``.
     """
     library = library or render_library(migrations=migrations_directory)
+    current_schema = schema_version(client, namespace)
+    if current_schema > library.schema_version:
+        raise MigrationError(
+            f"namespace {namespace} has schema {current_schema}, newer than this library's "
+            f"{library.schema_version}: deploy a newer agentfn"
+        )
     previous = deployed_library(client, namespace)
     loaded = False
     if previous is None or previous.code_sha != library.code_sha:

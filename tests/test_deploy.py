@@ -1,0 +1,218 @@
+"""Versioned deploy, downgrade refusal, migrations and the client's compatibility check."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+import agentfn
+from agentfn import keys
+from agentfn.deploy import deploy, deployed_library
+from agentfn.errors import DowngradeRefused, LibraryNotReady, MigrationError
+from agentfn.migrate import list_migrations, migrate, schema_version
+from agentfn.paths import migrations_dir
+from agentfn.render import render_library
+
+from .helpers import ROOT, fcall, pairs
+
+
+def function_load_calls(r: redis.Redis) -> int:
+    stats = r.info("commandstats")
+    return int(stats.get("cmdstat_function|load", {}).get("calls", 0))
+
+
+def test_first_deploy_loads_and_migrates(r, library):
+    report = deploy(r, "default")
+    assert report.loaded and report.previous is None
+    assert [m.number for m in report.migrations] == [1]
+    info = deployed_library(r, "default")
+    assert info is not None
+    assert (info.library, info.code_sha) == (agentfn.__version__, library.code_sha)
+    assert info.schema_version == info.library_schema_version == library.schema_version == 1
+    assert r.hget(keys.meta("default"), "created_ms")
+
+
+def test_second_deploy_is_up_to_date_and_sends_no_function_load(r):
+    deploy(r, "default")
+    r.config_resetstat()
+    report = deploy(r, "default")
+    assert not report.loaded and report.migrations == []
+    assert report.summary().startswith("up to date")
+    assert function_load_calls(r) == 0
+
+
+def test_deploy_cli_twice_says_up_to_date(r, redis_url):
+    run = [sys.executable, "-m", "agentfn", "deploy", "--url", redis_url]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert first.stdout.startswith("loaded agentfn")
+    second = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert second.stdout.startswith("up to date")
+
+
+def test_changed_code_is_loaded_again(r):
+    deploy(r, "default")
+    changed = render_library()
+    changed = type(changed)(changed.source + "\n-- changed\n", changed.version, "0" * 64, changed.schema_version)
+    r.config_resetstat()
+    report = deploy(r, "default", library=changed)
+    assert report.loaded
+    assert function_load_calls(r) == 1
+
+
+def test_downgrade_is_refused_unless_forced(r):
+    newer = render_library(version="9.0.0")
+    deploy(r, "default", library=newer)
+    with pytest.raises(DowngradeRefused, match="--force"):
+        deploy(r, "default")
+    assert deployed_library(r).library == "9.0.0"
+    report = deploy(r, "default", force=True)
+    assert report.loaded and deployed_library(r).library == agentfn.__version__
+
+
+def test_client_names_the_command_when_library_missing(r):
+    client = agentfn.Client(r, "default")
+    with pytest.raises(LibraryNotReady, match="agentfn deploy"):
+        client.agent_find("x")
+
+
+def test_client_refuses_newer_major(r):
+    deploy(r, "default", library=render_library(version="9.0.0"))
+    with pytest.raises(LibraryNotReady, match="major"):
+        agentfn.Client(r, "default").agent_find("x")
+
+
+def test_client_refuses_older_library(r):
+    deploy(r, "default", library=render_library(version="0.0.1"))
+    with pytest.raises(LibraryNotReady, match="older.*agentfn deploy"):
+        agentfn.Client(r, "default").agent_find("x")
+
+
+def test_client_names_migrate_for_unmigrated_namespace(deployed):
+    with pytest.raises(LibraryNotReady, match="agentfn migrate .*--namespace fresh"):
+        agentfn.Client(deployed, "fresh").agent_find("x")
+
+
+def test_async_client_checks_too(redis_proc, r):
+    import asyncio
+
+    import redis.asyncio
+
+    async def scenario():
+        async_redis = redis.asyncio.Redis(host=redis_proc.host, port=redis_proc.port)
+        try:
+            with pytest.raises(LibraryNotReady):
+                await agentfn.AsyncClient(async_redis).agent_find("x")
+            deploy(r, "default")
+            client = agentfn.AsyncClient(async_redis)
+            agent = await client.agent_register("a1", ["x"])
+            found = await client.agent_find("x")
+            return agent, found
+        finally:
+            await async_redis.aclose()
+
+    agent, found = asyncio.run(scenario())
+    assert agent.id == "a1" and [a.id for a in found] == ["a1"]
+
+
+# A test-only migration: schema 2 renames every agent's metadata key "host" to "hostname".
+TEST_MIGRATION = """
+-- 0002_rename_host: test-only. Batched: rewrites up to 2 agents per call, returns 'more' until done.
+local cursor_key = KEYS[1] .. ':meta'
+local agents = redis.call('ZRANGE', KEYS[1] .. ':agents', 0, -1)
+local changed = 0
+for _, id in ipairs(agents) do
+  local key = KEYS[1] .. ':agent:' .. id
+  local metadata = cjson.decode(redis.call('HGET', key, 'metadata'))
+  if metadata.host ~= nil then
+    metadata.hostname = metadata.host
+    metadata.host = nil
+    redis.call('HSET', key, 'metadata', cjson.encode(metadata))
+    changed = changed + 1
+    if changed == 2 then return 'more' end
+  end
+end
+return 'done'
+"""
+
+
+@pytest.fixture
+def upgraded_migrations(tmp_path: Path) -> Path:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for migration in list_migrations(migrations_dir()):
+        shutil.copy(migration.path, directory / migration.path.name)
+    number = len(list_migrations(directory)) + 1
+    (directory / f"{number:04d}_rename_host.lua").write_text(TEST_MIGRATION)
+    return directory
+
+
+def test_upgrade_migrates_data_written_under_the_previous_schema(r, upgraded_migrations):
+    deploy(r, "default")
+    client = agentfn.Client(r, "default")
+    for n in range(5):
+        client.agent_register(f"a{n}", ["x"], metadata={"host": f"h{n}", "zone": "eu"})
+    current = schema_version(r, "default")
+
+    report = deploy(r, "default", migrations_directory=upgraded_migrations)
+    assert report.loaded  # the new library expects the new schema
+    assert [m.number for m in report.migrations] == [current + 1]
+    assert schema_version(r, "default") == current + 1
+
+    after = agentfn.Client(r, "default")
+    found = {a.id: a.metadata for a in after.agent_find("x")}
+    assert found == {f"a{n}": {"hostname": f"h{n}", "zone": "eu"} for n in range(5)}
+    # Applying again is a no-op.
+    assert migrate(r, "default", upgraded_migrations) == []
+
+
+def test_old_library_refuses_a_namespace_on_a_newer_schema(r, upgraded_migrations):
+    deploy(r, "default", migrations_directory=upgraded_migrations)
+    newer_sha = deployed_library(r).code_sha
+    with pytest.raises(MigrationError, match="newer"):
+        deploy(r, "default", library=render_library(), force=True)
+    assert deployed_library(r).code_sha == newer_sha  # refused before loading anything
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", render_library().source)
+    with pytest.raises(redis.ResponseError, match="^VERSION"):
+        fcall(r, "agentfn_agent_register", "a1", "x")
+    with pytest.raises(MigrationError, match="newer"):
+        migrate(r, "default")
+
+
+def test_migration_is_resumable_after_interruption(r, upgraded_migrations):
+    deploy(r, "default")
+    client = agentfn.Client(r, "default")
+    client.agent_register("a1", ["x"], metadata={"host": "h1"})
+    # Someone else holds the lock: nothing is applied and the error says why.
+    r.set(keys.migrate_lock("default"), "other", px=60_000)
+    with pytest.raises(MigrationError, match="another process"):
+        migrate(r, "default", upgraded_migrations)
+    assert schema_version(r, "default") == 1
+    r.delete(keys.migrate_lock("default"))
+    applied = migrate(r, "default", upgraded_migrations)
+    assert [m.number for m in applied] == [2]
+    assert not r.exists(keys.migrate_lock("default"))
+
+
+def test_migration_numbers_must_not_have_gaps(tmp_path):
+    (tmp_path / "0001_a.lua").write_text("return 'done'")
+    (tmp_path / "0003_c.lua").write_text("return 'done'")
+    with pytest.raises(MigrationError, match="0002 is missing"):
+        list_migrations(tmp_path)
+
+
+def test_version_cli_prints_package_and_deployed(deployed, redis_url):
+    out = subprocess.run([sys.executable, "-m", "agentfn", "version", "--url", redis_url],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"package   agentfn {agentfn.__version__}" in out
+    assert f"deployed  agentfn {agentfn.__version__}" in out
+
+
+def test_agentfn_version_is_callable_read_only(deployed, library):
+    reply = pairs(deployed.execute_command("FCALL_RO", "agentfn_version", 1, ROOT))
+    assert reply == {"library": agentfn.__version__, "code_sha": library.code_sha,
+                     "schema_version": "1", "library_schema_version": "1"}
