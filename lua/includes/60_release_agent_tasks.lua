@@ -1,6 +1,119 @@
+-- SETTLE: how an attempt ends (finish, retry, dead letter, cancel) and release_agent_tasks.
+-- These sort after the workflow hook (55_*) because they call workflow_on_task_finished.
+
+local SETTLE = {}
+
+-- The task fields SETTLE.finish and SETTLE.cancel read (one HMGET; fewer is faster).
+SETTLE.FINISH_FIELDS = {'state', 'attempt', 'cancel_requested', 'agent', 'stream', 'entry', 'workflow',
+  'retention_ms', 'idempotency_key'}
+-- The task fields every settling helper reads, SETTLE.after_failure included.
+SETTLE.FIELDS = {'state', 'attempt', 'cancel_requested', 'agent', 'stream', 'entry', 'workflow',
+  'retention_ms', 'idempotency_key', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
+
+-- SETTLE.finish(root, task_id, task, state, outcome, now, fields): a terminal state (completed,
+-- failed, dead, canceled): write state, finished_ms and `fields` (a flat list that always sets
+-- entry), expire the task hash and its idempotency key after the task's retention, emit
+-- task.<state>, and tell the task's workflow the `outcome` (no call when outcome is nil).
+-- `task` is a table from TASK.load with (at least) SETTLE.FINISH_FIELDS.
+function SETTLE.finish(root, task_id, task, state, outcome, now, fields)
+  local key = K.task(root, task_id)
+  redis.call('HSET', key, 'state', state, 'finished_ms', now, unpack(fields))
+  local retention_ms = task.retention_ms ~= '' and task.retention_ms or DEFAULTS.retention_ms
+  redis.call('PEXPIRE', key, retention_ms)
+  if task.idempotency_key ~= '' then
+    redis.call('PEXPIRE', K.idempotency(root, task.idempotency_key), retention_ms)
+  end
+  emit(root, 'task.' .. state, {'task', task_id})
+  if outcome and task.workflow ~= '' then
+    workflow_on_task_finished(root, hash_to_table(redis.call('HGETALL', key)), outcome, now)
+  end
+end
+
+-- SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff): attempt
+-- task.attempt failed and its delivery is already unlinked (TASK.unlink). The error joins the
+-- history (errors: JSON array of {attempt, error, agent, at_ms}). Without retry: failed. Out of
+-- attempts: dead, with an entry in K.dead. Otherwise queued again: delayed by the retry backoff
+-- when `backoff` is true and the delay is positive, else appended to its stream at once.
+-- Returns the new state and due_ms ('' when terminal).
+function SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff)
+  local attempt = tonumber(task.attempt)
+  local record = cjson.encode({attempt = attempt, error = error_text, agent = task.agent, at_ms = now})
+  local errors = '[' .. record .. ']'
+  if task.errors ~= '' then
+    errors = string.sub(task.errors, 1, -2) .. ',' .. record .. ']'
+  end
+  if not retry then
+    SETTLE.finish(root, task_id, task, STATE.FAILED, 'failed', now,
+      {'entry', '', 'error', error_text, 'errors', errors})
+    return STATE.FAILED, ''
+  end
+  if attempt >= tonumber(task.max_attempts) then
+    local dead_entry = redis.call('XADD', K.dead(root), '*', 'task', task_id, 'capability', task.capability,
+      'attempts', attempt, 'error', error_text, 'errors', errors)
+    SETTLE.finish(root, task_id, task, STATE.DEAD, 'dead', now,
+      {'entry', dead_entry, 'error', error_text, 'errors', errors})
+    return STATE.DEAD, ''
+  end
+  local delay = 0
+  if backoff then
+    delay = TASK.retry_delay(tonumber(task.backoff_ms), tonumber(task.backoff_max_ms), attempt)
+  end
+  local key = K.task(root, task_id)
+  if delay > 0 then
+    redis.call('ZADD', K.delayed(root), now + delay, task_id)
+    redis.call('HSET', key, 'state', STATE.DELAYED, 'due_ms', now + delay, 'entry', '',
+      'error', error_text, 'errors', errors)
+    emit(root, 'task.delayed', {'task', task_id})
+    return STATE.DELAYED, now + delay
+  end
+  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', now, 'entry', TASK.enqueue(task.stream, task_id),
+    'error', error_text, 'errors', errors)
+  emit(root, 'task.queued', {'task', task_id})
+  return STATE.QUEUED, now
+end
+
+-- SETTLE.cancel(root, task_id, task, now, notify): cancel a queued, delayed or running task
+-- (the caller checked the state): its queue entry, delayed-set member or delivery and lease go;
+-- a running task gets cancel_requested 1 so that its worker learns at its next extend, complete
+-- or fail. The workflow hook runs only when `notify` is true (a workflow canceling its own
+-- tasks passes false).
+function SETTLE.cancel(root, task_id, task, now, notify)
+  local cancel_requested = ''
+  if task.state == STATE.RUNNING then
+    TASK.unlink(root, task_id, task)
+    cancel_requested = '1'
+  elseif task.state == STATE.DELAYED then
+    redis.call('ZREM', K.delayed(root), task_id)
+  elseif task.entry ~= '' then
+    redis.call('XDEL', task.stream, task.entry)
+  end
+  SETTLE.finish(root, task_id, task, STATE.CANCELED, notify and 'canceled' or nil, now,
+    {'entry', '', 'cancel_requested', cancel_requested})
+end
+
 -- release_agent_tasks(root, agent_id, now, reason): hand back every task an agent holds because
--- the agent is gone (lapsed or deregistered). Returns how many tasks were released.
--- The task routing transitions define what handing back means.
+-- the agent is gone (lapsed or deregistered), at once rather than when the lease ends. Each
+-- counts as a failed attempt with error `reason`: queued again without backoff, or dead when it
+-- is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
+-- the streams it read, so XINFO CONSUMERS lists no ghosts; the agent record must still exist.
+-- Returns how many tasks were released.
 local function release_agent_tasks(root, agent_id, now, reason)
-  return 0
+  local held = K.agent_tasks(root, agent_id)
+  local released = 0
+  for _, task_id in ipairs(redis.call('SMEMBERS', held)) do
+    local task = TASK.load(root, task_id, SETTLE.FIELDS)
+    if task.state == STATE.RUNNING and task.agent == agent_id then
+      TASK.unlink(root, task_id, task)
+      SETTLE.after_failure(root, task_id, task, reason, now, true, false)
+      released = released + 1
+    end
+  end
+  redis.call('DEL', held)
+  local capabilities = split_csv(redis.call('HGET', K.agent(root, agent_id), 'capabilities') or '')
+  for _, stream in ipairs(TASK.streams_of(root, agent_id, capabilities)) do
+    if redis.call('EXISTS', stream) == 1 then
+      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)
+    end
+  end
+  return released
 end

@@ -1,0 +1,34 @@
+-- agentfn_task_claim: claim the oldest highest-priority ready tasks an agent can run.
+--
+-- Invariant: a claimed task is running under a new attempt (its fencing token), a pending entry
+-- of its stream (consumer = the agent), in the leases set until its lease deadline and in the
+-- agent's task set. Due delayed tasks are promoted first. Order: the agent's direct stream, then
+-- its capabilities by priority (high, normal, low); within a priority, across several
+-- capabilities, the stream whose next undelivered entry is oldest. When nothing is ready the
+-- reply says what to block on: XREAD BLOCK <ms> STREAMS <wait keys> <wait ids> returns as soon
+-- as a task lands in any of them after this call (no lost wake-up), and a delayed task is due
+-- at next_due_ms (block at most until then, at least 1 ms); then claim again.
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] agent_id: the claiming agent (registered and live)
+-- OPTION COUNT n: claim at most n tasks, 1 to 1000 (default 1)
+-- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
+-- returns: flat array: tasks, [task...], wait, [stream key, last id, ...], next_due_ms, ms or
+--   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,
+--   priority, workflow, step, inputs (JSON text or ''), timeout_ms. wait and next_due_ms are
+--   filled only when tasks is empty (next_due_ms: the earliest due time in the delayed set)
+-- errors: BADARG, NOTFOUND, LAPSED, VERSION
+-- events: task.running, task.queued (promoted delayed tasks)
+-- example: FCALL agentfn_task_claim 1 agentfn:{default} researcher-1 COUNT 1
+local function agentfn_task_claim(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 1, 'agent_id')
+  local agent_id = check_id(args[1], 'agent_id')
+  local options = parse_options(args, 2, {COUNT = OPT.count(LIMITS.claim_count), LEASE_MS = OPT.positive_duration})
+  check_schema(root, namespace)
+  local now = now_ms()
+  local agent = live_agent(root, agent_id, now)
+
+  return TASK.claim(root, agent_id, agent.capabilities, options.COUNT or 1, options.LEASE_MS, now)
+end

@@ -1,0 +1,53 @@
+-- agentfn_task_complete: finish a running attempt with its result (and claim the next tasks).
+--
+-- Invariant: only the current attempt completes a task: the token must be the task's attempt
+-- and the task running under it, else STALE and nothing changes. Completing acknowledges and
+-- deletes the stream entry, drops the lease, stores the result and expires the task after its
+-- retention. If the task was canceled while running, the reply says canceled and the result is
+-- discarded. With INPUT_REQUIRED (workflow tasks only) the attempt ends without a result and the
+-- workflow step waits for input. With NEXT n the agent claims its next tasks in the same call.
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] task_id: the task's id
+-- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[3] result: the task's result, JSON text (at most 1 MiB)
+-- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- OPTION INPUT_REQUIRED prompt: JSON text: the step needs input; the result is not stored
+-- returns: flat array: id, state (completed, or canceled), and with NEXT n > 0: next, [the
+--   agentfn_task_claim reply]
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- events: task.completed (or none for a canceled task), then as agentfn_task_claim
+-- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1
+local function agentfn_task_complete(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 3, 'task_id, token, result')
+  local task_id = check_id(args[1], 'task_id')
+  local token = TASK.token_arg(args[2])
+  check_json(args[3], 'result')
+  local options = parse_options(args, 4, {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json})
+  check_schema(root, namespace)
+  local task = TASK.load(root, task_id, SETTLE.FINISH_FIELDS)
+  local canceled = TASK.check_token(task, task_id, token)
+  if options.INPUT_REQUIRED and task.workflow == '' then
+    raise(ERR.BADARG, 'INPUT_REQUIRED is only for workflow tasks; ' .. task_id .. ' has no workflow')
+  end
+  local now = now_ms()
+  local next_count = options.NEXT or 0
+  local agent = next_count > 0 and live_agent(root, task.agent, now)
+
+  local state = STATE.CANCELED
+  if not canceled then
+    state = STATE.COMPLETED
+    TASK.unlink(root, task_id, task)
+    if options.INPUT_REQUIRED then
+      SETTLE.finish(root, task_id, task, state, 'input-required', now, {'entry', '', 'prompt', options.INPUT_REQUIRED})
+    else
+      SETTLE.finish(root, task_id, task, state, 'completed', now, {'entry', '', 'result', args[3]})
+    end
+  end
+  if not agent then
+    return {'id', task_id, 'state', state}
+  end
+  return {'id', task_id, 'state', state, 'next', TASK.claim(root, task.agent, agent.capabilities, next_count, nil, now)}
+end

@@ -1,0 +1,51 @@
+-- agentfn_task_fail: end a running attempt with an error: retry it, dead-letter it, or fail it.
+--
+-- Invariant: only the current attempt fails a task (token as agentfn_task_complete, else STALE).
+-- The error joins the task's history. With RETRY yes and attempts left, the task is queued
+-- again after the backoff (backoff_ms * 2^(attempt-1), at most backoff_max_ms, on the server
+-- clock; state delayed, or queued when the delay is 0). Out of attempts it is dead: an entry in
+-- the dead-letter stream root:dead carries task, capability, attempts, error and errors (JSON),
+-- and agentfn_task_requeue can bring it back. RETRY no fails it for good (not dead-lettered).
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] task_id: the task's id
+-- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[3] error: what went wrong, text of at most 8192 bytes
+-- OPTION RETRY yes|no: whether the task may be retried (default yes)
+-- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- returns: flat array: id, state (delayed, queued, failed, dead, or canceled when it was
+--   canceled while running), due_ms (when it will be ready again; '' unless delayed or queued),
+--   and with NEXT n > 0: next, [the agentfn_task_claim reply]
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- events: task.delayed, task.queued, task.failed or task.dead, then as agentfn_task_claim
+-- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1 'rate limited' RETRY yes
+local function agentfn_task_fail(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 3, 'task_id, token, error')
+  local task_id = check_id(args[1], 'task_id')
+  local token = TASK.token_arg(args[2])
+  local error_text = args[3]
+  if #error_text > LIMITS.error_bytes then
+    raise(ERR.LIMIT, 'error is longer than ' .. LIMITS.error_bytes .. ' bytes')
+  end
+  local options = parse_options(args, 4, {RETRY = OPT.yes_no, NEXT = TASK.next_option})
+  check_schema(root, namespace)
+  local task = TASK.load(root, task_id, SETTLE.FIELDS)
+  local canceled = TASK.check_token(task, task_id, token)
+  local now = now_ms()
+  local next_count = options.NEXT or 0
+  local agent = next_count > 0 and live_agent(root, task.agent, now)
+
+  local state, due_ms = STATE.CANCELED, ''
+  if not canceled then
+    TASK.unlink(root, task_id, task)
+    state, due_ms = SETTLE.after_failure(root, task_id, task, error_text, now, options.RETRY ~= false, true)
+  end
+  local reply = {'id', task_id, 'state', state, 'due_ms', tostring(due_ms)}
+  if agent then
+    reply[7] = 'next'
+    reply[8] = TASK.claim(root, task.agent, agent.capabilities, next_count, nil, now)
+  end
+  return reply
+end

@@ -1,0 +1,56 @@
+-- agentfn_task_submit: submit a task for any agent with a capability (or for one agent).
+--
+-- Invariant: a task exists exactly once, with its record and either an undelivered entry in its
+-- stream (state queued) or a member of the delayed set (state delayed). The stream is one per
+-- capability and priority, root:queue:<capability>:<priority>, or the agent's direct stream
+-- root:direct:<agent> with TO; a new stream is created with the consumer group. With an
+-- idempotency key, a second submit while the first task is retained returns that task and
+-- creates nothing (the key expires with the task).
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] capability: the capability an agent needs to run the task
+-- ARGV[2] payload: the task's input, JSON text (at most 1 MiB)
+-- OPTION PRIORITY level: high, normal or low (default normal)
+-- OPTION DELAY_MS ms: queue the task only after this delay on the server clock (default 0)
+-- OPTION MAX_ATTEMPTS n: attempts before the task is dead-lettered, 1 to 1000 (default 3)
+-- OPTION BACKOFF_MS ms: retry delay after the first failed attempt, doubling with each attempt
+--   (backoff_ms * 2^(attempt-1)); 0 retries at once (default 1000)
+-- OPTION BACKOFF_MAX_MS ms: cap on the retry delay (default 60000)
+-- OPTION TIMEOUT_MS ms: the lease a claimer gets, renewable with agentfn_task_extend (default 30000)
+-- OPTION IDEMPOTENCY_KEY key: an id; while the task submitted with it is retained, the same key
+--   returns that task instead of creating one
+-- OPTION TO agent_id: route the task to this registered agent only (its direct stream)
+-- OPTION RETENTION_MS ms: how long the finished task is kept (default 86400000)
+-- returns: flat array: id (t<number>), state (queued or delayed; the existing task's state when
+--   an idempotency key matched), created (1, or 0 when an idempotency key matched)
+-- errors: BADARG, LIMIT, NOTFOUND (TO names no registered agent), VERSION
+-- events: task.submitted
+-- example: FCALL agentfn_task_submit 1 agentfn:{default} web_search '{"q":"redis"}' PRIORITY high MAX_ATTEMPTS 5
+local function agentfn_task_submit(keys, args)
+  local root, namespace = check_root(keys)
+  check_arity(args, 2, 'capability, payload')
+  local capability = check_capability(args[1], 'capability')
+  check_json(args[2], 'payload')
+  local options = parse_options(args, 3, {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
+    MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
+    TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id,
+    RETENTION_MS = OPT.positive_duration})
+  check_schema(root, namespace)
+  if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
+    raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
+  end
+  if options.IDEMPOTENCY_KEY then
+    local existing, state = TASK.idempotent(root, options.IDEMPOTENCY_KEY)
+    if existing then
+      return {'id', existing, 'state', state, 'created', 0}
+    end
+  end
+
+  local task_id, state = create_task(root, now_ms(), {capability = capability, payload = args[2],
+    priority = options.PRIORITY, delay_ms = options.DELAY_MS, max_attempts = options.MAX_ATTEMPTS,
+    backoff_ms = options.BACKOFF_MS, backoff_max_ms = options.BACKOFF_MAX_MS,
+    timeout_ms = options.TIMEOUT_MS, idempotency_key = options.IDEMPOTENCY_KEY, to = options.TO,
+    retention_ms = options.RETENTION_MS})
+  return {'id', task_id, 'state', state, 'created', 1}
+end

@@ -1,0 +1,190 @@
+-- TASK: the task record and its work streams, shared by the task transitions (agentfn_task_*,
+-- agentfn_reap) and the workflow transitions. Grouped in one table: the library's top-level
+-- locals and a function's upvalues are limited. create_task is a plain local because the
+-- workflow transitions call it by that name.
+--
+-- Where a task is, by state: queued = an undelivered entry `task <id>` in its stream (the
+-- agent's direct stream when routed TO an agent, else its capability's stream for its priority);
+-- delayed = a member of K.delayed scored by due time; running = a pending entry of its stream
+-- (consumer = the agent), a member of K.leases scored by lease deadline and of the agent's task
+-- set; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
+-- expiring after retention_ms (a dead task also has an entry in K.dead).
+--
+-- Safe trimming: an attempt's stream entry is acknowledged AND deleted (XACK + XDEL) the moment
+-- the attempt ends, and a retry appends a new entry. So a work stream holds exactly its
+-- undelivered entries plus its pending ones (XLEN = undelivered + XPENDING), which is the
+-- trimming: nothing is ever trimmed by length, so an entry still in flight is never lost.
+local TASK = {}
+
+-- Every field of a task hash, in the order agentfn_task_get replies with them.
+TASK.FIELDS = {'id', 'capability', 'payload', 'priority', 'state', 'attempt', 'max_attempts',
+  'backoff_ms', 'backoff_max_ms', 'timeout_ms', 'created_ms', 'due_ms', 'started_ms', 'finished_ms',
+  'agent', 'stream', 'entry', 'lease_deadline_ms', 'result', 'error', 'errors', 'to',
+  'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested'}
+
+-- The priority of a task submitted without one (constants.Priority: high, normal, low).
+TASK.DEFAULT_PRIORITY = PRIORITIES[2]
+
+-- Option checkers for parse_options specs (also for the workflow transitions).
+function TASK.priority_option(value, name) return check_enum(value, name, PRIORITIES) end
+function TASK.attempts_option(value, name) return check_int(value, name, 1, LIMITS.max_attempts) end
+function TASK.next_option(value, name) return check_int(value, name, 0, LIMITS.claim_count) end
+
+-- TASK.token_arg(value): a fencing token (an attempt number, 1 or more).
+function TASK.token_arg(value)
+  return check_int(value, 'token', 1, math.huge)
+end
+
+-- TASK.stream(root, capability, priority, to): the stream a task is queued in.
+function TASK.stream(root, capability, priority, to)
+  if to and to ~= '' then
+    return K.direct(root, to)
+  end
+  return K.queue(root, capability, priority)
+end
+
+-- TASK.enqueue(stream, task_id): append `task <id>` to a work stream and return the entry id.
+-- A new stream is created with its consumer group reading from id 0, so no entry is skipped.
+function TASK.enqueue(stream, task_id)
+  local entry = redis.call('XADD', stream, 'NOMKSTREAM', '*', 'task', task_id)
+  if not entry then
+    redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
+    entry = redis.call('XADD', stream, '*', 'task', task_id)
+  end
+  return entry
+end
+
+-- TASK.load(root, task_id, names): the named fields of a task hash as a table, '' for unset
+-- fields (state '' means the task does not exist). No writes.
+function TASK.load(root, task_id, names)
+  local values = redis.call('HMGET', K.task(root, task_id), unpack(names))
+  local task = {}
+  for index, name in ipairs(names) do
+    task[name] = values[index] or ''
+  end
+  return task
+end
+
+-- TASK.check_token(task, task_id, token): the fencing rule, before any write. NOTFOUND when the
+-- task does not exist; STALE unless `token` is the current attempt and the task is running
+-- under it. Returns true when that attempt was canceled while running (the caller replies
+-- `canceled` and writes nothing), false when it is running. `task` needs state, attempt and
+-- cancel_requested.
+function TASK.check_token(task, task_id, token)
+  if task.state == '' then
+    raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
+  end
+  if tonumber(task.attempt) ~= token then
+    raise(ERR.STALE, 'token ' .. token .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
+      .. task.attempt)
+  end
+  if task.state == STATE.RUNNING then
+    return false
+  end
+  if task.state == STATE.CANCELED and task.cancel_requested == '1' then
+    return true
+  end
+  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under token ' .. token
+    .. ' (state ' .. task.state .. ')')
+end
+
+-- TASK.retry_delay(backoff_ms, backoff_max_ms, attempt): the wait before retrying after failed
+-- attempt `attempt`: backoff_ms * 2^(attempt-1), at most backoff_max_ms.
+function TASK.retry_delay(backoff_ms, backoff_max_ms, attempt)
+  if backoff_ms <= 0 then
+    return 0
+  end
+  return math.min(backoff_ms * 2 ^ (attempt - 1), backoff_max_ms)
+end
+
+-- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge and delete
+-- its stream entry, drop its lease and its place in the agent's task set. `task` needs
+-- stream, entry and agent.
+function TASK.unlink(root, task_id, task)
+  if task.entry ~= '' then
+    redis.call('XACK', task.stream, GROUP, task.entry)
+    redis.call('XDEL', task.stream, task.entry)
+  end
+  redis.call('ZREM', K.leases(root), task_id)
+  if task.agent ~= '' then
+    redis.call('SREM', K.agent_tasks(root, task.agent), task_id)
+  end
+end
+
+-- TASK.idempotent(root, key): the id and state of the task submitted with an idempotency key
+-- while that task is retained; nil otherwise. No writes.
+function TASK.idempotent(root, key)
+  local task_id = redis.call('GET', K.idempotency(root, key))
+  if not task_id then
+    return nil
+  end
+  local state = redis.call('HGET', K.task(root, task_id), 'state')
+  if not state then
+    return nil
+  end
+  return task_id, state
+end
+
+-- TASK.promote_due(root, now, limit): move up to `limit` delayed tasks whose due time has come
+-- (soonest first) into their streams (`now` and `limit`: numbers or their text). Returns how
+-- many were promoted.
+function TASK.promote_due(root, now, limit)
+  local delayed = K.delayed(root)
+  local due = redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  if #due == 0 then
+    return 0
+  end
+  local promoted = 0
+  for _, task_id in ipairs(due) do
+    local key = K.task(root, task_id)
+    local task = redis.call('HMGET', key, 'state', 'stream')
+    if task[1] == STATE.DELAYED then
+      redis.call('HSET', key, 'state', STATE.QUEUED, 'entry', TASK.enqueue(task[2], task_id))
+      emit(root, 'task.queued', {'task', task_id})
+      promoted = promoted + 1
+    end
+  end
+  redis.call('ZREM', delayed, unpack(due))
+  return promoted
+end
+
+-- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
+-- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
+-- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, retention_ms,
+-- workflow, step, inputs (JSON text), idempotency_key; DEFAULTS fill the rest.
+local function create_task(root, now, spec)
+  local task_id = 't' .. redis.call('HINCRBY', K.meta(root), 'task_seq', '1')
+  local priority = spec.priority or TASK.DEFAULT_PRIORITY
+  local stream = TASK.stream(root, spec.capability, priority, spec.to)
+  local now_text = tostring(now) -- once: each number passed to redis.call is converted to text
+  local fields = {'id', task_id, 'capability', spec.capability, 'payload', spec.payload,
+    'priority', priority, 'attempt', '0', 'max_attempts', spec.max_attempts or DEFAULTS.max_attempts,
+    'backoff_ms', spec.backoff_ms or DEFAULTS.backoff_ms,
+    'backoff_max_ms', spec.backoff_max_ms or DEFAULTS.backoff_max_ms,
+    'timeout_ms', spec.timeout_ms or DEFAULTS.task_timeout_ms,
+    'retention_ms', spec.retention_ms or DEFAULTS.retention_ms, 'created_ms', now_text, 'stream', stream}
+  for _, name in ipairs({'to', 'workflow', 'step', 'inputs', 'idempotency_key'}) do
+    if spec[name] and spec[name] ~= '' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = spec[name]
+    end
+  end
+  local state, due_ms = STATE.QUEUED, now_text
+  if (spec.delay_ms or 0) > 0 then
+    state, due_ms = STATE.DELAYED, tostring(now + spec.delay_ms)
+    redis.call('ZADD', K.delayed(root), due_ms, task_id)
+  else
+    fields[#fields + 1] = 'entry'
+    fields[#fields + 1] = TASK.enqueue(stream, task_id)
+  end
+  fields[#fields + 1] = 'state'
+  fields[#fields + 1] = state
+  fields[#fields + 1] = 'due_ms'
+  fields[#fields + 1] = due_ms
+  redis.call('HSET', K.task(root, task_id), unpack(fields))
+  if spec.idempotency_key and spec.idempotency_key ~= '' then
+    redis.call('SET', K.idempotency(root, spec.idempotency_key), task_id)
+  end
+  emit(root, 'task.submitted', {'task', task_id, 'state', state, 'capability', spec.capability})
+  return task_id, state
+end

@@ -1,0 +1,59 @@
+"""Raw-FCALL helpers shared by the task test modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from .helpers import ROOT, fcall, pairs
+
+
+def register(r: redis.Redis, agent_id: str, capabilities: str, *options: Any) -> dict[str, Any]:
+    return pairs(fcall(r, "agentfn_agent_register", agent_id, capabilities, *options))
+
+
+def submit(r: redis.Redis, capability: str, payload: str = "{}", *options: Any) -> dict[str, Any]:
+    return pairs(fcall(r, "agentfn_task_submit", capability, payload, *options))
+
+
+def claim_reply(reply: list[Any]) -> dict[str, Any]:
+    """A claim reply with its tasks and wait list decoded to dicts."""
+    fields = pairs(reply)
+    return {"tasks": [pairs(task) for task in fields["tasks"]], "wait": pairs(fields["wait"]),
+            "next_due_ms": fields["next_due_ms"]}
+
+
+def claim(r: redis.Redis, agent_id: str, *options: Any) -> dict[str, Any]:
+    return claim_reply(fcall(r, "agentfn_task_claim", agent_id, *options))
+
+
+def claimed_ids(r: redis.Redis, agent_id: str, *options: Any) -> list[str]:
+    return [task["id"] for task in claim(r, agent_id, *options)["tasks"]]
+
+
+def complete(r: redis.Redis, task_id: str, token: Any, result: str = '"ok"', *options: Any) -> dict[str, Any]:
+    return pairs(fcall(r, "agentfn_task_complete", task_id, token, result, *options))
+
+
+def fail(r: redis.Redis, task_id: str, token: Any, error: str = "boom", *options: Any) -> dict[str, Any]:
+    return pairs(fcall(r, "agentfn_task_fail", task_id, token, error, *options))
+
+
+def get(r: redis.Redis, task_id: str) -> dict[str, Any]:
+    return pairs(r.execute_command("FCALL_RO", "agentfn_task_get", 1, ROOT, task_id))
+
+
+def reap(r: redis.Redis, *options: Any) -> dict[str, int]:
+    return pairs(fcall(r, "agentfn_reap", *options))
+
+
+def server_ms(r: redis.Redis) -> int:
+    seconds, micros = r.time()
+    return seconds * 1000 + micros // 1000
+
+
+def wait_until(r: redis.Redis, server_time_ms: int) -> None:
+    """Wait on the server's clock (no sleep): block on a list nobody writes until the time passes."""
+    while (remaining := server_time_ms - server_ms(r)) >= 0:
+        r.blpop(["agentfn-test:never"], timeout=(remaining + 2) / 1000)

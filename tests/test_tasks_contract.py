@@ -1,0 +1,472 @@
+"""Contract tests: the task functions called with raw FCALL, as any language would."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import redis
+
+from .helpers import ROOT, assert_refused, fcall, pairs
+from .tasks_helpers import (
+    claim,
+    claim_reply,
+    claimed_ids,
+    complete,
+    fail,
+    get,
+    reap,
+    register,
+    server_ms,
+    submit,
+    wait_until,
+)
+
+QUEUE = f"{ROOT}:queue"
+
+
+def test_submit_claim_complete_lifecycle(deployed):
+    register(deployed, "a1", "web_search")
+    before = server_ms(deployed)
+    submitted = submit(deployed, "web_search", '{"q":"redis"}', "TIMEOUT_MS", "5000")
+    assert submitted == {"id": "t1", "state": "queued", "created": 1}
+    reply = claim(deployed, "a1")
+    assert reply["wait"] == {} and reply["next_due_ms"] == ""
+    [task] = reply["tasks"]
+    assert task["id"] == "t1" and task["capability"] == "web_search" and task["payload"] == '{"q":"redis"}'
+    assert task["attempt"] == task["token"] == "1" and task["priority"] == "normal"
+    assert task["workflow"] == task["step"] == task["inputs"] == "" and task["timeout_ms"] == "5000"
+    deadline = int(task["lease_deadline_ms"])
+    assert before + 5000 <= deadline <= server_ms(deployed) + 5000
+    record = get(deployed, "t1")
+    assert record["state"] == "running" and record["agent"] == "a1" and record["attempt"] == "1"
+    assert deployed.zscore(f"{ROOT}:leases", "t1") == deadline
+    assert deployed.smembers(f"{ROOT}:agent:a1:tasks") == {"t1"}
+
+    assert complete(deployed, "t1", 1, '{"answer":42}') == {"id": "t1", "state": "completed"}
+    record = get(deployed, "t1")
+    assert record["state"] == "completed" and record["result"] == '{"answer":42}'
+    assert int(record["finished_ms"]) >= int(record["started_ms"])
+    assert 0 < deployed.pttl(f"{ROOT}:task:t1") <= 86_400_000
+    assert deployed.zcard(f"{ROOT}:leases") == 0 and not deployed.exists(f"{ROOT}:agent:a1:tasks")
+    assert deployed.xlen(f"{QUEUE}:web_search:normal") == 0
+    assert deployed.xpending(f"{QUEUE}:web_search:normal", "agentfn")["pending"] == 0
+    kinds = [fields["type"] for _, fields in deployed.xrange(f"{ROOT}:events") if fields["type"].startswith("task.")]
+    assert kinds == ["task.submitted", "task.running", "task.completed"]
+
+
+def test_every_task_hash_field_is_returned_by_get(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "[1]", "IDEMPOTENCY_KEY", "k1", "RETENTION_MS", "1000", "MAX_ATTEMPTS", "2")
+    record = get(deployed, "t1")
+    assert list(record) == [
+        "id", "capability", "payload", "priority", "state", "attempt", "max_attempts", "backoff_ms",
+        "backoff_max_ms", "timeout_ms", "created_ms", "due_ms", "started_ms", "finished_ms", "agent",
+        "stream", "entry", "lease_deadline_ms", "result", "error", "errors", "to", "idempotency_key",
+        "workflow", "step", "inputs", "prompt", "retention_ms", "cancel_requested"]
+    assert record["idempotency_key"] == "k1" and record["retention_ms"] == "1000"
+    assert record["max_attempts"] == "2" and record["attempt"] == "0"
+    assert record["stream"] == f"{QUEUE}:x:normal" and record["entry"] == deployed.xrange(record["stream"])[0][0]
+    assert set(deployed.hgetall(f"{ROOT}:task:t1")) <= set(record)
+
+
+def test_priority_order_then_age(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "PRIORITY", "low")
+    submit(deployed, "x", "2")
+    submit(deployed, "x", "3", "PRIORITY", "high")
+    submit(deployed, "x", "4")
+    submit(deployed, "x", "5", "PRIORITY", "high")
+    assert claimed_ids(deployed, "a1", "COUNT", "10") == ["t3", "t5", "t2", "t4", "t1"]
+
+
+def test_several_capabilities_take_the_oldest_entry_within_a_priority(deployed):
+    """Entry ids are milliseconds: each submit lands in its own millisecond so that age decides."""
+    register(deployed, "a1", "x,y,z")
+    for capability, payload, *options in [("y", "1"), ("x", "2"), ("y", "3"), ("z", "4", "PRIORITY", "low"),
+                                          ("z", "5"), ("x", "6", "PRIORITY", "high")]:
+        submit(deployed, capability, payload, *options)
+        wait_until(deployed, server_ms(deployed) + 1)
+    assert claimed_ids(deployed, "a1") == ["t6"]
+    assert claimed_ids(deployed, "a1", "COUNT", "2") == ["t1", "t2"]
+    assert claimed_ids(deployed, "a1", "COUNT", "10") == ["t3", "t5", "t4"]
+
+
+def test_direct_tasks_come_first_and_only_to_their_agent(deployed, raw):
+    register(deployed, "a1", "x")
+    register(deployed, "a2", "x")
+    submit(deployed, "x", "1", "PRIORITY", "high")
+    direct = submit(deployed, "x", "2", "TO", "a2", "PRIORITY", "low")
+    assert get(deployed, direct["id"])["stream"] == f"{ROOT}:direct:a2"
+    assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t1"]
+    assert claimed_ids(deployed, "a2", "COUNT", "5") == ["t2"]
+
+
+def test_agent_without_capabilities_takes_direct_tasks(deployed):
+    register(deployed, "solo", "")
+    submit(deployed, "anything", "{}", "TO", "solo")
+    assert claimed_ids(deployed, "solo") == ["t1"]
+    assert list(claim(deployed, "solo")["wait"]) == [f"{ROOT}:direct:solo"]
+
+
+def test_claim_needs_a_live_registered_agent(deployed, raw):
+    with pytest.raises(redis.ResponseError, match="^NOTFOUND"):
+        fcall(deployed, "agentfn_task_claim", "ghost")
+    register(deployed, "short", "x", "TTL_MS", "20")
+    wait_until(deployed, server_ms(deployed) + 25)
+    with pytest.raises(redis.ResponseError, match="^LAPSED"):
+        fcall(deployed, "agentfn_task_claim", "short")
+
+
+def test_delayed_task_is_claimable_only_when_due_on_the_server_clock(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "DELAY_MS", "400")
+    record = get(deployed, "t1")
+    assert record["state"] == "delayed" and record["entry"] == ""
+    due = int(record["due_ms"])
+    assert deployed.zscore(f"{ROOT}:delayed", "t1") == due
+    empty = claim(deployed, "a1")
+    assert empty["tasks"] == [] and int(empty["next_due_ms"]) == due
+    assert empty["wait"][f"{QUEUE}:x:normal"] == "0-0"
+    wait_until(deployed, due)
+    assert claimed_ids(deployed, "a1") == ["t1"]
+    assert deployed.zcard(f"{ROOT}:delayed") == 0
+
+
+def test_retry_backoff_grows_exponentially_and_is_capped(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "MAX_ATTEMPTS", "5", "BACKOFF_MS", "40", "BACKOFF_MAX_MS", "100")
+    delays = []
+    [task] = claim(deployed, "a1")["tasks"]
+    for attempt in range(1, 5):
+        assert task["token"] == str(attempt)
+        reply = fail(deployed, "t1", attempt, f"error {attempt}")
+        assert reply["state"] == "delayed"
+        failed_at = json.loads(get(deployed, "t1")["errors"])[-1]["at_ms"]
+        delays.append(int(reply["due_ms"]) - failed_at)
+        again = claim(deployed, "a1")["tasks"]
+        assert again == [] or server_ms(deployed) >= int(reply["due_ms"])  # never before it is due
+        if not again:
+            wait_until(deployed, int(reply["due_ms"]))
+            again = claim(deployed, "a1")["tasks"]
+        [task] = again
+    assert delays == [40, 80, 100, 100]
+    assert fail(deployed, "t1", 5, "last")["state"] == "dead"
+    errors = json.loads(get(deployed, "t1")["errors"])
+    assert [(e["attempt"], e["error"], e["agent"]) for e in errors] == [
+        (1, "error 1", "a1"), (2, "error 2", "a1"), (3, "error 3", "a1"), (4, "error 4", "a1"), (5, "last", "a1")]
+
+
+def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "BACKOFF_MS", "0")
+    claim(deployed, "a1")
+    reply = fail(deployed, "t1", 1, "flaky")
+    assert reply["state"] == "queued"
+    assert claimed_ids(deployed, "a1") == ["t1"]
+    assert fail(deployed, "t1", 2, "hopeless", "RETRY", "no") == {"id": "t1", "state": "failed", "due_ms": ""}
+    record = get(deployed, "t1")
+    assert record["state"] == "failed" and record["error"] == "hopeless"
+    assert deployed.xlen(f"{ROOT}:dead") == 0
+    assert deployed.pttl(f"{ROOT}:task:t1") > 0
+
+
+def test_idempotency_key_returns_the_same_task(deployed):
+    first = submit(deployed, "x", "1", "IDEMPOTENCY_KEY", "order-7")
+    again = submit(deployed, "x", "2", "IDEMPOTENCY_KEY", "order-7", "PRIORITY", "high")
+    assert first == {"id": "t1", "state": "queued", "created": 1}
+    assert again == {"id": "t1", "state": "queued", "created": 0}
+    assert deployed.xlen(f"{QUEUE}:x:normal") == 1 and not deployed.exists(f"{QUEUE}:x:high")
+    assert deployed.get(f"{ROOT}:idem:order-7") == "t1"
+    # The key lives as long as the task: it expires with the finished task.
+    register(deployed, "a1", "x")
+    claim(deployed, "a1")
+    complete(deployed, "t1", 1)
+    assert submit(deployed, "x", "3", "IDEMPOTENCY_KEY", "order-7") == {"id": "t1", "state": "completed", "created": 0}
+    assert 0 < deployed.pttl(f"{ROOT}:idem:order-7") <= deployed.pttl(f"{ROOT}:task:t1") + 5
+    # Once the task is gone the key names a new task.
+    deployed.delete(f"{ROOT}:task:t1")
+    assert submit(deployed, "x", "4", "IDEMPOTENCY_KEY", "order-7")["id"] == "t2"
+
+
+def test_cancel_queued_delayed_running_and_finished(deployed, raw):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1")
+    submit(deployed, "x", "2", "DELAY_MS", "60000")
+    submit(deployed, "x", "3")
+    assert pairs(fcall(deployed, "agentfn_task_cancel", "t1")) == {"id": "t1", "state": "canceled", "was": "queued"}
+    assert pairs(fcall(deployed, "agentfn_task_cancel", "t2"))["was"] == "delayed"
+    assert deployed.zcard(f"{ROOT}:delayed") == 0
+    assert claimed_ids(deployed, "a1") == ["t3"]
+    assert pairs(fcall(deployed, "agentfn_task_cancel", "t3"))["was"] == "running"
+    record = get(deployed, "t3")
+    assert record["state"] == "canceled" and record["cancel_requested"] == "1"
+    assert deployed.zcard(f"{ROOT}:leases") == 0 and deployed.xlen(f"{QUEUE}:x:normal") == 0
+    # The worker learns at its next extend, complete or fail; its result is discarded.
+    assert pairs(fcall(deployed, "agentfn_task_extend", "t3", 1))["canceled"] == 1
+    assert complete(deployed, "t3", 1, '"late"') == {"id": "t3", "state": "canceled"}
+    assert fail(deployed, "t3", 1)["state"] == "canceled"
+    assert get(deployed, "t3")["result"] == ""
+    for task_id in ("t1", "t2", "t3"):
+        assert get(deployed, task_id)["state"] == "canceled"
+        assert deployed.pttl(f"{ROOT}:task:{task_id}") > 0
+    assert claim(deployed, "a1")["tasks"] == []
+    for task_id in ("t1", "t3"):
+        message = assert_state_refused(deployed, raw, task_id)
+        assert "canceled" in message
+    submit(deployed, "x", "4")
+    claim(deployed, "a1")
+    complete(deployed, "t4", 1)
+    assert "completed" in assert_state_refused(deployed, raw, "t4")
+    kinds = [f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.canceled"]
+    assert len(kinds) == 3
+
+
+def assert_state_refused(r, raw, task_id):
+    return assert_refused(r, raw, "STATE", "agentfn_task_cancel", task_id)
+
+
+def test_canceled_entry_in_a_stream_is_skipped(deployed):
+    """An entry whose task is gone or no longer queued is acknowledged, deleted and skipped."""
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1")
+    submit(deployed, "x", "2")
+    deployed.delete(f"{ROOT}:task:t1")
+    assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t2"]
+    assert deployed.xlen(f"{QUEUE}:x:normal") == 1
+    assert deployed.xpending(f"{QUEUE}:x:normal", "agentfn")["pending"] == 1
+
+
+def test_stale_completion_is_refused_and_changes_nothing(deployed, raw):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "BACKOFF_MS", "0")
+    claim(deployed, "a1")
+    fail(deployed, "t1", 1)
+    claim(deployed, "a1")
+    message = assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 1, '"late"')
+    assert "attempt 2" in message
+    assert_refused(deployed, raw, "STALE", "agentfn_task_fail", "t1", 1, "late")
+    assert_refused(deployed, raw, "STALE", "agentfn_task_extend", "t1", 1)
+    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 3, '"future"')
+    complete(deployed, "t1", 2, '"fresh"')
+    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 2, '"twice"')
+    assert get(deployed, "t1")["result"] == '"fresh"'
+
+
+def test_extend_renews_the_lease_on_the_server_clock(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "TIMEOUT_MS", "1000")
+    first = int(claim(deployed, "a1")["tasks"][0]["lease_deadline_ms"])
+    before = server_ms(deployed)
+    reply = pairs(fcall(deployed, "agentfn_task_extend", "t1", 1, "LEASE_MS", "60000"))
+    assert reply["canceled"] == 0 and int(reply["lease_deadline_ms"]) >= before + 60000 > first
+    assert deployed.zscore(f"{ROOT}:leases", "t1") == int(reply["lease_deadline_ms"])
+    default = pairs(fcall(deployed, "agentfn_task_extend", "t1", 1))
+    assert int(default["lease_deadline_ms"]) < int(reply["lease_deadline_ms"])
+    assert int(get(deployed, "t1")["lease_deadline_ms"]) == int(default["lease_deadline_ms"])
+
+
+def test_claim_lease_option_overrides_the_timeout(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "TIMEOUT_MS", "1000")
+    before = server_ms(deployed)
+    [task] = claim(deployed, "a1", "LEASE_MS", "90000")["tasks"]
+    assert int(task["lease_deadline_ms"]) >= before + 90000
+
+
+def test_dead_letter_and_requeue(deployed, raw):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", '{"n":1}', "MAX_ATTEMPTS", "1")
+    claim(deployed, "a1")
+    assert fail(deployed, "t1", 1, "broken")["state"] == "dead"
+    [(entry_id, letter)] = deployed.xrange(f"{ROOT}:dead")
+    assert letter["task"] == "t1" and letter["capability"] == "x" and letter["attempts"] == "1"
+    assert letter["error"] == "broken" and json.loads(letter["errors"])[0]["error"] == "broken"
+    record = get(deployed, "t1")
+    assert record["state"] == "dead" and record["entry"] == entry_id
+    assert claim(deployed, "a1")["tasks"] == []
+
+    assert pairs(fcall(deployed, "agentfn_task_requeue", "t1", "MAX_ATTEMPTS", "2")) == {"id": "t1", "state": "queued"}
+    assert deployed.xlen(f"{ROOT}:dead") == 0
+    assert deployed.pttl(f"{ROOT}:task:t1") == -1
+    record = get(deployed, "t1")
+    assert record["max_attempts"] == "3" and record["attempt"] == "1" and record["finished_ms"] == ""
+    [task] = claim(deployed, "a1")["tasks"]
+    assert task["token"] == "2"
+    assert_refused(deployed, raw, "STATE", "agentfn_task_requeue", "t1")
+    fail(deployed, "t1", 2, "again", "RETRY", "no")
+    assert fcall(deployed, "agentfn_task_requeue", "t1")[3] == "queued"
+    assert get(deployed, "t1")["max_attempts"] == "5"
+
+
+def test_reap_expired_lease_redelivers_as_attempt_two_and_records_one_completion(deployed, raw):
+    register(deployed, "a1", "x")
+    register(deployed, "a2", "x")
+    submit(deployed, "x", "1", "TIMEOUT_MS", "30")
+    [first] = claim(deployed, "a1")["tasks"]
+    wait_until(deployed, int(first["lease_deadline_ms"]))
+    counters = reap(deployed)
+    assert counters == {"expired_leases": 1, "requeued": 1, "dead_lettered": 0, "promoted": 0,
+                        "lapsed_agents": 0, "released": 0, "expired_messages": 0, "trimmed": 0}
+    record = get(deployed, "t1")
+    assert record["state"] == "queued" and json.loads(record["errors"])[0]["error"] == "lease expired"
+    [second] = claim(deployed, "a2")["tasks"]
+    assert second["attempt"] == "2" and second["token"] == "2"
+    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 1, '"from a1"')
+    complete(deployed, "t1", 2, '"from a2"')
+    completions = [f for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.completed"]
+    assert len(completions) == 1 and get(deployed, "t1")["result"] == '"from a2"'
+    assert reap(deployed)["expired_leases"] == 0
+
+
+def test_reap_dead_letters_an_expired_lease_out_of_attempts_and_promotes(deployed):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "TIMEOUT_MS", "20", "MAX_ATTEMPTS", "1")
+    submit(deployed, "x", "2", "DELAY_MS", "20")
+    [task] = claim(deployed, "a1")["tasks"]
+    wait_until(deployed, max(int(task["lease_deadline_ms"]), int(get(deployed, "t2")["due_ms"])))
+    counters = reap(deployed, "LIMIT", "10")
+    assert counters["expired_leases"] == 1 and counters["dead_lettered"] == 1 and counters["promoted"] == 1
+    assert get(deployed, "t1")["state"] == "dead" and get(deployed, "t2")["state"] == "queued"
+
+
+def test_deregister_releases_held_tasks_at_once(deployed):
+    register(deployed, "a1", "x")
+    register(deployed, "a2", "x")
+    submit(deployed, "x", "1")
+    submit(deployed, "x", "2", "MAX_ATTEMPTS", "1")
+    assert claimed_ids(deployed, "a1", "COUNT", "2") == ["t1", "t2"]
+    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {"agent": "a1", "released": 2}
+    assert get(deployed, "t1")["state"] == "queued"
+    assert get(deployed, "t2")["state"] == "dead"
+    assert json.loads(get(deployed, "t1")["errors"])[0]["error"] == "agent a1 deregistered"
+    assert not deployed.exists(f"{ROOT}:agent:a1:tasks")
+    assert deployed.zcard(f"{ROOT}:leases") == 0
+    assert [c["name"] for c in deployed.xinfo_consumers(f"{QUEUE}:x:normal", "agentfn")] == []
+    [task] = claim(deployed, "a2")["tasks"]
+    assert task["id"] == "t1" and task["token"] == "2"
+    assert deployed.xpending(f"{QUEUE}:x:normal", "agentfn")["pending"] == 1
+
+
+def test_lapsed_agent_tasks_are_released_by_reap(deployed):
+    agent = register(deployed, "short", "x", "TTL_MS", "500")
+    submit(deployed, "x", "1", "TIMEOUT_MS", "600000")
+    claim(deployed, "short")
+    wait_until(deployed, int(agent["expires_ms"]))
+    counters = reap(deployed)
+    assert counters["lapsed_agents"] == 1 and counters["released"] == 1 and counters["expired_leases"] == 0
+    record = get(deployed, "t1")
+    assert record["state"] == "queued" and record["error"] == "agent short lapsed"
+    assert deployed.hget(f"{ROOT}:agent:short", "status") == "lapsed"
+
+
+def test_complete_with_next_claims_in_the_same_call(deployed):
+    register(deployed, "a1", "x")
+    for n in range(3):
+        submit(deployed, "x", str(n))
+    [task] = claim(deployed, "a1")["tasks"]
+    reply = pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))
+    assert reply["state"] == "completed"
+    assert [pairs(t)["id"] for t in pairs(reply["next"])["tasks"]] == ["t2", "t3"]
+    reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "x", "NEXT", "1"))
+    nxt = claim_reply(reply["next"])
+    assert reply["state"] == "delayed" and nxt["tasks"] == [] and nxt["next_due_ms"] == reply["due_ms"]
+    assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")]
+    assert "next" not in complete(deployed, "t3", 1, '"ok"', "NEXT", "0")
+
+
+def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
+    agent = register(deployed, "a1", "x", "TTL_MS", "500")
+    submit(deployed, "x", "1")
+    claim(deployed, "a1")
+    wait_until(deployed, int(agent["expires_ms"]))
+    assert_refused(deployed, raw, "LAPSED", "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1")
+    assert complete(deployed, "t1", 1)["state"] == "completed"
+
+
+def test_input_required_only_for_workflow_tasks(deployed, raw):
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1")
+    claim(deployed, "a1")
+    assert_refused(deployed, raw, "BADARG", "agentfn_task_complete", "t1", 1, "null", "INPUT_REQUIRED", '{"q":"?"}')
+
+
+def test_claim_empty_then_submit_wakes_xread_block_on_the_wait_ids(deployed, redis_url):
+    """No lost wake-up: a task submitted between an empty claim and the XREAD still wakes it."""
+    register(deployed, "a1", "x,y")
+    submit(deployed, "x", "1")
+    claim(deployed, "a1")  # the stream exists with a pending entry (ids must not wake on it)
+    empty = claim(deployed, "a1")
+    assert empty["tasks"] == []
+    assert empty["wait"][f"{QUEUE}:x:normal"] == deployed.xinfo_stream(f"{QUEUE}:x:normal")["last-generated-id"]
+    assert empty["wait"][f"{QUEUE}:y:low"] == "0-0"
+    # Nothing new: XREAD with those ids times out (it does not wake on the pending entry).
+    assert deployed.xread(empty["wait"], block=30) == []
+    for late in ([("y", "2", "PRIORITY", "low")], [("x", "3")], [("z", "4", "TO", "a1")]):
+        empty = claim(deployed, "a1")
+        assert empty["tasks"] == []
+        submit(deployed, *late[0])  # lands after the claim, before the XREAD
+        woke = deployed.xread(empty["wait"], block=2000)
+        assert woke, f"XREAD did not wake for {late}"
+        assert len(claim(deployed, "a1")["tasks"]) == 1
+
+
+def test_xread_block_wakes_when_a_task_is_submitted_while_blocked(deployed, redis_url):
+    register(deployed, "a1", "x")
+    empty = claim(deployed, "a1")
+    blocker = redis.Redis.from_url(redis_url, decode_responses=True)
+    woke = threading.Event()
+
+    def block() -> None:
+        if blocker.xread(empty["wait"], block=5000):
+            woke.set()
+
+    thread = threading.Thread(target=block)
+    thread.start()
+    # Wait until the reader is blocked (CLIENT LIST shows it), then submit.
+    for _ in range(500):
+        if any(c.get("cmd") == "xread" for c in deployed.client_list()):
+            break
+        deployed.blpop(["agentfn-test:never"], timeout=0.005)
+    submit(deployed, "x", "1")
+    thread.join(5)
+    blocker.close()
+    assert woke.is_set()
+
+
+def test_streams_hold_exactly_undelivered_and_pending_entries(deployed):
+    register(deployed, "a1", "x")
+    register(deployed, "a2", "x")
+    for n in range(10):
+        submit(deployed, "x", str(n), "BACKOFF_MS", "0")
+    stream = f"{QUEUE}:x:normal"
+    tasks = claim(deployed, "a1", "COUNT", "4")["tasks"]
+    others = claim(deployed, "a2", "COUNT", "2")["tasks"]
+    complete(deployed, tasks[0]["id"], 1)
+    fail(deployed, tasks[1]["id"], 1)  # retried at once: a new undelivered entry
+    fcall(deployed, "agentfn_task_cancel", tasks[2]["id"])
+    fcall(deployed, "agentfn_task_cancel", "t10")  # queued: its undelivered entry goes
+    pending = deployed.xpending_range(stream, "agentfn", "-", "+", 100)
+    in_flight = {tasks[3]["id"], others[0]["id"], others[1]["id"]}
+    assert {deployed.xrange(stream, p["message_id"], p["message_id"])[0][1]["task"] for p in pending} == in_flight
+    undelivered = {get(deployed, f"t{n}")["id"] for n in range(1, 11) if get(deployed, f"t{n}")["state"] == "queued"}
+    assert len(undelivered) == 4
+    assert deployed.xlen(stream) == len(undelivered) + len(pending)
+    for task_id in in_flight:
+        assert get(deployed, task_id)["entry"] in {p["message_id"] for p in pending}
+
+
+def test_reap_trims_dead_letters_past_retention_only(deployed):
+    old = server_ms(deployed) - 86_400_000 - 1000
+    deployed.xadd(f"{ROOT}:dead", {"task": "t-old"}, id=f"{old}-0")
+    deployed.xadd(f"{ROOT}:dead", {"task": "t-new"})
+    assert reap(deployed)["trimmed"] == 1
+    assert [f["task"] for _, f in deployed.xrange(f"{ROOT}:dead")] == ["t-new"]
+
+
+def test_unknown_task_is_not_found(deployed, raw):
+    for function, args in [("agentfn_task_complete", ["t9", 1, "1"]), ("agentfn_task_fail", ["t9", 1, "e"]),
+                           ("agentfn_task_extend", ["t9", 1]), ("agentfn_task_cancel", ["t9"]),
+                           ("agentfn_task_get", ["t9"]), ("agentfn_task_requeue", ["t9"])]:
+        assert_refused(deployed, raw, "NOTFOUND", function, *args)
