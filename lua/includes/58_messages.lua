@@ -1,0 +1,117 @@
+-- MSG: inbox helpers for the message transitions (agentfn_msg_*) and the reaper.
+--
+-- An inbox is the stream K.inbox(root, agent_id) with the consumer group GROUP (consumer = the
+-- agent id); the stream entry id is the message id. Every message also sits in the sorted set
+-- K.message_expiry(root) as '<agent_id> <message_id>' scored by its expiry time, so the reaper
+-- finds expired messages without scanning inboxes. Acknowledged and expired messages leave the
+-- inbox (XACK + XDEL + ZREM), so XLEN counts exactly the unread and the read-but-unacknowledged.
+local MSG = {}
+
+-- The fields of an inbox entry, in the order a message is returned (after id).
+MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
+
+-- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id).
+function MSG.check_id(value, what)
+  if type(value) ~= 'string' or #value > 41 or not string.find(value, '^%d+%-%d+$') then
+    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. string.format('%q', tostring(value)))
+  end
+  return value
+end
+
+-- MSG.check_ids(text, what): a comma-separated list of message ids without empty items.
+function MSG.check_ids(text, what)
+  if text == '' or string.find(text, ',,') or string.find(text, '^,') or string.find(text, ',$') then
+    raise(ERR.BADARG, what .. ' must be a comma-separated list of message ids without empty items')
+  end
+  local ids = split_csv(text)
+  if #ids > LIMITS.message_batch then
+    raise(ERR.LIMIT, 'at most ' .. LIMITS.message_batch .. ' message ids at once')
+  end
+  for _, id in ipairs(ids) do
+    MSG.check_id(id, what)
+  end
+  return ids
+end
+
+-- MSG.check_room(root, agent_id): raise LIMIT when the inbox holds DEFAULTS.inbox_max messages.
+-- No writes: the cap refuses the sender, it never trims a message that is still unread.
+function MSG.check_room(root, agent_id)
+  if not MSG.has_room(root, agent_id) then
+    raise(ERR.LIMIT, 'inbox of ' .. agent_id .. ' is full (' .. DEFAULTS.inbox_max
+      .. ' unacknowledged messages)')
+  end
+end
+
+-- MSG.has_room(root, agent_id): true while the inbox holds fewer than DEFAULTS.inbox_max messages.
+function MSG.has_room(root, agent_id)
+  return redis.call('XLEN', K.inbox(root, agent_id)) < DEFAULTS.inbox_max
+end
+
+-- MSG.append(root, to, message): add a message to an inbox (creating the stream and its group
+-- at '0' when new), index its expiry, keep the inbox key alive until its last message expires,
+-- and publish the message id on the inbox's channel. `message` holds from, type, content,
+-- reply_to, sent_ms, expires_ms. Returns the message id.
+function MSG.append(root, to, message)
+  local inbox = K.inbox(root, to)
+  local fresh = redis.call('EXISTS', inbox) == 0
+  if fresh then
+    redis.call('XGROUP', 'CREATE', inbox, GROUP, '0', 'MKSTREAM')
+  end
+  local id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+    'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+    'expires_ms', message.expires_ms)
+  redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
+  if fresh then
+    redis.call('PEXPIREAT', inbox, message.expires_ms)
+  else
+    redis.call('PEXPIREAT', inbox, message.expires_ms, 'GT')
+  end
+  redis.call('PUBLISH', K.channel(root, 'inbox:' .. to), id)
+  return id
+end
+
+-- MSG.remove(root, agent_id, id): take a message out of an inbox for good (acknowledged or
+-- expired). Returns 1 when the entry was still in the inbox, 0 otherwise.
+function MSG.remove(root, agent_id, id)
+  local inbox = K.inbox(root, agent_id)
+  redis.call('XACK', inbox, GROUP, id)
+  redis.call('ZREM', K.message_expiry(root), agent_id .. ' ' .. id)
+  return redis.call('XDEL', inbox, id)
+end
+
+-- MSG.deliver(root, agent_id, entries, now, redelivered, messages): append each stream entry
+-- (from XREADGROUP) to `messages` as a flat record, unless it expired or was deleted: those are
+-- removed from the inbox and skipped. Returns the id of the last entry seen (nil when none).
+function MSG.deliver(root, agent_id, entries, now, redelivered, messages)
+  local last
+  for _, entry in ipairs(entries) do
+    last = entry[1]
+    local fields = entry[2] and hash_to_table(entry[2])
+    if not fields or (tonumber(fields.expires_ms) or 0) <= now then
+      MSG.remove(root, agent_id, entry[1])
+    else
+      local record = {'id', entry[1], 'to', agent_id}
+      for _, field in ipairs(MSG.FIELDS) do
+        record[#record + 1] = field
+        record[#record + 1] = fields[field] or ''
+      end
+      record[#record + 1] = 'redelivered'
+      record[#record + 1] = redelivered and 1 or 0
+      messages[#messages + 1] = record
+    end
+  end
+  return last
+end
+
+-- MSG.read_group(inbox, agent_id, count, from_id): XREADGROUP without blocking; the entries
+-- (an empty list when there are none).
+function MSG.read_group(inbox, agent_id, count, from_id)
+  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, agent_id, 'COUNT', count, 'STREAMS', inbox, from_id)
+  return (reply and reply[1] and reply[1][2]) or {}
+end
+
+-- MSG.last_id(inbox): the id of the inbox's newest entry, '0-0' when it is empty or missing.
+function MSG.last_id(inbox)
+  local newest = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
+  return (newest[1] and newest[1][1]) or '0-0'
+end
