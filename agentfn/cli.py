@@ -16,6 +16,7 @@ from .deploy import deploy, deployed_library
 from .errors import AgentfnError
 from .migrate import migrate
 from .render import render_library
+from .server import temporary_server_url
 from .version import __version__
 
 
@@ -24,10 +25,8 @@ class CliError(Exception):
 
 
 def connect(url: str | None) -> redis.Redis:
-    """A redis-py client for --url, else REDIS_URL."""
-    url = url or os.environ.get("REDIS_URL")
-    if not url:
-        raise CliError("no Redis to talk to: pass --url redis://host:port or set REDIS_URL")
+    """A redis-py client for --url, else REDIS_URL, else a temporary embedded redis-server."""
+    url = url or os.environ.get("REDIS_URL") or temporary_server_url()
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
         client.ping()
@@ -86,7 +85,8 @@ def cmd_protocol(args: argparse.Namespace) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="Redis URL (default: $REDIS_URL)")
+    parser.add_argument("--url", default=None,
+                        help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)")
     parser.add_argument("--namespace", default=os.environ.get("AGENTFN_NAMESPACE", "default"),
                         help="namespace (default: $AGENTFN_NAMESPACE, else 'default')")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -94,6 +94,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 #: Extra subcommands registered by other modules: name -> (setup(parser), handler).
 EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]] = {}
+
+from . import ops_cli  # noqa: E402,F401  (registers status, top, events, task, workflow, dead-letters, demo)
+from . import worker_cli  # noqa: E402,F401  (registers worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,8 +14,11 @@ import redis.asyncio
 
 from . import keys
 from .api.base import Parser, build_call, decode_reply
+from .api.messages import MessagesApi
 from .api.meta import LibraryInfo, MetaApi
 from .api.registry import RegistryApi
+from .api.tasks import TasksApi
+from .api.workflows import WorkflowsApi
 from .errors import LibraryNotReady, library_error
 from .version import __version__
 
@@ -54,7 +57,7 @@ def _is_missing_function(error: redis.ResponseError) -> bool:
     return "function not found" in str(error).lower()
 
 
-class _ClientBase(MetaApi, RegistryApi):
+class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
     def __init__(self, redis_client: Any, namespace: str = "default", *, check_library: bool = True) -> None:
         self.redis = redis_client
         self.namespace = keys.validate_namespace(namespace)

@@ -77,6 +77,15 @@ class StepState(str, Enum):
     """The workflow was canceled (or failed fast) before it finished."""
 
 
+class WorkflowPolicy(str, Enum):
+    """What a workflow does when a step fails for good (the Lua twin is ``WF.POLICY``)."""
+
+    FAIL_FAST = "fail_fast"
+    """The default: the workflow fails at once and its unfinished steps (and their tasks) are canceled."""
+    CONTINUE = "continue"
+    """Independent branches go on; the failed step's dependents are skipped; the workflow ends failed."""
+
+
 #: Limits checked by every function before its first write (rendered as ``LIMITS``).
 LIMITS: dict[str, int] = {
     # Longest namespace name; namespaces use [A-Za-z0-9_.-].
@@ -105,6 +114,8 @@ LIMITS: dict[str, int] = {
     "promote_batch": 100,
     # Most expired leases one reap handles.
     "reap_batch": 1_000,
+    # Most messages one read returns or one ack acknowledges.
+    "message_batch": 1_000,
 }
 
 #: Defaults for options a caller leaves out (rendered as ``DEFAULTS``).

@@ -38,6 +38,11 @@ def migrate_lock(namespace: str) -> str:
     return f"{root(namespace)}:migrate-lock"
 
 
+def reap_lock(namespace: str) -> str:
+    """String: the agent running the namespace's reaper; SET NX PX <interval>, never released."""
+    return f"{root(namespace)}:reap-lock"
+
+
 def agent(namespace: str, agent_id: str) -> str:
     """Hash: one agent's record."""
     return f"{root(namespace)}:agent:{agent_id}"
@@ -68,6 +73,26 @@ def direct_queue(namespace: str, agent_id: str) -> str:
     return f"{root(namespace)}:direct:{agent_id}"
 
 
+def delayed(namespace: str) -> str:
+    """Sorted set: ids of delayed tasks (a delay or a retry backoff), scored by due time (ms)."""
+    return f"{root(namespace)}:delayed"
+
+
+def leases(namespace: str) -> str:
+    """Sorted set: ids of running tasks, scored by lease deadline (ms)."""
+    return f"{root(namespace)}:leases"
+
+
+def agent_tasks(namespace: str, agent_id: str) -> str:
+    """Set: ids of the tasks an agent is running."""
+    return f"{root(namespace)}:agent:{agent_id}:tasks"
+
+
+def idempotency(namespace: str, key: str) -> str:
+    """String: the id of the task submitted with an idempotency key."""
+    return f"{root(namespace)}:idem:{key}"
+
+
 def dead_letters(namespace: str) -> str:
     """Stream: tasks out of attempts, with their error history."""
     return f"{root(namespace)}:dead"
@@ -83,9 +108,29 @@ def inbox(namespace: str, agent_id: str) -> str:
     return f"{root(namespace)}:inbox:{agent_id}"
 
 
+def message_expiry(namespace: str) -> str:
+    """Sorted set: ``<agent_id> <message_id>`` of every inbox message, scored by its expiry (ms)."""
+    return f"{root(namespace)}:msg-expiry"
+
+
 def workflow(namespace: str, workflow_id: str) -> str:
     """Hash: one workflow's record."""
     return f"{root(namespace)}:wf:{workflow_id}"
+
+
+def workflow_steps(namespace: str, workflow_id: str) -> str:
+    """List: a workflow's step ids in definition order."""
+    return f"{root(namespace)}:wf:{workflow_id}:steps"
+
+
+def workflow_step(namespace: str, workflow_id: str, step_id: str) -> str:
+    """Hash: one workflow step (definition, state, task, result)."""
+    return f"{root(namespace)}:wf:{workflow_id}:step:{step_id}"
+
+
+def workflow_unmet(namespace: str, workflow_id: str) -> str:
+    """Hash: step id -> how many of its dependencies have not completed yet."""
+    return f"{root(namespace)}:wf:{workflow_id}:unmet"
 
 
 def notify_channel(namespace: str, topic: str) -> str:

@@ -2,6 +2,7 @@
 -- Every key shares the root's hash tag, so a namespace lives in one cluster slot.
 local K = {}
 function K.meta(root) return root .. ':meta' end
+function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end
 function K.agents(root) return root .. ':agents' end
@@ -15,5 +16,9 @@ function K.dead(root) return root .. ':dead' end
 function K.idempotency(root, key) return root .. ':idem:' .. key end
 function K.events(root) return root .. ':events' end
 function K.inbox(root, agent_id) return root .. ':inbox:' .. agent_id end
+function K.message_expiry(root) return root .. ':msg-expiry' end
 function K.workflow(root, workflow_id) return root .. ':wf:' .. workflow_id end
+function K.workflow_steps(root, workflow_id) return root .. ':wf:' .. workflow_id .. ':steps' end
+function K.workflow_step(root, workflow_id, step_id) return root .. ':wf:' .. workflow_id .. ':step:' .. step_id end
+function K.workflow_unmet(root, workflow_id) return root .. ':wf:' .. workflow_id .. ':unmet' end
 function K.channel(root, topic) return root .. ':notify:' .. topic end

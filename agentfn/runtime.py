@@ -1,0 +1,588 @@
+"""The agent runtime's machinery (internal; agentfn/agent.py describes the model).
+
+Threads of one running agent:
+
+- the supervisor (the caller of ``Agent.run``) registers the agent, starts the others, waits for
+  a stop request, then for the pump to drain within the grace period, and shuts down:
+  deregistering hands back every task still held, at once;
+- the pump is the only thread that claims and finishes tasks. It hands claimed tasks to an
+  executor and sends finished ones back, all of them in one pipeline whose last call carries
+  ``NEXT <free slots>``, so finishing and claiming share a round trip;
+- the waiter blocks in ``XREAD`` (on a connection of its own) on the streams the pump's last
+  empty claim named, from the ids it returned, and tells the pump when to claim again;
+- maintenance (agentfn/maintenance.py) heartbeats, renews leases, times out handlers and reaps;
+- handlers run inline in the pump (sync handlers at concurrency 1: no thread hand-off), in
+  handler threads (sync, concurrency > 1) or as tasks on an event loop (async handlers);
+- the mailroom (only with message handlers) reads the inbox and answers messages.
+
+A running task is finalized exactly once, by whoever gets there first: the pump when its
+handler returns, or maintenance when it times out, is canceled or loses its lease. A slot is
+free again only when the handler has actually returned (a sync handler cannot be killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import redis
+
+from .agent import Handler, InputRequired, PermanentFailure, TaskContext
+from .api.tasks import ClaimedTask, ClaimResult
+from .batch import Batch
+from .constants import LIMITS
+from .errors import AgentLapsed, BadArgument, LibraryError, LimitExceeded, NotFound, StaleToken
+from .maintenance import Maintenance
+from .waiting import BlockingConnection, ServerClock, wait_on_streams
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+log = logging.getLogger("agentfn.agent")
+
+# Events for the pump (besides (Running, Outcome) pairs from executors).
+WORK = "work"
+"""The waiter woke (or maintenance reaped something): claim again."""
+STOP = "stop"
+ABANDON = "abandon"
+"""The grace period is over: exit without sending anything more."""
+
+# Events for the supervisor.
+PUMP_FINISHED = "pump-finished"
+STOP_NOW = "stop-now"
+
+#: Longest pause between two attempts to reach Redis after a connection error (s).
+MAX_RETRY_PAUSE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a handler ended: complete (with a result or an input request), fail, or drop."""
+
+    kind: str
+    """'complete', 'fail' or 'drop' (interrupted: nothing to send)."""
+    result: Any = None
+    prompt: Any = None
+    """For an input request: the prompt (complete with INPUT_REQUIRED)."""
+    error: str = ""
+    retry: bool = True
+
+
+DROPPED = Outcome("drop")
+
+
+def error_text(error: BaseException) -> str:
+    """``<Type>: <message>``, cut to the library's error size limit."""
+    text = f"{type(error).__name__}: {error}"
+    encoded = text.encode("utf-8")
+    if len(encoded) <= LIMITS["error_bytes"]:
+        return text
+    return encoded[: LIMITS["error_bytes"] - 3].decode("utf-8", "ignore") + "..."
+
+
+def _outcome_of_error(error: BaseException) -> Outcome:
+    if isinstance(error, InputRequired):
+        return Outcome("complete", prompt=error.prompt)
+    return Outcome("fail", error=error_text(error), retry=not isinstance(error, PermanentFailure))
+
+
+def call_sync(handler: Handler, context: TaskContext) -> Outcome:
+    """Run a sync handler; its return value or exception as an Outcome."""
+    try:
+        return Outcome("complete", result=handler.function(context))
+    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+        return _outcome_of_error(error)
+
+
+async def call_async(handler: Handler, context: TaskContext) -> Outcome:
+    """Run an async handler; cancelling it (timeout, cancel, shutdown) drops its result."""
+    try:
+        return Outcome("complete", result=await handler.function(context))
+    except asyncio.CancelledError as error:
+        return DROPPED if context.interrupted else _outcome_of_error(error)
+    except Exception as error:  # noqa: BLE001
+        return _outcome_of_error(error)
+
+
+class Running:
+    """One claimed task in this process, from claim until its handler has returned."""
+
+    __slots__ = ("task", "handler", "context", "deadline", "lease_ms", "next_extend", "finalized",
+                 "cancel_hook")
+
+    def __init__(self, task: ClaimedTask, handler: Handler | None, context: TaskContext,
+                 lease_ms: int | None, now: float) -> None:
+        self.task = task
+        self.handler = handler
+        self.context = context
+        self.deadline = now + task.timeout_ms / 1000
+        """Monotonic time at which the handler has run out of time."""
+        self.lease_ms = lease_ms or task.timeout_ms
+        self.next_extend = now + self.lease_ms / 3000
+        """Monotonic time of the next lease renewal (a third of the lease)."""
+        self.finalized = False
+        """True once its outcome is decided (sent, being sent, or dropped)."""
+        self.cancel_hook: Callable[[], None] | None = None
+        """Cancels an async handler's coroutine."""
+
+    def interrupt(self, reason: str) -> None:
+        """Tell the handler its result no longer counts; cancel it if it is a coroutine."""
+        self.context._interrupt(reason)
+        hook = self.cancel_hook
+        if hook is not None:
+            hook()
+
+
+class HandlerThreads:
+    """Daemon threads for sync handlers, started as needed up to ``size``.
+
+    Daemon threads, so that a handler still stuck after the grace period does not keep the
+    process alive: its task was handed back already.
+    """
+
+    def __init__(self, size: int, post: Callable[[Any], None]) -> None:
+        self._size = size
+        self._post = post
+        self._jobs: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = self._idle = self._pending = 0
+
+    def submit(self, running: Running) -> None:
+        with self._lock:
+            self._pending += 1
+            spawn = self._pending > self._idle and self._threads < self._size
+            if spawn:
+                self._threads += 1
+        if spawn:
+            threading.Thread(target=self._work, name="agentfn-handler", daemon=True).start()
+        self._jobs.put(running)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            running = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                self._pending -= 1
+            if running is None:
+                return
+            assert running.handler is not None
+            self._post((running, call_sync(running.handler, running.context)))
+
+    def close(self) -> None:
+        for _ in range(self._threads):
+            self._jobs.put(None)
+
+
+class LoopExecutor:
+    """Runs async handlers as tasks on an event loop (the caller's, or a private one)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, post: Callable[[Any], None]) -> None:
+        self._post = post
+        self._outcomes: list[tuple[Running, Outcome]] = []
+        self._thread: threading.Thread | None = None
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=loop.run_forever, name="agentfn-loop", daemon=True)
+            self._thread.start()
+        self.loop = loop
+
+    def submit(self, runnings: list[Running]) -> None:
+        """Start the handlers on the loop: one wake-up of the loop for the whole batch."""
+        self.loop.call_soon_threadsafe(self._begin_all, runnings)
+
+    def _begin_all(self, runnings: list[Running]) -> None:
+        for running in runnings:
+            self._begin(running)
+
+    def _begin(self, running: Running) -> None:
+        assert running.handler is not None
+        task = self.loop.create_task(call_async(running.handler, running.context))
+        running.cancel_hook = lambda: self.loop.call_soon_threadsafe(task.cancel)
+        if running.context.interrupted:  # interrupted before the hook existed
+            task.cancel()
+        task.add_done_callback(lambda done: self._finished(running, DROPPED if done.cancelled() else done.result()))
+
+    def _finished(self, running: Running, outcome: Outcome) -> None:
+        # Outcomes of one loop iteration reach the pump together, as a list (one wake-up).
+        if not self._outcomes:
+            self.loop.call_soon(self._flush)
+        self._outcomes.append((running, outcome))
+
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        self._post(outcomes)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=1)
+
+
+class Waiter:
+    """Blocks in XREAD on a dedicated connection when the pump has nothing to claim."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self._runtime = runtime
+        self._connection = BlockingConnection(runtime.client.redis)
+        self._requests: queue.SimpleQueue[tuple[dict[str, str], float] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="agentfn-waiter", daemon=True)
+
+    def start(self) -> None:
+        self._connection.refresh_id()
+        self._thread.start()
+
+    def arm(self, streams: dict[str, str], timeout_ms: float) -> None:
+        """Block on ``streams`` ({key: id}) for up to timeout_ms, then post WORK to the pump."""
+        self._requests.put((streams, timeout_ms))
+
+    def interrupt(self) -> None:
+        """End the current block now (it posts WORK as usual)."""
+        self._connection.unblock()
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            try:
+                wait_on_streams(self._connection.redis, *request)
+            except redis.ConnectionError as error:
+                log.warning("agent %s: waiting for work failed: %s", self._runtime.agent_id, error)
+                self._connection.refresh_id()
+            if self._closed:
+                return
+            self._runtime.post(WORK)
+
+    def close(self) -> None:
+        self._closed = True
+        self._requests.put(None)
+        self.interrupt()
+        self._thread.join(timeout=1)
+        self._connection.close()
+
+
+class Runtime:
+    """One run of an agent: what Agent.run creates and Agent.stop ends."""
+
+    def __init__(self, agent: "Agent", loop: asyncio.AbstractEventLoop | None) -> None:
+        assert agent.client is not None
+        self.agent = agent
+        self.client = agent.client
+        self.agent_id = agent.agent_id
+        self.clock = ServerClock()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        """The pump's inbox: (Running, Outcome) pairs (or lists of them), WORK, STOP, ABANDON."""
+        self.control: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """The supervisor's inbox: STOP, STOP_NOW, PUMP_FINISHED (put() is signal-safe)."""
+        self.running: dict[str, Running] = {}
+        """Claimed tasks whose handler has not returned or whose outcome is not sent yet."""
+        self.stopping = False
+        self.abandoned = False
+        self.failure: BaseException | None = None
+        self._unsent: list[tuple[Running, Outcome]] = []
+        self._claim_wanted = True
+        self._waiter_armed = False
+        self._waiter_deadline = 0.0
+        self._finalize_lock = threading.Lock()
+        self._inline = agent.concurrency == 1
+        self._loop = loop
+        self._threads: HandlerThreads | None = None
+        self._async: LoopExecutor | None = None
+        self.waiter = Waiter(self)
+        self.maintenance = Maintenance(self)
+        self.mailroom: Any = None
+        if agent.message_handlers:
+            from .mailroom import Mailroom
+
+            self.mailroom = Mailroom(self)
+
+    # -- shared by the threads -------------------------------------------------------------
+
+    def post(self, event: Any) -> None:
+        """Give the pump an event (thread-safe)."""
+        self.events.put(event)
+
+    def finalize(self, running: Running) -> bool:
+        """Claim the right to decide a running task's outcome; False if someone already did."""
+        with self._finalize_lock:
+            if running.finalized:
+                return False
+            running.finalized = True
+            return True
+
+    def async_executor(self) -> LoopExecutor:
+        """The executor of async handlers (the caller's loop under run_async, else a private one)."""
+        with self._finalize_lock:
+            if self._async is None:
+                self._async = LoopExecutor(self._loop, self.post)
+            return self._async
+
+    def register(self) -> None:
+        """Register (or register again) with the agent's capabilities; sets the server clock."""
+        agent = self.agent
+        sent = self.clock.local_ms()
+        info = self.client.agent_register(self.agent_id, agent.capabilities, ttl_ms=agent.ttl_ms,
+                                          metadata=agent.metadata)
+        self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
+
+    def request_stop(self, *, now: bool = False) -> None:
+        """Stop claiming; a second request (or now=True) ends the grace period at once."""
+        if self.stopping or now:
+            self.control.put(STOP_NOW)
+        self.stopping = True
+        self.control.put(STOP)
+        self.events.put(STOP)
+
+    # -- the supervisor ----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Register, serve until stopped, shut down. Raises what stopped the pump, if anything."""
+        self.register()
+        log.info("agent %s serving %s (concurrency %d)", self.agent_id,
+                 ", ".join(self.agent.capabilities) or "direct tasks", self.agent.concurrency)
+        pump = threading.Thread(target=self._pump, name="agentfn-pump", daemon=True)
+        try:
+            self.waiter.start()
+            self.maintenance.start()
+            if self.mailroom is not None:
+                self.mailroom.start()
+            pump.start()
+            self.agent.ready.set()
+            self._supervise()
+        finally:
+            self._shutdown(pump)
+        if self.failure is not None:
+            raise self.failure
+
+    def _supervise(self) -> None:
+        grace_deadline: float | None = None
+        while True:
+            timeout = None if grace_deadline is None else max(0.0, grace_deadline - time.monotonic())
+            try:
+                event = self.control.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if event == PUMP_FINISHED:
+                return
+            if event == STOP_NOW:
+                break
+            if event == STOP and grace_deadline is None:
+                log.info("agent %s stopping: %d task(s) running, grace period %.1f s", self.agent_id,
+                         len(self.running), self.agent.grace_period_s)
+                grace_deadline = time.monotonic() + self.agent.grace_period_s
+        self.abandoned = True
+        self.post(ABANDON)
+
+    def _shutdown(self, pump: threading.Thread) -> None:
+        self.stopping = True
+        self.maintenance.close()
+        self.waiter.close()
+        if self.mailroom is not None:
+            self.mailroom.close()
+        for running in list(self.running.values()):
+            if self.finalize(running):
+                running.interrupt("shutdown")
+        try:
+            released = self.client.agent_deregister(self.agent_id)
+            if released:
+                log.info("agent %s handed back %d task(s)", self.agent_id, released)
+        except NotFound:
+            pass
+        except redis.RedisError as error:
+            log.warning("agent %s could not deregister (its tasks return after their lease): %s",
+                        self.agent_id, error)
+        if not self.abandoned:
+            pump.join(timeout=1)
+        if self._threads is not None:
+            self._threads.close()
+        if self._async is not None:
+            self._async.close()
+        log.info("agent %s stopped", self.agent_id)
+
+    # -- the pump ----------------------------------------------------------------------------
+
+    def _free(self) -> int:
+        return self.agent.concurrency - len(self.running)
+
+    def _may_claim(self) -> bool:
+        return self._claim_wanted and not self.stopping and self._free() > 0
+
+    def _pump(self) -> None:
+        pause = 0.0
+        try:
+            while not self.abandoned:
+                if not self._unsent and not self._may_claim():
+                    if self.stopping and not self.running:
+                        break
+                    self._handle(self.events.get())
+                while not self.events.empty():
+                    self._handle(self.events.get())
+                if self.abandoned:
+                    break
+                try:
+                    if self._unsent:
+                        self._send()
+                    elif self._may_claim():
+                        self._claim()
+                    pause = 0.0
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
+                    # Unreachable, or a refusal that is not the library's (OOM, BUSY...): try again later.
+                    pause = min(MAX_RETRY_PAUSE_S, pause * 2 or 0.05)
+                    log.warning("agent %s: redis: %s; again in %.2f s", self.agent_id, error, pause)
+                    self._pause(pause)
+        except BaseException as error:  # noqa: BLE001 - reported by the supervisor
+            log.exception("agent %s: the pump failed", self.agent_id)
+            self.failure = error
+        finally:
+            self.control.put(PUMP_FINISHED)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, still taking events (an event-driven wait, not a poll)."""
+        deadline = time.monotonic() + seconds
+        while not self.abandoned and (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self._handle(self.events.get(timeout=remaining))
+            except queue.Empty:
+                return
+
+    def _handle(self, event: Any) -> None:
+        if event is WORK:
+            self._waiter_armed = False
+            self._claim_wanted = True
+        elif isinstance(event, tuple):
+            self._done(*event)
+        elif isinstance(event, list):
+            for running, outcome in event:
+                self._done(running, outcome)
+        # STOP and ABANDON only wake the pump: the flags are already set.
+
+    def _done(self, running: Running, outcome: Outcome) -> None:
+        """A handler returned."""
+        if self.finalize(running):
+            self._unsent.append((running, outcome))
+        else:  # finalized earlier (timed out, canceled, lost): the slot is free only now
+            self.running.pop(running.task.id, None)
+            self._claim_wanted = True
+
+    def _relogin(self) -> None:
+        if not self.stopping:  # a stopping agent deregisters: never bring it back
+            log.warning("agent %s lapsed; registering again", self.agent_id)
+            self.register()
+
+    def _claim(self) -> None:
+        asked = min(self._free(), LIMITS["claim_count"])
+        try:
+            claim = self.client.claim(self.agent_id, asked, lease_ms=self.agent.lease_ms)
+        except (AgentLapsed, NotFound):
+            self._relogin()
+            return
+        self._accept(claim, asked)
+
+    def _send(self) -> None:
+        finished, self._unsent = self._unsent, []
+        for running, _ in finished:
+            self.running.pop(running.task.id, None)
+        wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
+        try:
+            results = self._finish_all(finished, wanted)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            self._unsent[:0] = finished  # sent again (a call that did go through is then STALE)
+            self.running.update((running.task.id, running) for running, _ in finished)
+            raise
+        for (running, outcome), result in zip(finished, results):
+            if isinstance(result, Exception):
+                self._refused(running, outcome, result)
+        last = results[-1]
+        if wanted and not isinstance(last, Exception) and last.next is not None:
+            self._accept(last.next, wanted)
+        elif wanted:
+            self._claim_wanted = True
+
+    def _finish_all(self, finished: list[tuple[Running, Outcome]], wanted: int) -> list[Any]:
+        """One round trip: every outcome, the last carrying NEXT ``wanted``; results in order
+        (a refusal's exception in its place)."""
+        if len(finished) == 1:
+            try:
+                return [_finish(self.client, *finished[0], wanted)]
+            except LibraryError as error:
+                return [error]
+        batch = Batch(self.client)
+        for index, (running, outcome) in enumerate(finished):
+            _finish(batch, running, outcome, wanted if index == len(finished) - 1 else 0)
+        return batch.execute(raise_on_error=False)
+
+    def _refused(self, running: Running, outcome: Outcome, error: Exception) -> None:
+        task = running.task
+        if isinstance(error, AgentLapsed):  # only a call with NEXT checks the agent: send it again
+            self._relogin()
+            self._unsent.append((running, outcome))
+        elif isinstance(error, (StaleToken, NotFound)):
+            log.info("agent %s: outcome of task %s attempt %d discarded: %s", self.agent_id, task.id,
+                     task.attempt, error)
+        elif isinstance(error, (BadArgument, LimitExceeded)) and outcome.kind == "complete":
+            self._unsent.append((running, Outcome("fail", error=f"the library refused the result: {error}",
+                                                  retry=False)))
+        else:
+            log.error("agent %s: finishing task %s failed: %s", self.agent_id, task.id, error)
+
+    def _accept(self, claim: ClaimResult, asked: int) -> None:
+        """Start what a claim returned; arm the waiter when it returned nothing."""
+        self._claim_wanted = False
+        if not claim.tasks:
+            self._arm(claim)
+        elif len(claim.tasks) < asked:
+            self._claim_wanted = True  # a claim with tasks names no wait streams: claim again for them
+        for_loop = [running for running in map(self._start, claim.tasks) if running is not None]
+        if for_loop:
+            self.async_executor().submit(for_loop)
+
+    def _arm(self, claim: ClaimResult) -> None:
+        if self.stopping:
+            return
+        timeout_ms = float(self.agent.heartbeat_interval_ms)
+        if claim.next_due_ms is not None:
+            timeout_ms = min(timeout_ms, self.clock.until(claim.next_due_ms) + 1)
+        deadline = time.monotonic() + timeout_ms / 1000
+        if self._waiter_armed:
+            if deadline < self._waiter_deadline - 0.002:  # a delayed task is due sooner: re-arm
+                self.waiter.interrupt()
+            return
+        self._waiter_armed = True
+        self._waiter_deadline = deadline
+        self.waiter.arm(claim.wait_streams, timeout_ms)
+
+    def _start(self, task: ClaimedTask) -> Running | None:
+        """Run a claimed task's handler; an async one is returned instead, for the loop (in a batch)."""
+        handler = self.agent.task_handlers.get(task.capability)
+        running = Running(task, handler, TaskContext(task, self.agent_id, self.client), self.agent.lease_ms,
+                          time.monotonic())
+        self.running[task.id] = running
+        self.maintenance.watch(running)
+        if handler is None:
+            self._done(running, Outcome("fail", error=f"LookupError: agent {self.agent_id} has no handler for "
+                                                      f"capability {task.capability}", retry=False))
+        elif handler.is_async:
+            return running
+        elif self._inline:
+            self._done(running, call_sync(handler, running.context))
+        else:
+            if self._threads is None:
+                self._threads = HandlerThreads(self.agent.concurrency, self.post)
+            self._threads.submit(running)
+        return None
+
+
+def _finish(api: Any, running: Running, outcome: Outcome, next_count: int) -> Any:
+    """Make (Client) or queue (Batch) the call that ends an attempt with its outcome."""
+    task = running.task
+    if outcome.kind == "complete":
+        try:
+            return api.complete(task.id, task.token, outcome.result, next=next_count, input_required=outcome.prompt)
+        except (TypeError, ValueError) as error:  # not JSON-serialisable: fails before anything is sent
+            outcome = Outcome("fail", error=error_text(error))
+    return api.fail(task.id, task.token, outcome.error, retry=outcome.retry, next=next_count)
