@@ -78,7 +78,7 @@ class StepState(str, Enum):
 
 
 class WorkflowPolicy(str, Enum):
-    """What a workflow does when a step fails for good (the Lua twin is ``WF.POLICY``)."""
+    """What a workflow does when a step fails for good (rendered into Lua as ``WF_POLICY``)."""
 
     FAIL_FAST = "fail_fast"
     """The default: the workflow fails at once and its unfinished steps (and their tasks) are canceled."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Callable, Iterator
@@ -242,19 +241,6 @@ def _dispatch(args: argparse.Namespace) -> None:
     args.action_handler(args)
 
 
-def _quiet_on_closed_pipe(handler: Handler) -> Handler:
-    """`agentfn events --follow | head` ends quietly when the reader goes away (no traceback)."""
-
-    def run(args: argparse.Namespace) -> None:
-        try:
-            handler(args)
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into
-            sys.exit(0)
-
-    return run
-
-
 def _setup_status(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
@@ -313,5 +299,5 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler, s
     "demo": (_setup_demo, _run_demo, "agents coordinating through a temporary redis-server, live"),
 }
 
-EXTRA_COMMANDS.update({name: (setup, _quiet_on_closed_pipe(handler), help_text)
+EXTRA_COMMANDS.update({name: (setup, handler, help_text)
                        for name, (setup, handler, help_text) in _COMMANDS.items()})

@@ -19,6 +19,7 @@ from .constants import (
     Priority,
     StepState,
     TaskState,
+    WorkflowPolicy,
     WorkflowState,
 )
 from .errors import ErrorCode
@@ -101,6 +102,7 @@ def render_library(
         "priorities": [priority.value for priority in Priority],
         "workflow_states": _enum_table(WorkflowState),
         "step_states": _enum_table(StepState),
+        "workflow_policies": _enum_table(WorkflowPolicy),
         "limits": LIMITS,
         "defaults": DEFAULTS,
         "includes": [f"includes/{p.name}" for p in sorted((base / "includes").glob("*.lua"))],

@@ -11,9 +11,12 @@
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
--- ARGV[3] result: the task's result, JSON text (at most 1 MiB)
+-- ARGV[3] result: the task's result, JSON text (at most 1 MiB); still required with
+--   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
--- OPTION INPUT_REQUIRED prompt: JSON text: the step needs input; the result is not stored
+-- OPTION INPUT_REQUIRED prompt: JSON text: the step needs input; the result is not stored, the
+--   task's state becomes completed with its prompt field set, and the workflow step waits in
+--   input-required until agentfn_wf_signal
 -- returns: flat array: id, state (completed, or canceled), and with NEXT n > 0: next, [the
 --   agentfn_task_claim reply]
 -- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION

@@ -4,7 +4,7 @@
 -- capabilities, duplicate steps, unknown dependencies, size, cycles), so a refused graph leaves
 -- no trace. Each step becomes a task once every step it depends on has completed; the steps with
 -- no dependencies are enqueued in this call. The definition is a JSON object: {"steps": [{"id",
--- "capability", "input" (any JSON, the task's payload), "depends_on" (step ids), "max_attempts",
+-- "capability", "input" (any JSON, the task's payload; default null), "depends_on" (step ids), "max_attempts",
 -- "backoff_ms", "timeout_ms", "priority"}, ...], "policy": "fail_fast" (default) or "continue", "id" (optional
 -- workflow id), "chain" (true: each step depends on the one before it; depends_on not allowed)}.
 --

@@ -9,8 +9,8 @@
 -- dependencies have not completed yet).
 local WF = {}
 
--- Failure policies (twin of WorkflowPolicy in agentfn/constants.py).
-WF.POLICY = {FAIL_FAST = 'fail_fast', CONTINUE = 'continue'}
+-- Failure policies (rendered from WorkflowPolicy in agentfn/constants.py).
+WF.POLICY = WF_POLICY
 
 -- Step states from which a step can still move; the others are final.
 WF.OPEN = {[STEP_STATE.WAITING] = true, [STEP_STATE.QUEUED] = true, [STEP_STATE.INPUT_REQUIRED] = true}
