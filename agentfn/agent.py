@@ -17,15 +17,16 @@ is discarded (async handlers are cancelled; sync ones see ``task.interrupted``).
 
 How it runs (agentfn/runtime.py): every task transition is one library call. A finished task
 is completed with ``NEXT`` so that the same round trip claims the next one; several finished at
-once go out in one pipeline. An idle agent blocks in ``XREAD BLOCK`` on the streams its last
-claim named, from the ids that claim returned (no polling, no lost wake-up). A maintenance
-thread heartbeats, renews leases, enforces timeouts and runs the namespace's reaper (one agent
-at a time, under a lock). Stopping stops claiming, lets running handlers finish within the grace
+once go out in one pipeline, and a second pipeline may go out before the first one's replies
+are read. An idle agent blocks in ``XREAD BLOCK`` on the streams its last claim named, from the
+ids that claim returned (no polling, no lost wake-up). A maintenance thread heartbeats, renews
+leases, enforces timeouts and runs the namespace's reaper (one agent at a time, under a lock). Stopping stops claiming, lets running handlers finish within the grace
 period, then deregisters, which hands every task still held back at once.
 
-Redis I/O runs in threads over the synchronous client: a round trip through redis-py's sync
-client costs a third of an asyncio one, and a task's life is two of them. ``run_async`` runs
-the same machinery beside the caller's event loop and runs async handlers on that loop.
+Redis I/O runs in threads over the synchronous client (redis-py's asyncio client adds ~40 µs
+to each round trip here: a claim takes ~160 µs sync, ~200 µs asyncio), and sync handlers run
+without blocking any event loop. ``run_async`` runs the same machinery beside the caller's
+event loop and runs async handlers on that loop.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ _EVENT_LOCK = threading.Lock()
 class TaskContext:
     """What a task handler receives: the claimed task, and whether to stop working on it."""
 
-    __slots__ = ("task", "agent_id", "client", "interrupt_reason", "_event")
+    __slots__ = ("_event", "agent_id", "client", "interrupt_reason", "task")
 
     def __init__(self, task: ClaimedTask, agent_id: str, client: Client) -> None:
         self.task = task
@@ -197,7 +198,7 @@ class Agent:
         """The capabilities it registers: the names of its task handlers."""
         return list(self.task_handlers)
 
-    def bind(self, client: Client) -> "Agent":
+    def bind(self, client: Client) -> Agent:
         """Use ``client`` (e.g. the one ``agentfn worker`` builds from --url/--namespace)."""
         self.client = client
         return self
@@ -318,7 +319,7 @@ class Agent:
             runtime.request_stop(now=now)
 
 
-def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
     if future.done():
         return
     if error is None:

@@ -23,17 +23,19 @@ from .errors import library_error
 
 
 class Batch(_ClientBase):
-    """The methods of a Client, queued; ``execute()`` sends them in one round trip."""
+    """The methods of a Client, queued; ``execute()`` sends them in one round trip.
+
+    ``send(connection)`` and ``receive(connection)`` split that round trip in two, so that a
+    caller can have several batches in flight on one connection (replies come in order).
+    """
 
     def __init__(self, client: Client) -> None:
         super().__init__(client.redis, client.namespace, check_library=False)
-        self._pipeline = client.redis.pipeline(transaction=False)
-        self._parsers: list[Parser | None] = []
-        # Replies are text already when the connection decodes them: skip the walk through them.
-        self._decoded = bool(client.redis.get_connection_kwargs().get("decode_responses"))
+        self._pool = client.redis.connection_pool
+        self._calls: list[tuple[list[Any], Parser | None]] = []
 
     def __len__(self) -> int:
-        return len(self._parsers)
+        return len(self._calls)
 
     def _call(
         self,
@@ -43,8 +45,7 @@ class Batch(_ClientBase):
         parse: Parser | None = None,
     ) -> None:
         command, args = build_call(name, self.root, positional, options)
-        self._pipeline.execute_command(command, *args)
-        self._parsers.append(parse)
+        self._calls.append(([command, *args], parse))
 
     def execute(self, *, raise_on_error: bool = True) -> list[Any]:
         """Send the queued calls; each method's result in order.
@@ -52,21 +53,35 @@ class Batch(_ClientBase):
         With ``raise_on_error=False`` a refused call's exception (e.g. StaleToken) stands in
         its place in the list instead of being raised; the other results are still returned.
         """
-        parsers, self._parsers = self._parsers, []
-        if not parsers:
+        if not self._calls:
             return []
-        replies = self._pipeline.execute(raise_on_error=False)
-        results: list[Any] = []
-        for reply, parse in zip(replies, parsers):
-            if isinstance(reply, redis.ResponseError):
-                result: Any = library_error(str(reply)) or reply
-            else:
-                if not self._decoded:
-                    reply = decode_reply(reply)
-                result = parse(reply) if parse else reply
-            results.append(result)
+        connection = self._pool.get_connection()
+        try:
+            self.send(connection)
+            results = self.receive(connection)
+        finally:
+            self._pool.release(connection)
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
+        return results
+
+    def send(self, connection: redis.Connection) -> None:
+        """Write the queued calls on ``connection`` without waiting for the replies."""
+        connection.send_packed_command(connection.pack_commands([args for args, _ in self._calls]))
+
+    def receive(self, connection: redis.Connection) -> list[Any]:
+        """Read the replies of the calls ``send`` wrote; results as ``execute(raise_on_error=False)``."""
+        calls, self._calls = self._calls, []
+        results: list[Any] = []
+        for _, parse in calls:
+            try:
+                reply = connection.read_response()
+            except redis.ResponseError as error:
+                results.append(library_error(str(error)) or error)
+                continue
+            if not self.decodes_replies:  # set by _ClientBase from the connection's options
+                reply = decode_reply(reply)
+            results.append(parse(reply) if parse else reply)
         return results

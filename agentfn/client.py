@@ -63,6 +63,8 @@ class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
         self.namespace = keys.validate_namespace(namespace)
         self.root = keys.root(namespace)
         self._library_checked = not check_library
+        # A connection that already decodes to str needs no walk over every reply.
+        self.decodes_replies = bool(redis_client.get_connection_kwargs().get("decode_responses"))
 
     def _raise_if_incompatible(self, reply: Any) -> None:
         info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
@@ -101,7 +103,8 @@ class Client(_ClientBase):
             reply = self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
             raise _translate(error) from None
-        reply = decode_reply(reply)
+        if not self.decodes_replies:
+            reply = decode_reply(reply)
         return parse(reply) if parse else reply
 
 
@@ -137,5 +140,6 @@ class AsyncClient(_ClientBase):
             reply = await self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
             raise _translate(error) from None
-        reply = decode_reply(reply)
+        if not self.decodes_replies:
+            reply = decode_reply(reply)
         return parse(reply) if parse else reply

@@ -2,10 +2,11 @@
 
 One thread reads the agent's inbox (agentfn_msg_read: unacknowledged messages first, then new
 ones), calls the handler of each message's type, sends a non-None return value back to the
-sender as a reply (``reply_to`` the message), and acknowledges the message. With an empty inbox
-it blocks in ``XREAD BLOCK`` on a connection of its own from the id the read returned (no lost
-wake-up), never longer than the heartbeat interval. Messages are handled one at a time, in
-order; async handlers run on the agent's event loop.
+sender as a reply (``reply_to`` the message), and acknowledges the messages it handled with its
+next read (the read's ACK option: no round trip of its own). With an empty inbox it blocks in
+``XREAD BLOCK`` on a connection of its own from the id the read returned (no lost wake-up),
+never longer than the heartbeat interval. Messages are handled one at a time, in order; async
+handlers run on the agent's event loop.
 
 A handler that raises is logged and answered with ``{"error": "<Type>: <message>"}``; a message
 type without a handler is logged and acknowledged: the mailroom owns the inbox.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .api.messages import Message
+from .executors import error_text
 from .waiting import BlockingConnection, wait_on_streams
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ RETRY_PAUSE_S = 1.0
 class Mailroom:
     """The message-handling thread of one running agent."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._connection = BlockingConnection(runtime.client.redis)
         self._closed = threading.Event()
@@ -56,20 +58,29 @@ class Mailroom:
 
     def _run(self) -> None:
         runtime = self._runtime
+        handled: list[str] = []  # acknowledged by the next read (its ACK option), or at the end
         while not self._closed.is_set() and not runtime.stopping:
             try:
-                read = runtime.client.read_inbox(runtime.agent_id, READ_BATCH)
+                read = runtime.client.read_inbox(runtime.agent_id, READ_BATCH, ack=handled)
+                handled = []
                 for message in read.messages:
                     if self._closed.is_set() or runtime.stopping:
-                        return  # unacknowledged: it comes back on the next read
+                        break  # the rest stay unacknowledged: they come back on the next read
                     self._handle(message)
+                    handled.append(message.id)
                 if not read.messages:
                     wait_on_streams(self._connection.redis, {read.wait_stream: read.wait_id},
                                     runtime.agent.heartbeat_interval_ms)
-            except redis.ConnectionError as error:
+            except redis.ConnectionError as error:  # `handled` is acknowledged again: harmless
                 log.warning("agent %s: reading the inbox failed: %s", runtime.agent_id, error)
                 self._connection.refresh_id()
                 self._closed.wait(RETRY_PAUSE_S)
+        if handled:
+            try:
+                runtime.client.ack(runtime.agent_id, *handled)
+            except redis.RedisError as error:
+                log.warning("agent %s: acknowledging handled messages failed (they come back): %s",
+                            runtime.agent_id, error)
 
     def _handle(self, message: Message) -> None:
         runtime = self._runtime
@@ -82,9 +93,7 @@ class Mailroom:
         else:
             try:
                 reply = self._call(handler, message)
-            except Exception as error:  # noqa: BLE001 - reported to the sender
-                from .runtime import error_text
-
+            except Exception as error:
                 log.exception("agent %s: handler of message %s failed", runtime.agent_id, message.id)
                 reply = {"error": error_text(error)}
         if reply is not None:
@@ -94,7 +103,6 @@ class Mailroom:
             except (TypeError, ValueError) as error:
                 log.error("agent %s: reply to message %s is not JSON-serialisable: %s", runtime.agent_id,
                           message.id, error)
-        client.ack(runtime.agent_id, message.id)
 
     def _call(self, handler: Any, message: Message) -> Any:
         if not handler.is_async:

@@ -40,7 +40,7 @@ log = logging.getLogger("agentfn.agent")
 class Maintenance:
     """The maintenance thread of one running agent."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._wake = threading.Event()
         self._closed = False
@@ -51,7 +51,7 @@ class Maintenance:
     def start(self) -> None:
         self._thread.start()
 
-    def watch(self, running: "Running") -> None:
+    def watch(self, running: Running) -> None:
         """A task started: wake the thread if the task needs it before it would wake anyway."""
         if min(running.next_extend, running.deadline) < self.next_wake:
             self._wake.set()
@@ -151,7 +151,7 @@ class Maintenance:
                 self._lose(running, "canceled")
         return soonest
 
-    def _lose(self, running: "Running", reason: str) -> None:
+    def _lose(self, running: Running, reason: str) -> None:
         """The task's result no longer counts: finalize it (nothing to send) and interrupt its handler."""
         if self._runtime.finalize(running):
             log.info("agent %s: task %s interrupted (%s)", self._runtime.agent_id, running.task.id, reason)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import AgentfnError
 from .paths import lua_dir
 
 
@@ -59,8 +60,8 @@ _ITEM = re.compile(
 )
 
 
-class HeaderError(ValueError):
-    """A function file's header block is malformed."""
+class HeaderError(AgentfnError, ValueError):
+    """A function file's header block is malformed (the library cannot be rendered)."""
 
 
 def parse_header(text: str, path: str) -> FunctionSpec:

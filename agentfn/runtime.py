@@ -7,7 +7,9 @@ Threads of one running agent:
   deregistering hands back every task still held, at once;
 - the pump is the only thread that claims and finishes tasks. It hands claimed tasks to an
   executor and sends finished ones back, all of them in one pipeline whose last call carries
-  ``NEXT <free slots>``, so finishing and claiming share a round trip;
+  ``NEXT <free slots>``, so finishing and claiming share a round trip. At concurrency > 1 it
+  may send a second pipeline before reading the first one's replies (on a connection of its
+  own), so that Redis runs one while Python prepares the other;
 - the waiter blocks in ``XREAD`` (on a connection of its own) on the streams the pump's last
   empty claim named, from the ids it returned, and tells the pump when to claim again;
 - maintenance (agentfn/maintenance.py) heartbeats, renews leases, times out handlers and reaps;
@@ -23,6 +25,7 @@ free again only when the handler has actually returned (a sync handler cannot be
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -32,11 +35,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import redis
 
-from .agent import Handler, InputRequired, PermanentFailure, TaskContext
+from .agent import Handler, TaskContext
 from .api.tasks import ClaimedTask, ClaimResult
 from .batch import Batch
 from .constants import LIMITS
-from .errors import AgentLapsed, BadArgument, LibraryError, LimitExceeded, NotFound, StaleToken
+from .errors import AgentLapsed, BadArgument, LimitExceeded, NotFound, StaleToken
+from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync, error_text
 from .maintenance import Maintenance
 from .waiting import BlockingConnection, ServerClock, wait_on_streams
 
@@ -47,7 +51,7 @@ log = logging.getLogger("agentfn.agent")
 
 # Events for the pump (besides (Running, Outcome) pairs from executors).
 WORK = "work"
-"""The waiter woke (or maintenance reaped something): claim again."""
+"""The waiter's block ended (a new entry, or its timeout): claim again."""
 STOP = "stop"
 ABANDON = "abandon"
 """The grace period is over: exit without sending anything more."""
@@ -59,61 +63,33 @@ STOP_NOW = "stop-now"
 #: Longest pause between two attempts to reach Redis after a connection error (s).
 MAX_RETRY_PAUSE_S = 5.0
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a handler ended: complete (with a result or an input request), fail, or drop."""
-
-    kind: str
-    """'complete', 'fail' or 'drop' (interrupted: nothing to send)."""
-    result: Any = None
-    prompt: Any = None
-    """For an input request: the prompt (complete with INPUT_REQUIRED)."""
-    error: str = ""
-    retry: bool = True
+#: Pipelines of outcomes the pump may have in flight at once (concurrency > 1).
+MAX_FLIGHTS = 2
 
 
-DROPPED = Outcome("drop")
+@dataclass
+class Flight:
+    """Outcomes sent in one pipeline whose replies are not read yet."""
 
-
-def error_text(error: BaseException) -> str:
-    """``<Type>: <message>``, cut to the library's error size limit."""
-    text = f"{type(error).__name__}: {error}"
-    encoded = text.encode("utf-8")
-    if len(encoded) <= LIMITS["error_bytes"]:
-        return text
-    return encoded[: LIMITS["error_bytes"] - 3].decode("utf-8", "ignore") + "..."
-
-
-def _outcome_of_error(error: BaseException) -> Outcome:
-    if isinstance(error, InputRequired):
-        return Outcome("complete", prompt=error.prompt)
-    return Outcome("fail", error=error_text(error), retry=not isinstance(error, PermanentFailure))
-
-
-def call_sync(handler: Handler, context: TaskContext) -> Outcome:
-    """Run a sync handler; its return value or exception as an Outcome."""
-    try:
-        return Outcome("complete", result=handler.function(context))
-    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
-
-
-async def call_async(handler: Handler, context: TaskContext) -> Outcome:
-    """Run an async handler; cancelling it (timeout, cancel, shutdown) drops its result."""
-    try:
-        return Outcome("complete", result=await handler.function(context))
-    except asyncio.CancelledError as error:
-        return DROPPED if context.interrupted else _outcome_of_error(error)
-    except Exception as error:  # noqa: BLE001
-        return _outcome_of_error(error)
+    batch: Batch
+    finished: list[tuple[Running, Outcome]]
+    wanted: int
+    """The NEXT count the last call carries."""
 
 
 class Running:
     """One claimed task in this process, from claim until its handler has returned."""
 
-    __slots__ = ("task", "handler", "context", "deadline", "lease_ms", "next_extend", "finalized",
-                 "cancel_hook")
+    __slots__ = (
+        "cancel_hook",
+        "context",
+        "deadline",
+        "finalized",
+        "handler",
+        "lease_ms",
+        "next_extend",
+        "task",
+    )
 
     def __init__(self, task: ClaimedTask, handler: Handler | None, context: TaskContext,
                  lease_ms: int | None, now: float) -> None:
@@ -138,97 +114,10 @@ class Running:
             hook()
 
 
-class HandlerThreads:
-    """Daemon threads for sync handlers, started as needed up to ``size``.
-
-    Daemon threads, so that a handler still stuck after the grace period does not keep the
-    process alive: its task was handed back already.
-    """
-
-    def __init__(self, size: int, post: Callable[[Any], None]) -> None:
-        self._size = size
-        self._post = post
-        self._jobs: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = self._idle = self._pending = 0
-
-    def submit(self, running: Running) -> None:
-        with self._lock:
-            self._pending += 1
-            spawn = self._pending > self._idle and self._threads < self._size
-            if spawn:
-                self._threads += 1
-        if spawn:
-            threading.Thread(target=self._work, name="agentfn-handler", daemon=True).start()
-        self._jobs.put(running)
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            running = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-                self._pending -= 1
-            if running is None:
-                return
-            assert running.handler is not None
-            self._post((running, call_sync(running.handler, running.context)))
-
-    def close(self) -> None:
-        for _ in range(self._threads):
-            self._jobs.put(None)
-
-
-class LoopExecutor:
-    """Runs async handlers as tasks on an event loop (the caller's, or a private one)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None, post: Callable[[Any], None]) -> None:
-        self._post = post
-        self._outcomes: list[tuple[Running, Outcome]] = []
-        self._thread: threading.Thread | None = None
-        if loop is None:
-            loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=loop.run_forever, name="agentfn-loop", daemon=True)
-            self._thread.start()
-        self.loop = loop
-
-    def submit(self, runnings: list[Running]) -> None:
-        """Start the handlers on the loop: one wake-up of the loop for the whole batch."""
-        self.loop.call_soon_threadsafe(self._begin_all, runnings)
-
-    def _begin_all(self, runnings: list[Running]) -> None:
-        for running in runnings:
-            self._begin(running)
-
-    def _begin(self, running: Running) -> None:
-        assert running.handler is not None
-        task = self.loop.create_task(call_async(running.handler, running.context))
-        running.cancel_hook = lambda: self.loop.call_soon_threadsafe(task.cancel)
-        if running.context.interrupted:  # interrupted before the hook existed
-            task.cancel()
-        task.add_done_callback(lambda done: self._finished(running, DROPPED if done.cancelled() else done.result()))
-
-    def _finished(self, running: Running, outcome: Outcome) -> None:
-        # Outcomes of one loop iteration reach the pump together, as a list (one wake-up).
-        if not self._outcomes:
-            self.loop.call_soon(self._flush)
-        self._outcomes.append((running, outcome))
-
-    def _flush(self) -> None:
-        outcomes, self._outcomes = self._outcomes, []
-        self._post(outcomes)
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=1)
-
-
 class Waiter:
     """Blocks in XREAD on a dedicated connection when the pump has nothing to claim."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._connection = BlockingConnection(runtime.client.redis)
         self._requests: queue.SimpleQueue[tuple[dict[str, str], float] | None] = queue.SimpleQueue()
@@ -269,7 +158,7 @@ class Waiter:
 class Runtime:
     """One run of an agent: what Agent.run creates and Agent.stop ends."""
 
-    def __init__(self, agent: "Agent", loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop | None) -> None:
         assert agent.client is not None
         self.agent = agent
         self.client = agent.client
@@ -285,11 +174,20 @@ class Runtime:
         self.abandoned = False
         self.failure: BaseException | None = None
         self._unsent: list[tuple[Running, Outcome]] = []
+        self._flights: collections.deque[Flight] = collections.deque()
+        """Pipelines sent and not read yet, oldest first (at most _max_flights)."""
+        self._reserved = 0
+        """Slots that the NEXT of pipelines in flight may fill."""
+        self._connection: redis.Connection | None = None
+        """The pump's own connection (from the client's pool) for its pipelines."""
         self._claim_wanted = True
         self._waiter_armed = False
         self._waiter_deadline = 0.0
         self._finalize_lock = threading.Lock()
         self._inline = agent.concurrency == 1
+        # Two pipelines in flight let Python and Redis work at the same time; at concurrency 1
+        # there is never a second outcome to send while the first is in flight.
+        self._max_flights = 1 if self._inline else MAX_FLIGHTS
         self._loop = loop
         self._threads: HandlerThreads | None = None
         self._async: LoopExecutor | None = None
@@ -407,7 +305,7 @@ class Runtime:
     # -- the pump ----------------------------------------------------------------------------
 
     def _free(self) -> int:
-        return self.agent.concurrency - len(self.running)
+        return self.agent.concurrency - len(self.running) - self._reserved
 
     def _may_claim(self) -> bool:
         return self._claim_wanted and not self.stopping and self._free() > 0
@@ -416,7 +314,7 @@ class Runtime:
         pause = 0.0
         try:
             while not self.abandoned:
-                if not self._unsent and not self._may_claim():
+                if not self._unsent and not self._flights and not self._may_claim():
                     if self.stopping and not self.running:
                         break
                     self._handle(self.events.get())
@@ -425,20 +323,25 @@ class Runtime:
                 if self.abandoned:
                     break
                 try:
-                    if self._unsent:
+                    if self._unsent and len(self._flights) < self._max_flights:
                         self._send()
+                    elif self._flights:
+                        self._receive()
                     elif self._may_claim():
                         self._claim()
                     pause = 0.0
                 except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
                     # Unreachable, or a refusal that is not the library's (OOM, BUSY...): try again later.
+                    self._ground_flights()
                     pause = min(MAX_RETRY_PAUSE_S, pause * 2 or 0.05)
                     log.warning("agent %s: redis: %s; again in %.2f s", self.agent_id, error, pause)
                     self._pause(pause)
-        except BaseException as error:  # noqa: BLE001 - reported by the supervisor
+        except BaseException as error:  # reported by the supervisor
             log.exception("agent %s: the pump failed", self.agent_id)
             self.failure = error
         finally:
+            if self._connection is not None:
+                self.client.redis.connection_pool.release(self._connection)
             self.control.put(PUMP_FINISHED)
 
     def _pause(self, seconds: float) -> None:
@@ -484,37 +387,44 @@ class Runtime:
         self._accept(claim, asked)
 
     def _send(self) -> None:
+        """Send every finished outcome in one pipeline, the last call carrying NEXT <free slots>;
+        its replies are read by _receive (another pipeline may go out meanwhile)."""
         finished, self._unsent = self._unsent, []
         for running, _ in finished:
             self.running.pop(running.task.id, None)
         wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
-        try:
-            results = self._finish_all(finished, wanted)
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            self._unsent[:0] = finished  # sent again (a call that did go through is then STALE)
-            self.running.update((running.task.id, running) for running, _ in finished)
-            raise
-        for (running, outcome), result in zip(finished, results):
-            if isinstance(result, Exception):
-                self._refused(running, outcome, result)
-        last = results[-1]
-        if wanted and not isinstance(last, Exception) and last.next is not None:
-            self._accept(last.next, wanted)
-        elif wanted:
-            self._claim_wanted = True
-
-    def _finish_all(self, finished: list[tuple[Running, Outcome]], wanted: int) -> list[Any]:
-        """One round trip: every outcome, the last carrying NEXT ``wanted``; results in order
-        (a refusal's exception in its place)."""
-        if len(finished) == 1:
-            try:
-                return [_finish(self.client, *finished[0], wanted)]
-            except LibraryError as error:
-                return [error]
         batch = Batch(self.client)
         for index, (running, outcome) in enumerate(finished):
             _finish(batch, running, outcome, wanted if index == len(finished) - 1 else 0)
-        return batch.execute(raise_on_error=False)
+        self._flights.append(Flight(batch, finished, wanted))
+        self._reserved += wanted
+        if self._connection is None:
+            self._connection = self.client.redis.connection_pool.get_connection()
+        batch.send(self._connection)
+
+    def _receive(self) -> None:
+        """Read the replies of the oldest pipeline in flight; start the tasks its NEXT claimed."""
+        flight = self._flights[0]
+        assert self._connection is not None
+        results = flight.batch.receive(self._connection)
+        self._flights.popleft()
+        self._reserved -= flight.wanted
+        for (running, outcome), result in zip(flight.finished, results):
+            if isinstance(result, Exception):
+                self._refused(running, outcome, result)
+        last = results[-1]
+        if flight.wanted and not isinstance(last, Exception) and last.next is not None:
+            self._accept(last.next, flight.wanted)
+        elif flight.wanted:
+            self._claim_wanted = True
+
+    def _ground_flights(self) -> None:
+        """The connection failed: what was in flight is sent again (a call that went through is
+        then refused as STALE, and its result was recorded already)."""
+        for flight in reversed(self._flights):
+            self._unsent[:0] = flight.finished
+        self._flights.clear()
+        self._reserved = 0
 
     def _refused(self, running: Running, outcome: Outcome, error: Exception) -> None:
         task = running.task

@@ -20,7 +20,6 @@ from .agent import Agent
 from .cli import EXTRA_COMMANDS, CliError, connect
 from .client import Client
 
-
 _NO_REDIS = "no Redis to talk to: pass --url redis://host:port or set REDIS_URL"
 
 

@@ -67,16 +67,12 @@ def table(results: dict[str, Any]) -> list[str]:
 
 def _machine() -> str:
     try:
-        server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=10).stdout.split()
+        server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=10,
+                                check=False).stdout.split()
         redis_version = next((part.split("=")[1] for part in server if part.startswith("v=")), "?")
     except (OSError, subprocess.SubprocessError):
         redis_version = "?"
-    try:
-        import hiredis  # noqa: F401
-
-        parser = "hiredis"
-    except ImportError:
-        parser = "pure-Python RESP parser (no hiredis)"
+    parser = "hiredis" if importlib.util.find_spec("hiredis") else "pure-Python RESP parser (no hiredis)"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
             f"redis-server {redis_version}, redis-py with {parser}; load average {load:.2f} at the start")
@@ -89,9 +85,8 @@ def main() -> int:
     options = parser.parse_args()
     wanted = [name for name in options.only.split(",") if name] or list(MODULES)
     present = [name for name in wanted if (BENCH / f"{name}.py").exists()]
-    lines = ["# Benchmark results", "",
-             f"Written by `make bench` (bench/run.py) on {datetime.date.today().isoformat()}: "
-             f"{_machine()}.", ""]
+    written = f"Written by `make bench` (bench/run.py) on {datetime.date.today().isoformat()}: {_machine()}."
+    lines = ["# Benchmark results", "", written, ""]
     failed = False
     for name in present:
         print(f"== bench/{name}.py", flush=True)

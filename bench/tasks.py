@@ -21,9 +21,10 @@ What is measured, all in one run on one server:
   each as a delta over a task's whole life (its submit and its drain), divided by the tasks.
 - latency: submit-to-start with two idle agent processes blocked in XREAD; one task at a time,
   the next submitted once both agents block again; the handler stamps ``time.time()`` at start.
-- profile (details): INFO commandstats per task for submit and for complete+NEXT: the FCALL's
-  own time, and the calls and time of every command the Lua code made, so the cost of each
-  transition splits into Redis commands and Lua; then bench/lua_profile.py's section timings.
+- profile (details): INFO commandstats per task for submit, complete+NEXT 1 and pipelined
+  completes with NEXT 100: the FCALL's own time, and the calls and time of every command the
+  Lua code made, so the cost of each transition splits into Redis commands and Lua; then
+  bench/lua_profile.py's section timings.
 
 Throughputs are the best of ``--repeats`` runs (other work on the machine only slows a run
 down); latency is one run of ``--samples`` after a warm-up.
@@ -45,10 +46,10 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import agentfn  # noqa: E402
-from agentfn import keys  # noqa: E402
-from agentfn.server import EmbeddedRedis  # noqa: E402
-from bench import lua_profile  # noqa: E402
+import agentfn
+from agentfn import keys
+from agentfn.server import EmbeddedRedis
+from bench import lua_profile
 
 #: Calls per pipeline (submits, XADDs) and the batch size (claim COUNT, concurrency, XREADGROUP COUNT).
 BATCH = 100
@@ -245,7 +246,7 @@ def _entries(reply: Any) -> list[Any]:
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3
-        return list(reply.values())[0][0]
+        return next(iter(reply.values()))[0]
     return reply[0][1]
 
 
@@ -279,7 +280,8 @@ def _wait_blocked(connection: redis.Redis, agents: int) -> None:
 
 
 def profile(connection: redis.Redis, count: int) -> str:
-    """INFO commandstats per task for submit and for complete+NEXT 1, as a markdown table."""
+    """INFO commandstats per task for submit, complete+NEXT 1 and pipelined completes with NEXT 100,
+    as a markdown table."""
     client = fresh(connection, "bench")
     client.agent_register("bench-profile", [CAPABILITY], ttl_ms=3_600_000)
     rows: list[str] = []
@@ -298,6 +300,9 @@ def profile(connection: redis.Redis, count: int) -> str:
 
     section("submit", lambda: _submit_all(client, count, pipelined=False))
     section("complete + NEXT 1", lambda: lua_profile.drain_one_at_a_time(client, "bench-profile"))
+    _submit_all(client, count, pipelined=True)
+    section(f"complete x{BATCH} pipelined, NEXT {BATCH} on the last",
+            lambda: lua_profile.drain_batched(client, "bench-profile"))
     header = ["| command (per task) | calls | µs |", "| --- | ---: | ---: |"]
     return "\n".join(header + rows)
 
@@ -329,6 +334,7 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
         "ceiling: XADD pipelined (entries/s)": _figure("", ceiling_batch["submit_per_s"], None, 0),
         "ceiling: drain one at a time (entries/s)": _figure("", ceiling_one["per_s"], None, 0),
         "ceiling: drain COUNT 100 (entries/s)": _figure("", ceiling_batch["per_s"], None, 0),
+        "ceiling: Redis CPU per entry, one at a time (µs)": _figure("", ceiling_one["cpu_us_per_task"], None),
         "ceiling: Redis CPU per entry, batched (µs)": _figure("", ceiling_batch["cpu_us_per_task"], None),
         "submit single calls (tasks/s)": _figure("", submit_single["per_s"], None, 0),
         "submit pipelined by 100 (tasks/s)": _figure("", submit_batch["per_s"], None, 0),
@@ -361,7 +367,7 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
             f"<= {t['latency_p50_ms']:g}", latency["p50_ms"], latency["p50_ms"] <= t["latency_p50_ms"], 3),
         "submit-to-start latency p99, idle agents (ms)": _figure(
             f"<= {t['latency_p99_ms']:g}", latency["p99_ms"], latency["p99_ms"] <= t["latency_p99_ms"], 3),
-        "details": ("Redis time per task by command (INFO commandstats, one task at a time):\n\n" + details
+        "details": ("Redis time per task by command (INFO commandstats):\n\n" + details
                     + "\n\nLua time per task by section (bench/lua_profile.py: an instrumented copy of "
                     "the library, one task at a time):\n\n" + sections),
     }

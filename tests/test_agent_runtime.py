@@ -415,3 +415,31 @@ def test_agent_needs_a_client_and_handlers(client):
     agent.handler("x")(lambda t: None)
     with pytest.raises(ValueError, match="already has a handler"):
         agent.handler("x")(lambda t: None)
+
+
+def test_tasks_complete_once_when_the_agents_connections_are_killed(client, r):
+    """Every connection of the agent dies mid-run (pipelines in flight, the waiter blocked):
+    outcomes are sent again (a repeat is refused as STALE), tasks claimed by a lost reply come
+    back after their lease, and each task is completed exactly once."""
+    agent = noop_agent(client, concurrency=4, reap_interval_ms=100)
+    killed = threading.Event()
+
+    @agent.handler("work")
+    def work(task):
+        if task.payload == "kill" and not killed.is_set():
+            killed.set()
+            task.client.redis.client_kill_filter(_type="normal", skipme=True)
+        return task.payload
+
+    batch = agentfn.Batch(client)
+    for index in range(60):
+        batch.submit("work", "kill" if index == 20 else index, timeout_ms=1000)
+    ids = batch.execute()
+    with serving(agent):
+        infos = [wait_for_task(client, task_id, DONE, timeout=20) for task_id in ids]
+    assert killed.is_set()
+    assert [info.state for info in infos] == ["completed"] * 60
+    assert [info.result for info in infos] == [("kill" if index == 20 else index) for index in range(60)]
+    completions = [fields["task"] for _, fields in r.xrange(keys.events(client.namespace))
+                   if fields.get("type") == "task.completed"]
+    assert sorted(completions) == sorted(ids)

@@ -43,7 +43,7 @@ def test_submit_between_the_empty_claim_and_the_block_wakes_the_agent(client, mo
         began = time.monotonic()
         assert started.wait(5)
         assert time.monotonic() - began < 1.0
-    assert raced and client.get_task(raced[0]).state == "completed"
+        assert raced and wait_for_task(client, raced[0], DONE).state == "completed"
 
 
 def test_an_idle_agent_starts_a_new_task_within_milliseconds(client):
