@@ -10,13 +10,23 @@ in the section it closes). It measures an instrumented copy, never the shipped l
 The probes are placed by matching lines of the Lua sources; when the sources change so that a
 line is no longer there, ``sections()`` says which and reports nothing rather than a wrong
 figure. Run alone: ``.venv/bin/python bench/lua_profile.py [--tasks N]``.
+
+``--lifecycle`` measures the shipped library instead (no probes): per function, the FCALL's
+usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU per task
+(INFO used_cpu_sys + used_cpu_user) over whole lifecycles (submit, claim, complete), one at a
+time and batched. ``--compare REV`` runs the same figures for lua/ as of git revision REV (e.g.
+HEAD) on the same private server, interleaved with this checkout's, to show a change's effect:
+``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -58,24 +68,24 @@ local function agentfn_prof_dump(keys, args)
 end
 '''
 
-#: (file under lua/, line to find, text to put before it, text to put after it)
+#: (file under lua/, the start of the one line to find, text to put before it, text to put after it)
 EDITS = [
     ("includes/02_now_ms.lua", "local function now_ms()", PROBES, ""),
-    ("includes/40_emit.lua", "local function emit(root, kind, fields)", "", "  local prof_t0 = PROF.us()"),
-    ("includes/40_emit.lua", "  redis.call('PUBLISH', K.channel(root, 'events'), kind .. ' ' .. (fields[2] or ''))",
+    ("includes/40_emit.lua", "local function emit(", "", "  local prof_t0 = PROF.us()"),
+    ("includes/40_emit.lua", "  redis.call('PUBLISH', ",
      "", "  PROF.add('(within the above) emit: XADD events + PUBLISH', prof_t0)"),
-    ("includes/51_task_claim.lua", "function TASK.take(root, stream, entry_id, task_id, agent_id, lease_ms, now)",
+    ("includes/51_task_claim.lua", "function TASK.take(",
      "", "  local prof_t0 = PROF.us()"),
-    ("includes/51_task_claim.lua", "  emit(root, 'task.running', {'task', task_id, 'agent', agent_id})",
-     "", "  PROF.add('(within the above) TASK.take: HMGET, HSET, ZADD, SADD, emit', prof_t0)"),
-    ("includes/51_task_claim.lua", "  TASK.promote_due(root, now, LIMITS.promote_batch)",
+    ("includes/51_task_claim.lua", "  emit(",
+     "", "  PROF.add('(within the above) TASK.take: HMGET, HSET, emit', prof_t0)"),
+    ("includes/51_task_claim.lua", "  TASK.promote_due(root",
      "", "  PROF.mark('c7 claim: promote_due (ZRANGE)')"),
-    ("includes/51_task_claim.lua", "  if #tasks > 0 then",
-     "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take)')", ""),
+    ("includes/51_task_claim.lua", "  if #claim.tasks > 0 then",
+     "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')", ""),
     ("functions/agentfn_task_complete.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
     ("functions/agentfn_task_complete.lua", "  check_schema(root, namespace)",
      "  PROF.mark('c1 validate arguments')", "  PROF.mark('c2 check_schema (HGET)')"),
-    ("functions/agentfn_task_complete.lua", "  local now = now_ms()", "  PROF.mark('c3 TASK.load (HMGET) + check_token')", ""),
+    ("functions/agentfn_task_complete.lua", "  local now = ", "  PROF.mark('c3 SETTLE.load_finish (HMGET) + check_token')", ""),
     ("functions/agentfn_task_complete.lua", "  local state = STATE.CANCELED", "  PROF.mark('c4 now_ms (TIME) + live_agent (HMGET)')", ""),
     ("functions/agentfn_task_complete.lua", "    TASK.unlink(root, task_id, task)", "",
      "    PROF.mark('c5 unlink (XACK, XDEL, ZREM, SREM)')"),
@@ -83,7 +93,7 @@ EDITS = [
     ("functions/agentfn_task_submit.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
     ("functions/agentfn_task_submit.lua", "  check_schema(root, namespace)",
      "  PROF.mark('s1 validate arguments')", "  PROF.mark('s2 check_schema (HGET)')"),
-    ("includes/50_task_core.lua", "  emit(root, 'task.submitted', {'task', task_id, 'state', state, 'capability', spec.capability})",
+    ("includes/50_task_core.lua", "  emit(root, 'task.submitted'",
      "  PROF.mark('s3 create_task: HINCRBY, XADD (enqueue), HSET')", "  PROF.mark('s4 emit task.submitted')"),
 ]
 
@@ -149,13 +159,158 @@ def sections(connection: redis.Redis, count: int = 3_000) -> str:
     return "\n".join(rows)
 
 
+# -- whole lifecycles on the shipped library (no probes) ---------------------------------------
+
+#: Tasks per pipeline and the claim COUNT of the batched lifecycle.
+BATCH = 100
+#: Commands of ours that show in INFO commandstats besides the library's.
+_OWN_COMMANDS = {"fcall", "info", "config|resetstat"}
+
+
+def library_source(revision: str | None = None) -> str:
+    """The library rendered from this checkout's lua/ or, with ``revision``, from lua/ as of that
+    git revision (read with git archive; the working tree is not touched)."""
+    if revision is None:
+        return render_library().source
+    repository = lua_dir().parent
+    archive = subprocess.run(["git", "archive", "--format=tar", revision, "lua"], cwd=repository,
+                             capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as scratch:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(scratch)
+        return render_library(lua_base=Path(scratch) / "lua").source
+
+
+class Span:
+    """INFO commandstats and Redis CPU over a span of calls (the stats are reset at the start)."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+        connection.config_resetstat()
+        self.cpu = self._cpu()
+
+    def _cpu(self) -> float:
+        info = self.connection.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    def stop(self) -> tuple[dict[str, tuple[int, int]], float]:
+        """(command -> (calls, usec)), CPU seconds."""
+        cpu = self._cpu() - self.cpu
+        stats = {name[len("cmdstat_"):]: (int(v["calls"]), int(v["usec"]))
+                 for name, v in self.connection.info("commandstats").items()}
+        return stats, cpu
+
+
+def _inner_calls(stats: dict[str, tuple[int, int]]) -> dict[str, int]:
+    return {name: calls for name, (calls, _) in stats.items() if name not in _OWN_COMMANDS}
+
+
+def _submit(client: agentfn.Client, count: int, pipelined: bool) -> None:
+    if not pipelined:
+        for _ in range(count):
+            client.submit("noop", None)
+        return
+    for start in range(0, count, BATCH):
+        batch = agentfn.Batch(client)
+        for _ in range(min(BATCH, count - start)):
+            batch.submit("noop", None)
+        batch.execute()
+
+
+def drain_batched(client: agentfn.Client, agent_id: str) -> None:
+    """Claim COUNT 100, then complete the claimed tasks in one pipeline whose last call carries
+    NEXT 100 (as the runtime does at concurrency 100), until the queue is empty."""
+    tasks = client.claim(agent_id, BATCH).tasks
+    while tasks:
+        batch = agentfn.Batch(client)
+        for index, task in enumerate(tasks):
+            batch.complete(task.id, task.token, None, next=BATCH if index == len(tasks) - 1 else 0)
+        tasks = batch.execute()[-1].next.tasks
+
+
+def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, float]:
+    """Load ``source`` on ``connection`` (a private server: it is flushed) and measure: per
+    function, usec_per_call and redis.calls per call; per task, redis.calls and Redis CPU µs over
+    whole lifecycles, one at a time (submit; complete NEXT 1) and batched (pipelined submits;
+    claim COUNT 100 and pipelined completes, the last with NEXT 100)."""
+    connection.flushall()
+    connection.function_load(source, replace=True)
+    agentfn.migrate(connection, "profile")
+    client = agentfn.Client(connection, "profile", check_library=False)
+    client.agent_register("profiler", ["noop"], ttl_ms=3_600_000)
+    figures: dict[str, float] = {}
+
+    def per_call(title: str, run: Callable[[], Any]) -> None:
+        span = Span(connection)
+        run()
+        stats, _ = span.stop()
+        calls, usec = stats["fcall"]
+        figures[f"{title}: usec_per_call"] = usec / calls
+        figures[f"{title}: redis.calls per call"] = sum(_inner_calls(stats).values()) / calls
+
+    per_call("submit", lambda: _submit(client, count, pipelined=False))
+    claimed: list[Any] = []
+    per_call("claim COUNT 1", lambda: claimed.extend(client.claim("profiler").tasks[0] for _ in range(count)))
+    per_call("complete", lambda: [client.complete(task.id, task.token, None) for task in claimed])
+    _submit(client, count, pipelined=False)
+    first = client.claim("profiler").tasks[0]
+
+    def complete_next(task: Any = first) -> None:
+        while task is not None:
+            following = client.complete(task.id, task.token, None, next=1).next.tasks
+            task = following[0] if following else None
+
+    per_call("complete NEXT 1", complete_next)
+
+    def whole(title: str, run: Callable[[], None]) -> None:
+        span = Span(connection)
+        run()
+        stats, cpu = span.stop()
+        figures[f"{title}: redis.calls per task"] = sum(_inner_calls(stats).values()) / count
+        figures[f"{title}: Redis CPU µs per task"] = cpu / count * 1e6
+
+    whole("lifecycle one at a time", lambda: (_submit(client, count, pipelined=False),
+                                              drain_one_at_a_time(client, "profiler")))
+    whole("lifecycle batched", lambda: (_submit(client, count, pipelined=True), drain_batched(client, "profiler")))
+    connection.flushall()
+    return figures
+
+
+def compare(connection: redis.Redis, sources: dict[str, str], count: int, repeats: int) -> str:
+    """``lifecycle`` for each named library, ``repeats`` rounds interleaved; a markdown table of
+    the lowest of each figure (other work on the machine only adds to a time; counts do not vary)."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+    for _ in range(repeats):
+        for name, source in sources.items():
+            runs[name].append(lifecycle(connection, source, count))
+    names = list(sources)
+    rows = [f"| figure | {' | '.join(names)} |", "| --- |" + " ---: |" * len(names)]
+    for figure in runs[names[0]][0]:
+        cells = []
+        for name in names:
+            value = min(run[figure] for run in runs[name])
+            cells.append(f"{value:.2f}" if "calls" in figure else f"{value:.1f}")
+        rows.append(f"| {figure} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3_000)
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="usec_per_call, redis.calls and CPU per task of the shipped library")
+    parser.add_argument("--compare", metavar="REV", help="with --lifecycle: also lua/ as of git revision REV")
+    parser.add_argument("--repeats", type=int, default=3, help="with --lifecycle: rounds (the lowest figures are kept)")
     options = parser.parse_args()
     with EmbeddedRedis() as server:
         connection = redis.Redis(host=server.host, port=server.port, decode_responses=True)
-        print(sections(connection, options.tasks))
+        if options.lifecycle:
+            sources = {"this checkout": library_source()}
+            if options.compare:
+                sources = {options.compare: library_source(options.compare)} | sources
+            print(compare(connection, sources, options.tasks, options.repeats))
+        else:
+            print(sections(connection, options.tasks))
         connection.close()
 
 

@@ -21,11 +21,15 @@
 -- errors: BADARG, NOTFOUND, LAPSED, VERSION
 -- events: task.running, task.queued (promoted delayed tasks)
 -- example: FCALL agentfn_task_claim 1 agentfn:{default} researcher-1 COUNT 1
+
+-- The options' checkers (built once, not on every call).
+local TASK_CLAIM_OPTIONS = {COUNT = OPT.count(LIMITS.claim_count), LEASE_MS = OPT.positive_duration}
+
 local function agentfn_task_claim(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 1, 'agent_id')
   local agent_id = check_id(args[1], 'agent_id')
-  local options = parse_options(args, 2, {COUNT = OPT.count(LIMITS.claim_count), LEASE_MS = OPT.positive_duration})
+  local options = parse_options(args, 2, TASK_CLAIM_OPTIONS)
   check_schema(root, namespace)
   local now = now_ms()
   local agent = live_agent(root, agent_id, now)

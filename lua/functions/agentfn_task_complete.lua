@@ -22,15 +22,19 @@
 -- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed (or none for a canceled task), then as agentfn_task_claim
 -- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1
+
+-- The options' checkers (built once, not on every call).
+local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json}
+
 local function agentfn_task_complete(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 3, 'task_id, token, result')
   local task_id = check_id(args[1], 'task_id')
   local token = TASK.token_arg(args[2])
   check_json(args[3], 'result')
-  local options = parse_options(args, 4, {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json})
+  local options = parse_options(args, 4, TASK_COMPLETE_OPTIONS)
   check_schema(root, namespace)
-  local task = TASK.load(root, task_id, SETTLE.FINISH_FIELDS)
+  local task = SETTLE.load_finish(root, task_id)
   local canceled = TASK.check_token(task, task_id, token)
   if options.INPUT_REQUIRED and task.workflow == '' then
     raise(ERR.BADARG, 'INPUT_REQUIRED is only for workflow tasks; ' .. task_id .. ' has no workflow')

@@ -20,6 +20,10 @@
 -- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.delayed, task.queued, task.failed or task.dead, then as agentfn_task_claim
 -- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1 'rate limited' RETRY yes
+
+-- The options' checkers (built once, not on every call).
+local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option}
+
 local function agentfn_task_fail(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 3, 'task_id, token, error')
@@ -29,7 +33,7 @@ local function agentfn_task_fail(keys, args)
   if #error_text > LIMITS.error_bytes then
     raise(ERR.LIMIT, 'error is longer than ' .. LIMITS.error_bytes .. ' bytes')
   end
-  local options = parse_options(args, 4, {RETRY = OPT.yes_no, NEXT = TASK.next_option})
+  local options = parse_options(args, 4, TASK_FAIL_OPTIONS)
   check_schema(root, namespace)
   local task = TASK.load(root, task_id, SETTLE.FIELDS)
   local canceled = TASK.check_token(task, task_id, token)

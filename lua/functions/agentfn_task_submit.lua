@@ -27,15 +27,18 @@
 -- errors: BADARG, LIMIT, NOTFOUND (TO names no registered agent), VERSION
 -- events: task.submitted
 -- example: FCALL agentfn_task_submit 1 agentfn:{default} web_search '{"q":"redis"}' PRIORITY high MAX_ATTEMPTS 5
+
+-- The options' checkers (built once, not on every call).
+local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
+  MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
+  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration}
+
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 2, 'capability, payload')
   local capability = check_capability(args[1], 'capability')
   check_json(args[2], 'payload')
-  local options = parse_options(args, 3, {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
-    MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-    TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id,
-    RETENTION_MS = OPT.positive_duration})
+  local options = parse_options(args, 3, TASK_SUBMIT_OPTIONS)
   check_schema(root, namespace)
   if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
     raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
@@ -47,10 +50,10 @@ local function agentfn_task_submit(keys, args)
     end
   end
 
-  local task_id, state = create_task(root, now_ms(), {capability = capability, payload = args[2],
-    priority = options.PRIORITY, delay_ms = options.DELAY_MS, max_attempts = options.MAX_ATTEMPTS,
-    backoff_ms = options.BACKOFF_MS, backoff_max_ms = options.BACKOFF_MAX_MS,
-    timeout_ms = options.TIMEOUT_MS, idempotency_key = options.IDEMPOTENCY_KEY, to = options.TO,
-    retention_ms = options.RETENTION_MS})
+  local spec = {capability = capability, payload = args[2]}
+  for name, value in pairs(options) do
+    spec[string.lower(name)] = value -- each option sets the spec field of its name (PRIORITY: priority)
+  end
+  local task_id, state = create_task(root, now_ms(), spec)
   return {'id', task_id, 'state', state, 'created', 1}
 end

@@ -59,8 +59,8 @@ end
 function TASK.load(root, task_id, names)
   local values = redis.call('HMGET', K.task(root, task_id), unpack(names))
   local task = {}
-  for index, name in ipairs(names) do
-    task[name] = values[index] or ''
+  for index = 1, #names do
+    task[names[index]] = values[index] or ''
   end
   return task
 end
@@ -126,11 +126,12 @@ function TASK.idempotent(root, key)
 end
 
 -- TASK.promote_due(root, now, limit): move up to `limit` delayed tasks whose due time has come
--- (soonest first) into their streams (`now` and `limit`: numbers or their text). Returns how
--- many were promoted.
+-- (soonest first) into their streams (`now`: a number or its text; `limit`: a constant). Returns
+-- how many were promoted. Every claim calls it, so its arguments go to redis.call as text.
 function TASK.promote_due(root, now, limit)
   local delayed = K.delayed(root)
-  local due = redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGE', delayed, '-inf', type(now) == 'number' and ms_text(now) or now, 'BYSCORE',
+    'LIMIT', '0', constant_text(limit))
   if #due == 0 then
     return 0
   end
@@ -148,40 +149,45 @@ function TASK.promote_due(root, now, limit)
   return promoted
 end
 
+-- The optional text fields of a task, stored only when given.
+TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key'}
+
 -- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
 -- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, retention_ms,
--- workflow, step, inputs (JSON text), idempotency_key; DEFAULTS fill the rest.
+-- workflow, step, inputs (JSON text), idempotency_key; DEFAULTS fill the rest (as text: every
+-- number passed to redis.call is converted on each call).
 local function create_task(root, now, spec)
-  local task_id = 't' .. redis.call('HINCRBY', K.meta(root), 'task_seq', '1')
+  local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))
   local priority = spec.priority or TASK.DEFAULT_PRIORITY
   local stream = TASK.stream(root, spec.capability, priority, spec.to)
-  local now_text = tostring(now) -- once: each number passed to redis.call is converted to text
-  local fields = {'id', task_id, 'capability', spec.capability, 'payload', spec.payload,
-    'priority', priority, 'attempt', '0', 'max_attempts', spec.max_attempts or DEFAULTS.max_attempts,
-    'backoff_ms', spec.backoff_ms or DEFAULTS.backoff_ms,
-    'backoff_max_ms', spec.backoff_max_ms or DEFAULTS.backoff_max_ms,
-    'timeout_ms', spec.timeout_ms or DEFAULTS.task_timeout_ms,
-    'retention_ms', spec.retention_ms or DEFAULTS.retention_ms, 'created_ms', now_text, 'stream', stream}
-  for _, name in ipairs({'to', 'workflow', 'step', 'inputs', 'idempotency_key'}) do
-    if spec[name] and spec[name] ~= '' then
-      fields[#fields + 1] = name
-      fields[#fields + 1] = spec[name]
-    end
-  end
-  local state, due_ms = STATE.QUEUED, now_text
+  local now_text = ms_text(now)
+  local state, due_ms, entry = STATE.QUEUED, now_text, nil
   if (spec.delay_ms or 0) > 0 then
-    state, due_ms = STATE.DELAYED, tostring(now + spec.delay_ms)
+    state, due_ms = STATE.DELAYED, ms_text(now + spec.delay_ms)
     redis.call('ZADD', K.delayed(root), due_ms, task_id)
   else
-    fields[#fields + 1] = 'entry'
-    fields[#fields + 1] = TASK.enqueue(stream, task_id)
+    entry = TASK.enqueue(stream, task_id)
   end
-  fields[#fields + 1] = 'state'
-  fields[#fields + 1] = state
-  fields[#fields + 1] = 'due_ms'
-  fields[#fields + 1] = due_ms
-  redis.call('HSET', K.task(root, task_id), unpack(fields))
+  -- due_ms (unless it stands second, for a delayed task) and the optional fields given.
+  local extra = entry and {'due_ms', due_ms} or {}
+  for index = 1, #TASK.OPTIONAL_FIELDS do
+    local name = TASK.OPTIONAL_FIELDS[index]
+    if spec[name] and spec[name] ~= '' then
+      extra[#extra + 1] = name
+      extra[#extra + 1] = spec[name]
+    end
+  end
+  -- The fields a claim and a completion read or write come first: a small hash is a list that
+  -- HMGET and HSET scan from its start. A delayed task has no entry yet: due_ms takes its place.
+  redis.call('HSET', K.task(root, task_id), 'state', state, entry and 'entry' or 'due_ms', entry or due_ms,
+    'attempt', '0', 'stream', stream, 'timeout_ms', spec.timeout_ms or constant_text(DEFAULTS.task_timeout_ms),
+    'retention_ms', spec.retention_ms or constant_text(DEFAULTS.retention_ms), 'payload', spec.payload,
+    'id', task_id, 'capability', spec.capability, 'priority', priority,
+    'max_attempts', spec.max_attempts or constant_text(DEFAULTS.max_attempts),
+    'backoff_ms', spec.backoff_ms or constant_text(DEFAULTS.backoff_ms),
+    'backoff_max_ms', spec.backoff_max_ms or constant_text(DEFAULTS.backoff_max_ms), 'created_ms', now_text,
+    unpack(extra))
   if spec.idempotency_key and spec.idempotency_key ~= '' then
     redis.call('SET', K.idempotency(root, spec.idempotency_key), task_id)
   end

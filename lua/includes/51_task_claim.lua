@@ -1,8 +1,13 @@
 -- Claiming (TASK.claim and its parts), used by agentfn_task_claim and by the NEXT option of
 -- agentfn_task_complete and agentfn_task_fail.
 --
--- The parts below take `clock`: the call's time as {ms = number, text = its text}, converted
--- once (each number passed to redis.call is converted to text on every call).
+-- The parts below share `claim`, the state of one claim: root, agent_id, goal (how many tasks at
+-- most), lease_ms (nil: each task's timeout_ms), ms and ms_text (the call's time and its text,
+-- converted once: every number passed to redis.call is converted on each call, so they pass
+-- text), and tasks (the claimed tasks so far). They read from a `source`: {key = a work stream,
+-- capability, priority}. A capability's stream holds only tasks of its capability and priority
+-- (the stream is named after them), so a task read from it needs neither field read from its
+-- hash; the agent's direct stream holds any (its source has no capability nor priority).
 --
 -- Order: the agent's direct stream first; then its capabilities' streams by priority (high,
 -- normal, low). Within one priority, an agent with several capabilities takes from the stream
@@ -11,57 +16,80 @@
 -- milliseconds, so a tie goes to the capability listed first. An agent with one capability
 -- reads its stream directly, without peeking.
 
--- TASK.take(root, stream, entry_id, task_id, agent_id, lease_ms, clock): start the attempt that a
--- delivered entry stands for and return the claimed task, flat. An entry whose task is gone or
--- no longer queued under it (canceled meanwhile) is acknowledged, deleted and skipped (nil).
-function TASK.take(root, stream, entry_id, task_id, agent_id, lease_ms, clock)
-  local key = task_id and K.task(root, task_id)
-  local task = key and redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms',
-    'capability', 'payload', 'priority', 'workflow', 'step', 'inputs')
+-- TASK.take(claim, source, entry_id, task_id): start the attempt that a delivered entry stands
+-- for and return the claimed task, flat, and its lease deadline (the caller adds the task to
+-- the leases and to the agent's task set). An entry whose task is gone or no longer queued
+-- under it (canceled meanwhile) is acknowledged, deleted and skipped (nil).
+function TASK.take(claim, source, entry_id, task_id)
+  local key = task_id and K.task(claim.root, task_id)
+  local task
+  if key and source.capability then
+    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs')
+  elseif key then
+    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs',
+      'capability', 'priority')
+  end
   if not task or task[1] ~= STATE.QUEUED or task[2] ~= entry_id then
-    redis.call('XACK', stream, GROUP, entry_id)
-    redis.call('XDEL', stream, entry_id)
+    redis.call('XACK', source.key, GROUP, entry_id)
+    redis.call('XDEL', source.key, entry_id)
     return nil
   end
-  local attempt = tostring(tonumber(task[3]) + 1)
-  local deadline = tostring(clock.ms + (lease_ms or tonumber(task[4])))
-  redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', agent_id,
-    'started_ms', clock.text, 'lease_deadline_ms', deadline)
-  redis.call('ZADD', K.leases(root), deadline, task_id)
-  redis.call('SADD', K.agent_tasks(root, agent_id), task_id)
-  emit(root, 'task.running', {'task', task_id, 'agent', agent_id})
-  return {'id', task_id, 'capability', task[5], 'payload', task[6], 'attempt', attempt,
-    'token', attempt, 'lease_deadline_ms', deadline, 'priority', task[7],
-    'workflow', task[8] or '', 'step', task[9] or '', 'inputs', task[10] or '', 'timeout_ms', task[4]}
+  local attempt = string.format('%d', tonumber(task[3]) + 1)
+  local deadline = ms_text(claim.ms + (claim.lease_ms or tonumber(task[4])))
+  redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', claim.agent_id,
+    'started_ms', claim.ms_text, 'lease_deadline_ms', deadline)
+  emit(claim.root, 'task.running', {'task', task_id, 'agent', claim.agent_id})
+  return {'id', task_id, 'capability', source.capability or task[9], 'payload', task[5], 'attempt', attempt,
+    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[10],
+    'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4]}, deadline
 end
 
--- TASK.deliver(root, stream, agent_id, count, lease_ms, clock, tasks): XREADGROUP up to `count`
--- new entries of one existing stream and append the tasks they start to `tasks`. Returns how
--- many entries the stream delivered (skipped ones included; fewer than count: it is drained).
-function TASK.deliver(root, stream, agent_id, count, lease_ms, clock, tasks)
-  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, agent_id, 'COUNT', count, 'STREAMS', stream, '>')
+-- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing
+-- stream and add the tasks they start to claim.tasks, to the leases and to the agent's task set
+-- (one ZADD and one SADD for them all). Returns how many entries the stream delivered (skipped
+-- ones included; fewer than count: it is drained).
+function TASK.deliver(claim, source, count)
+  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
+    'STREAMS', source.key, '>')
   if not reply then
     return 0
   end
-  local entries = reply[1][2]
-  for _, entry in ipairs(entries) do
-    local task = TASK.take(root, stream, entry[1], entry[2] and entry[2][2], agent_id, lease_ms, clock)
+  local entries, tasks = reply[1][2], claim.tasks
+  if #entries == 1 then -- a claim of one: written at once (building the lists would cost more)
+    local task, deadline = TASK.take(claim, source, entries[1][1], entries[1][2] and entries[1][2][2])
     if task then
       tasks[#tasks + 1] = task
+      redis.call('ZADD', K.leases(claim.root), deadline, task[2])
+      redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), task[2])
     end
+    return 1
+  end
+  local leases, taken = {}, {}
+  for _, entry in ipairs(entries) do
+    local task, deadline = TASK.take(claim, source, entry[1], entry[2] and entry[2][2])
+    if task then
+      tasks[#tasks + 1] = task
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = task[2]
+      taken[#taken + 1] = task[2]
+    end
+  end
+  if #taken > 0 then
+    redis.call('ZADD', K.leases(claim.root), unpack(leases))
+    redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), unpack(taken))
   end
   return #entries
 end
 
--- TASK.read(root, stream, agent_id, goal, lease_ms, clock, tasks): claim from one stream until
--- `tasks` holds `goal` tasks or the stream has no undelivered entry.
-function TASK.read(root, stream, agent_id, goal, lease_ms, clock, tasks)
-  if redis.call('EXISTS', stream) == 0 then
+-- TASK.read(claim, source): claim from one stream until claim.tasks holds claim.goal tasks or
+-- the stream has no undelivered entry.
+function TASK.read(claim, source)
+  if redis.call('EXISTS', source.key) == 0 then
     return
   end
-  while #tasks < goal do
-    local want = goal - #tasks
-    if TASK.deliver(root, stream, agent_id, want, lease_ms, clock, tasks) < want then
+  while #claim.tasks < claim.goal do
+    local want = claim.goal - #claim.tasks
+    if TASK.deliver(claim, source, want) < want then
       return
     end
   end
@@ -69,7 +97,7 @@ end
 
 -- TASK.next_entry(stream, after): the id of the stream's first entry after id `after`, or nil.
 function TASK.next_entry(stream, after)
-  local entry = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT', 1)[1]
+  local entry = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT', '1')[1]
   return entry and entry[1]
 end
 
@@ -95,16 +123,16 @@ function TASK.id_before(a, b)
   return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
 end
 
--- TASK.read_oldest_first(root, streams, agent_id, goal, lease_ms, clock, tasks): claim from
--- several streams of one priority, always the oldest next undelivered entry among them.
-function TASK.read_oldest_first(root, streams, agent_id, goal, lease_ms, clock, tasks)
+-- TASK.read_oldest_first(claim, sources): claim from several streams of one priority, always
+-- the oldest next undelivered entry among them.
+function TASK.read_oldest_first(claim, sources)
   local heads = {}
-  for index, stream in ipairs(streams) do
-    heads[index] = TASK.next_undelivered(stream)
+  for index, source in ipairs(sources) do
+    heads[index] = TASK.next_undelivered(source.key)
   end
-  while #tasks < goal do
+  while #claim.tasks < claim.goal do
     local best
-    for index in ipairs(streams) do
+    for index in ipairs(sources) do
       if heads[index] and (not best or TASK.id_before(heads[index], heads[best])) then
         best = index
       end
@@ -112,11 +140,11 @@ function TASK.read_oldest_first(root, streams, agent_id, goal, lease_ms, clock, 
     if not best then
       return
     end
-    local stream = streams[best]
-    if TASK.deliver(root, stream, agent_id, 1, lease_ms, clock, tasks) == 0 then
+    local source = sources[best]
+    if TASK.deliver(claim, source, 1) == 0 then
       heads[best] = nil
     else
-      heads[best] = TASK.next_entry(stream, heads[best])
+      heads[best] = TASK.next_entry(source.key, heads[best])
     end
   end
 end
@@ -156,28 +184,28 @@ end
 -- task was claimed (they are what the caller blocks on); next_due_ms is the earliest due time
 -- in the delayed set.
 function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
-  local clock = {ms = now, text = tostring(now)}
-  TASK.promote_due(root, clock.text, LIMITS.promote_batch)
-  local tasks = {}
-  TASK.read(root, K.direct(root, agent_id), agent_id, count, lease_ms, clock, tasks)
+  local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, ms = now,
+    ms_text = ms_text(now), tasks = {}}
+  TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
+  TASK.read(claim, {key = K.direct(root, agent_id)})
   local names = split_csv(capabilities)
   for _, priority in ipairs(PRIORITIES) do
-    if #tasks >= count then
+    if #claim.tasks >= count then
       break
     end
     if #names == 1 then
-      TASK.read(root, K.queue(root, names[1], priority), agent_id, count, lease_ms, clock, tasks)
+      TASK.read(claim, {key = K.queue(root, names[1], priority), capability = names[1], priority = priority})
     elseif #names > 1 then
-      local streams = {}
+      local sources = {}
       for index, capability in ipairs(names) do
-        streams[index] = K.queue(root, capability, priority)
+        sources[index] = {key = K.queue(root, capability, priority), capability = capability, priority = priority}
       end
-      TASK.read_oldest_first(root, streams, agent_id, count, lease_ms, clock, tasks)
+      TASK.read_oldest_first(claim, sources)
     end
   end
-  if #tasks > 0 then
-    return {'tasks', tasks, 'wait', {}, 'next_due_ms', ''}
+  if #claim.tasks > 0 then
+    return {'tasks', claim.tasks, 'wait', {}, 'next_due_ms', ''}
   end
-  local soonest = redis.call('ZRANGE', K.delayed(root), 0, 0, 'WITHSCORES')
-  return {'tasks', tasks, 'wait', TASK.wait_list(root, agent_id, names), 'next_due_ms', soonest[2] or ''}
+  local soonest = redis.call('ZRANGE', K.delayed(root), '0', '0', 'WITHSCORES')
+  return {'tasks', claim.tasks, 'wait', TASK.wait_list(root, agent_id, names), 'next_due_ms', soonest[2] or ''}
 end

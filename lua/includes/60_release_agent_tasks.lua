@@ -3,9 +3,23 @@
 
 local SETTLE = {}
 
--- The task fields SETTLE.finish and SETTLE.cancel read (one HMGET; fewer is faster).
-SETTLE.FINISH_FIELDS = {'state', 'attempt', 'cancel_requested', 'agent', 'stream', 'entry', 'workflow',
-  'retention_ms', 'idempotency_key'}
+-- SETTLE.load_finish(root, task_id): the task fields SETTLE.finish, SETTLE.cancel and
+-- TASK.check_token read, as TASK.load returns them. Every completion reads them, so: one HMGET
+-- of the fewest fields (each costs a scan of the hash), cancel_requested only for a canceled
+-- task (the only state in which it is read), and a table made by one constructor (sized once).
+function SETTLE.load_finish(root, task_id)
+  local key = K.task(root, task_id)
+  local values = redis.call('HMGET', key, 'state', 'attempt', 'agent', 'stream', 'entry', 'workflow',
+    'retention_ms', 'idempotency_key')
+  local task = {state = values[1] or '', attempt = values[2] or '', cancel_requested = '', agent = values[3] or '',
+    stream = values[4] or '', entry = values[5] or '', workflow = values[6] or '', retention_ms = values[7] or '',
+    idempotency_key = values[8] or ''}
+  if task.state == STATE.CANCELED then
+    task.cancel_requested = redis.call('HGET', key, 'cancel_requested') or ''
+  end
+  return task
+end
+
 -- The task fields every settling helper reads, SETTLE.after_failure included.
 SETTLE.FIELDS = {'state', 'attempt', 'cancel_requested', 'agent', 'stream', 'entry', 'workflow',
   'retention_ms', 'idempotency_key', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
@@ -14,11 +28,11 @@ SETTLE.FIELDS = {'state', 'attempt', 'cancel_requested', 'agent', 'stream', 'ent
 -- failed, dead, canceled): write state, finished_ms and `fields` (a flat list that always sets
 -- entry), expire the task hash and its idempotency key after the task's retention, emit
 -- task.<state>, and tell the task's workflow the `outcome` (no call when outcome is nil).
--- `task` is a table from TASK.load with (at least) SETTLE.FINISH_FIELDS.
+-- `task` is a table from SETTLE.load_finish or TASK.load with (at least) its fields.
 function SETTLE.finish(root, task_id, task, state, outcome, now, fields)
   local key = K.task(root, task_id)
-  redis.call('HSET', key, 'state', state, 'finished_ms', now, unpack(fields))
-  local retention_ms = task.retention_ms ~= '' and task.retention_ms or DEFAULTS.retention_ms
+  redis.call('HSET', key, 'state', state, 'finished_ms', ms_text(now), unpack(fields))
+  local retention_ms = task.retention_ms ~= '' and task.retention_ms or constant_text(DEFAULTS.retention_ms)
   redis.call('PEXPIRE', key, retention_ms)
   if task.idempotency_key ~= '' then
     redis.call('PEXPIRE', K.idempotency(root, task.idempotency_key), retention_ms)
@@ -60,13 +74,14 @@ function SETTLE.after_failure(root, task_id, task, error_text, now, retry, backo
   end
   local key = K.task(root, task_id)
   if delay > 0 then
-    redis.call('ZADD', K.delayed(root), now + delay, task_id)
-    redis.call('HSET', key, 'state', STATE.DELAYED, 'due_ms', now + delay, 'entry', '',
+    local due_text = ms_text(now + delay)
+    redis.call('ZADD', K.delayed(root), due_text, task_id)
+    redis.call('HSET', key, 'state', STATE.DELAYED, 'due_ms', due_text, 'entry', '',
       'error', error_text, 'errors', errors)
     emit(root, 'task.delayed', {'task', task_id})
     return STATE.DELAYED, now + delay
   end
-  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', now, 'entry', TASK.enqueue(task.stream, task_id),
+  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', ms_text(now), 'entry', TASK.enqueue(task.stream, task_id),
     'error', error_text, 'errors', errors)
   emit(root, 'task.queued', {'task', task_id})
   return STATE.QUEUED, now
