@@ -32,6 +32,7 @@ event loop and runs async handlers on that loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import re
@@ -40,11 +41,15 @@ import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, Union
 
+from .api.messages import Message, request_ttl_ms
 from .api.tasks import ClaimedTask
 from .client import Client
 from .constants import DEFAULTS
+
+if TYPE_CHECKING:
+    from .mailroom import Mailroom
 
 #: What a task handler may be: ``fn(task) -> result``, sync or async.
 TaskHandler = Callable[["TaskContext"], Union[Any, Awaitable[Any]]]
@@ -213,6 +218,12 @@ class Agent:
         The function receives an :class:`agentfn.Message`. A return value other than None is
         sent back to the sender as a reply (``reply_to`` the message); an exception is logged and
         replied as ``{"error": "<Type>: <message>"}``. The message is acknowledged either way.
+
+        Replies (messages with ``reply_to`` set, which carry their request's type) never reach a
+        handler, so a reply is never answered: each goes to the :meth:`request` waiting for it,
+        and one that nobody waits for (e.g. it came after the timeout) is acknowledged and
+        logged at debug level. While the agent serves message handlers, its inbox belongs to
+        them: make requests on its behalf with :meth:`request`, not ``client.request``.
         """
         return self._register(self.message_handlers, message_type, "message type")
 
@@ -225,13 +236,58 @@ class Agent:
 
         return decorate
 
+    # -- requests ----------------------------------------------------------------------------
+
+    def request(self, to: str, type: str, content: Any, timeout: float, *, ttl_ms: int | None = None,
+                allow_unregistered: bool = False) -> Message:
+        """Send ``to`` a request from this agent and wait for its reply; TimeoutError after ``timeout`` s.
+
+        Like ``client.request(agent_id, ...)`` (the request expires when the wait ends unless
+        ``ttl_ms`` says otherwise), and safe while the agent runs message handlers: its mailroom
+        then reads the inbox and hands the reply to this call (never to a handler). A reply that
+        comes after the timeout is acknowledged and dropped. Call it from any thread: task
+        handlers, message handlers (theirs read the inbox directly: the mailroom waits for them),
+        or outside the agent. From a coroutine use :meth:`request_async`.
+        """
+        mailroom = self._mailroom()
+        if mailroom is None:
+            return self._bound_client().request(self.agent_id, to, type, content, timeout, ttl_ms=ttl_ms,
+                                                allow_unregistered=allow_unregistered)
+        return mailroom.request(self._sender(to, type, content, timeout, ttl_ms, allow_unregistered), to, timeout)
+
+    async def request_async(self, to: str, type: str, content: Any, timeout: float, *, ttl_ms: int | None = None,
+                            allow_unregistered: bool = False) -> Message:
+        """:meth:`request` for coroutines (async handlers, code beside ``run_async``): it waits
+        without blocking the event loop."""
+        mailroom = self._mailroom()
+        if mailroom is None:
+            return await asyncio.to_thread(self.request, to, type, content, timeout, ttl_ms=ttl_ms,
+                                           allow_unregistered=allow_unregistered)
+        return await mailroom.request_async(self._sender(to, type, content, timeout, ttl_ms, allow_unregistered),
+                                            to, timeout)
+
+    def _mailroom(self) -> Mailroom | None:
+        """The running mailroom that will hand the caller's replies over, or None (read the inbox directly)."""
+        runtime = self._runtime
+        mailroom = runtime.mailroom if runtime is not None else None
+        return mailroom if mailroom is not None and mailroom.takes_replies() else None
+
+    def _sender(self, to: str, type: str, content: Any, timeout: float, ttl_ms: int | None,
+                allow_unregistered: bool) -> Callable[[], str]:
+        return functools.partial(self._bound_client().send, self.agent_id, to, type, content,
+                                 ttl_ms=request_ttl_ms(timeout, ttl_ms), allow_unregistered=allow_unregistered)
+
+    def _bound_client(self) -> Client:
+        if self.client is None:
+            raise RuntimeError("the agent has no client: pass one to Agent() or call agent.bind(client)")
+        return self.client
+
     # -- running ---------------------------------------------------------------------------
 
     def _new_runtime(self, loop: asyncio.AbstractEventLoop | None) -> Any:
         from .runtime import Runtime  # runtime imports this module
 
-        if self.client is None:
-            raise RuntimeError("the agent has no client: pass one to Agent() or call agent.bind(client)")
+        self._bound_client()
         if not self.task_handlers and not self.message_handlers:
             raise RuntimeError(f"agent {self.agent_id} has no handlers")
         with self._lock:

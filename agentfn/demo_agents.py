@@ -82,8 +82,7 @@ def writer(client: Client) -> Agent:
         if not research:
             raise ValueError("write needs research results as inputs")
         source = research[-1]
-        answer = task.client.request(agent.agent_id, source["by"], "fact.check", {"topic": source["topic"]},
-                                     timeout=FACT_CHECK_TIMEOUT_S)
+        answer = agent.request(source["by"], "fact.check", {"topic": source["topic"]}, timeout=FACT_CHECK_TIMEOUT_S)
         task.wait_interrupted(WORK_TIME_S["write"])
         title = (task.payload or {}).get("title", "Notes")
         body = " ".join(item["finding"] for item in research)

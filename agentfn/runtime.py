@@ -15,7 +15,8 @@ Threads of one running agent:
 - maintenance (agentfn/maintenance.py) heartbeats, renews leases, times out handlers and reaps;
 - handlers run inline in the pump (sync handlers at concurrency 1: no thread hand-off), in
   handler threads (sync, concurrency > 1) or as tasks on an event loop (async handlers);
-- the mailroom (only with message handlers) reads the inbox and answers messages.
+- the mailroom (only with message handlers) reads the inbox, answers messages and hands replies
+  to the agent's requests (``agent.request``).
 
 A running task is finalized exactly once, by whoever gets there first: the pump when its
 handler returns, or maintenance when it times out, is canceled or loses its lease. A slot is

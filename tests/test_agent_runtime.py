@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections import Counter
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import pytest
+import redis
 
 import agentfn
 from agentfn import keys
@@ -402,6 +407,128 @@ def test_message_handler_replies_to_the_sender(client):
         failure = client.request("asker", "a1", "crash", {}, timeout=5)
         assert failure.content == {"error": "ValueError: no"}
     assert client.read_messages("a1") == []  # both acknowledged
+
+
+def pinger(client: agentfn.Client, agent_id: str, release: threading.Event | None = None,
+           started: threading.Event | None = None) -> agentfn.Agent:
+    """An agent that answers "ping" with {"pong": its id, "n": n}; after ``release``, when given."""
+    agent = agentfn.Agent(client, agent_id)
+
+    @agent.on_message("ping")
+    def ping(message):
+        if started is not None:
+            started.set()
+        if release is not None:
+            release.wait(10)
+        return {"pong": agent_id, "n": message.content["n"]}
+
+    return agent
+
+
+@contextmanager
+def acknowledgements(r: redis.Redis, namespace: str, *agent_ids: str) -> Iterator[Callable[[str], None]]:
+    """``wait(agent_id)`` blocks until the agent's inbox had one more entry removed (an ack is
+    XACK + XDEL and emits no event: this listens to the inboxes' keyspace notifications)."""
+    previous = r.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    r.config_set("notify-keyspace-events", "Kt")
+    channels = {f"__keyspace@0__:{keys.inbox(namespace, agent_id)}": agent_id for agent_id in agent_ids}
+    pubsub = r.pubsub()
+    removed: Counter[str] = Counter()
+    waited: Counter[str] = Counter()
+    try:
+        pubsub.subscribe(*channels)
+        for _ in channels:
+            assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+
+        def wait(agent_id: str) -> None:
+            waited[agent_id] += 1
+            while removed[agent_id] < waited[agent_id]:
+                notification = pubsub.get_message(timeout=5)
+                assert notification is not None, f"no acknowledgement in the inbox of {agent_id}"
+                if notification["data"] == "xdel":
+                    removed[channels[notification["channel"]]] += 1
+
+        yield wait
+    finally:
+        pubsub.close()
+        r.config_set("notify-keyspace-events", previous)
+
+
+def test_agents_answering_the_same_type_exchange_one_request_and_one_reply(client, r):
+    """A reply carries its request's type, yet never reaches a handler: no ping-pong."""
+    with acknowledgements(r, client.namespace, "A", "B") as acknowledged, \
+            serving(pinger(client, "A")) as a, serving(pinger(client, "B")):
+        reply = a.request("B", "ping", {"n": 1}, timeout=5)
+        acknowledged("B")  # B's mailroom acknowledged the request (it sent the reply before)
+        acknowledged("A")  # A's mailroom acknowledged the reply (a handler's answer would go out before)
+        assert (reply.sender, reply.type, reply.content) == ("B", "ping", {"pong": "B", "n": 1})
+        sent = [fields for _, fields in r.xrange(keys.events(client.namespace)) if fields["type"] == "message.sent"]
+        assert [(event["from"], event["to"], event["message"]) for event in sent] == [
+            ("A", "B", reply.reply_to), ("B", "A", reply.id)]
+        assert r.xlen(keys.inbox(client.namespace, "A")) == r.xlen(keys.inbox(client.namespace, "B")) == 0
+
+
+def test_a_late_reply_times_out_the_request_and_is_then_acknowledged(client, r, caplog):
+    caplog.set_level(logging.DEBUG, logger="agentfn.agent")
+    started, release = threading.Event(), threading.Event()
+    inbox = keys.inbox(client.namespace, "A")
+    with acknowledgements(r, client.namespace, "A") as acknowledged, serving(pinger(client, "A")) as a, \
+            serving(pinger(client, "B", release, started)):
+        try:
+            with pytest.raises(TimeoutError, match="no reply from B to message"):
+                a.request("B", "ping", {"n": 1}, timeout=0.2, ttl_ms=60_000)
+            assert started.wait(5)
+        finally:
+            release.set()
+        acknowledged("A")
+        assert r.xpending(inbox, "agentfn")["pending"] == 0 and r.xlen(inbox) == 0
+    (late,) = [record for record in caplog.records if "nobody waits for reply" in record.getMessage()]
+    assert late.levelno == logging.DEBUG
+    assert [fields["type"] for _, fields in r.xrange(keys.events(client.namespace))].count("message.sent") == 2
+
+
+def test_message_handlers_and_coroutines_request_through_the_agent(client):
+    """A handler's own request reads the inbox itself (the mailroom waits for the handler)."""
+    a = pinger(client, "A")
+
+    @a.on_message("relay")
+    def relay(message):
+        return a.request("B", "ping", message.content, timeout=5).content
+
+    @a.on_message("relay_async")
+    async def relay_async(message):
+        return (await a.request_async("B", "ping", message.content, timeout=5)).content
+
+    with serving(a), serving(pinger(client, "B")):
+        assert client.request("app", "A", "relay", {"n": 2}, timeout=10).content == {"pong": "B", "n": 2}
+        assert client.request("app", "A", "relay_async", {"n": 3}, timeout=10).content == {"pong": "B", "n": 3}
+        assert asyncio.run(a.request_async("B", "ping", {"n": 4}, timeout=5)).content == {"pong": "B", "n": 4}
+    # Stopped: no mailroom, the request reads the inbox itself.
+    with serving(pinger(client, "B")):
+        assert a.request("B", "ping", {"n": 5}, timeout=5).content == {"pong": "B", "n": 5}
+
+
+def test_a_task_handler_gets_its_reply_in_the_grace_period(client):
+    """The mailroom serves until the agent shuts down, not only until the stop request."""
+    started, release = threading.Event(), threading.Event()
+    a = pinger(client, "A")
+
+    @a.handler("ask")
+    def ask(task):
+        return a.request("B", "ping", task.payload, timeout=5).content
+
+    task_id = client.submit("ask", {"n": 6})
+    with serving(pinger(client, "B", release, started)):
+        thread = a.start()
+        try:
+            assert started.wait(5)
+            a.stop()
+        finally:
+            release.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    info = client.get_task(task_id)
+    assert (info.state, info.result) == ("completed", {"pong": "B", "n": 6})
 
 
 def test_agent_needs_a_client_and_handlers(client):

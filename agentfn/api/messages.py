@@ -179,6 +179,16 @@ def _receive_steps(
         yield lambda: wait_for_work(api.redis, read, block)
 
 
+def request_ttl_ms(timeout: float, ttl_ms: int | None) -> int:
+    """A request's time to live: ``ttl_ms``, else the wait (it expires when its requester stops waiting)."""
+    return ttl_ms or max(1, math.ceil(timeout * 1000))
+
+
+def no_reply(to: str, request_id: str, timeout: float) -> TimeoutError:
+    """The error of a request whose reply did not come in time."""
+    return TimeoutError(f"no reply from {to} to message {request_id} within {timeout} s")
+
+
 def _request_steps(
     api: "MessagesApi", from_agent: str, to: str, type: str, content: Any, timeout: float, ttl_ms: int | None,
     allow_unregistered: bool,
@@ -187,8 +197,7 @@ def _request_steps(
     newest = yield lambda: api.redis.execute_command("XREVRANGE", inbox, "+", "-", "COUNT", 1)
     last_id = _text(newest[0][0]) if newest else "0-0"
     request_id: str = yield lambda: api.send(
-        from_agent, to, type, content, ttl_ms=ttl_ms or max(1, math.ceil(timeout * 1000)),
-        allow_unregistered=allow_unregistered,
+        from_agent, to, type, content, ttl_ms=request_ttl_ms(timeout, ttl_ms), allow_unregistered=allow_unregistered,
     )
     deadline = _deadline(timeout)
     while (block := _block_ms(deadline)) is not None:
@@ -199,7 +208,7 @@ def _request_steps(
             if fields.get("reply_to") == request_id:
                 yield lambda: api.ack(from_agent, entry_id)
                 return Message.from_fields(entry_id, from_agent, fields)
-    raise TimeoutError(f"no reply from {to} to message {request_id} within {timeout} s")
+    raise no_reply(to, request_id, timeout)
 
 
 def _run_sync(steps: Generator[Step, Any, Any]) -> Any:
@@ -342,6 +351,9 @@ class MessagesApi(ApiBase):
         returned. Other messages are left untouched for the inbox's normal reader, and so is a
         reply that comes after the timeout. The request expires when the wait ends (ttl_ms
         overrides that).
+
+        While an :class:`agentfn.Agent` with message handlers serves ``from_agent``, its mailroom
+        reads that inbox and takes the replies: request through ``agent.request()`` then.
         """
         return self._drive(
             _request_steps(self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered))
