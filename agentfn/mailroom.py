@@ -74,8 +74,7 @@ class Mailroom:
 
     def close(self) -> None:
         self._closed.set()
-        self._connection.unblock()
-        self._thread.join(timeout=5)
+        self._connection.stop_thread(self._thread, timeout_s=5)
         self._connection.close()
 
     def _run(self) -> None:

@@ -151,8 +151,7 @@ class Waiter:
     def close(self) -> None:
         self._closed = True
         self._requests.put(None)
-        self.interrupt()
-        self._thread.join(timeout=1)
+        self._connection.stop_thread(self._thread, timeout_s=1)
         self._connection.close()
 
 

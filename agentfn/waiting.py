@@ -71,6 +71,10 @@ def wait_for_work(client: Any, claim_result: HasWaitStreams, timeout_ms: float) 
     return wait_on_streams(client, claim_result.wait_streams, timeout_ms)
 
 
+#: How long stop_thread waits for the thread to exit before it sends CLIENT UNBLOCK again (s).
+UNBLOCK_RETRY_S = 0.02
+
+
 class BlockingConnection:
     """One connection of its own to the server of ``client``, for blocking reads.
 
@@ -100,6 +104,17 @@ class BlockingConnection:
                 self._control.execute_command("CLIENT", "UNBLOCK", self._id)
             except redis.RedisError:
                 pass
+
+    def stop_thread(self, thread: threading.Thread, timeout_s: float) -> None:
+        """Wake ``thread`` out of its blocked reads until it exits, for at most ``timeout_s``.
+
+        One CLIENT UNBLOCK can arrive while the thread is between two reads, where it does
+        nothing; so the unblock is repeated while the thread lives (each join waits a little).
+        """
+        deadline = time.monotonic() + timeout_s
+        while thread.is_alive() and time.monotonic() < deadline:
+            self.unblock()
+            thread.join(UNBLOCK_RETRY_S)
 
     def close(self) -> None:
         self.redis.close()

@@ -258,14 +258,20 @@ def test_heartbeat_keeps_a_short_lived_agent_live(client):
 
 def test_an_agent_that_was_removed_registers_again_at_its_next_heartbeat(client):
     with serving(noop_agent(client, ttl_ms=3000, heartbeat_interval_ms=100)):
-        client.agent_deregister("a1")
-        assert client.agent_find("noop") == []
-        # The re-registration is an event: block on the event stream until it comes.
         events = keys.events(client.namespace)
-        last = client.redis.xrevrange(events, count=1)[0][0]
-        while not client.agent_find("noop"):
-            assert client.redis.execute_command("XREAD", "BLOCK", 5000, "STREAMS", events, last), "no re-register"
-            last = client.redis.xrevrange(events, count=1)[0][0]
+        client.agent_deregister("a1")
+        # The next heartbeat may come at once (every 100 ms), so look at the event stream from
+        # the deregistration on: a registration of a1 must follow it.
+        (removed_at,) = [entry_id for entry_id, fields in client.redis.xrange(events)
+                         if fields["type"] == "agent.deregistered"]
+        last, registered = removed_at, False
+        while not registered:
+            reply = client.redis.execute_command("XREAD", "BLOCK", 5000, "STREAMS", events, last)
+            assert reply, "the agent did not register again"
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                registered = registered or (fields["type"] == "agent.registered" and fields["agent"] == "a1")
+        assert [a.id for a in client.agent_find("noop")] == ["a1"]
         # ...and it still serves.
         assert wait_for_task(client, client.submit("noop", {}), DONE).state == "completed"
 
