@@ -134,6 +134,9 @@ DEFAULTS: dict[str, int] = {
     "retention_ms": 86_400_000,
     # Approximate cap on the namespace event stream (XADD MAXLEN ~).
     "events_max": 10_000,
+    # Approximate cap on the namespace's delayed-wake stream (XADD MAXLEN ~): only its newest
+    # entry matters (it wakes blocked agents when a delayed task becomes the earliest due).
+    "delayed_wake_max": 100,
     # Cap on unread messages in one inbox (see docs/PROTOCOL.md, messages).
     "inbox_max": 10_000,
 }

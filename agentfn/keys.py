@@ -78,6 +78,17 @@ def delayed(namespace: str) -> str:
     return f"{root(namespace)}:delayed"
 
 
+def delayed_wake(namespace: str) -> str:
+    """Stream: one entry each time a delayed task becomes the earliest due, capped; it wakes
+    blocked agents (every claim's wait list has it) so that they block until the new due time."""
+    return f"{root(namespace)}:delayed-wake"
+
+
+def streams(namespace: str) -> str:
+    """Set: the keys of the namespace's work streams (queue and direct), for agentfn_reap's trimming."""
+    return f"{root(namespace)}:streams"
+
+
 def leases(namespace: str) -> str:
     """Sorted set: ids of running tasks, scored by lease deadline (ms)."""
     return f"{root(namespace)}:leases"

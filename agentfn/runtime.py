@@ -10,8 +10,9 @@ Threads of one running agent:
   ``NEXT <free slots>``, so finishing and claiming share a round trip. At concurrency > 1 it
   may send a second pipeline before reading the first one's replies (on a connection of its
   own), so that Redis runs one while Python prepares the other;
-- the waiter blocks in ``XREAD`` (on a connection of its own) on the streams the pump's last
-  empty claim named, from the ids it returned, and tells the pump when to claim again;
+- the waiter blocks in ``XREAD`` (on a connection of its own) on the streams named by the
+  pump's last claim that returned fewer tasks than asked, from the ids it returned, and tells
+  the pump when to claim again;
 - maintenance (agentfn/maintenance.py) heartbeats, renews leases, times out handlers and reaps;
 - handlers run inline in the pump (sync handlers at concurrency 1: no thread hand-off), in
   handler threads (sync, concurrency > 1) or as tasks on an event loop (async handlers);
@@ -395,7 +396,7 @@ class Runtime:
         wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
         batch = Batch(self.client)
         for index, (running, outcome) in enumerate(finished):
-            _finish(batch, running, outcome, wanted if index == len(finished) - 1 else 0)
+            _finish(batch, running, outcome, wanted if index == len(finished) - 1 else 0, self.agent.lease_ms)
         self._flights.append(Flight(batch, finished, wanted))
         self._reserved += wanted
         if self._connection is None:
@@ -441,12 +442,13 @@ class Runtime:
             log.error("agent %s: finishing task %s failed: %s", self.agent_id, task.id, error)
 
     def _accept(self, claim: ClaimResult, asked: int) -> None:
-        """Start what a claim returned; arm the waiter when it returned nothing."""
+        """Start what a claim returned; arm the waiter when it returned fewer tasks than asked
+        (the claim drained every stream and named them with their ids, read in the same call)."""
         self._claim_wanted = False
-        if not claim.tasks:
+        if len(claim.tasks) < asked and (claim.wait_streams or not claim.tasks):
             self._arm(claim)
-        elif len(claim.tasks) < asked:
-            self._claim_wanted = True  # a claim with tasks names no wait streams: claim again for them
+        elif len(claim.tasks) < asked:  # an older library names wait streams only when it found nothing
+            self._claim_wanted = True
         for_loop = [running for running in map(self._start, claim.tasks) if running is not None]
         if for_loop:
             self.async_executor().submit(for_loop)
@@ -487,12 +489,14 @@ class Runtime:
         return None
 
 
-def _finish(api: Any, running: Running, outcome: Outcome, next_count: int) -> Any:
-    """Make (Client) or queue (Batch) the call that ends an attempt with its outcome."""
+def _finish(api: Any, running: Running, outcome: Outcome, next_count: int, lease_ms: int | None) -> Any:
+    """Make (Client) or queue (Batch) the call that ends an attempt with its outcome; the tasks
+    its NEXT claims get the lease ``lease_ms`` (None: each task's timeout), as a claim's do."""
     task = running.task
     if outcome.kind == "complete":
         try:
-            return api.complete(task.id, task.token, outcome.result, next=next_count, input_required=outcome.prompt)
+            return api.complete(task.id, task.token, outcome.result, next=next_count, input_required=outcome.prompt,
+                                lease_ms=lease_ms)
         except (TypeError, ValueError) as error:  # not JSON-serialisable: fails before anything is sent
             outcome = Outcome("fail", error=error_text(error))
-    return api.fail(task.id, task.token, outcome.error, retry=outcome.retry, next=next_count)
+    return api.fail(task.id, task.token, outcome.error, retry=outcome.retry, next=next_count, lease_ms=lease_ms)

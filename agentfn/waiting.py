@@ -1,9 +1,10 @@
 """Blocking helpers: how an idle agent waits for work without polling (DESIGN rule 7).
 
-A claim (or an inbox read) that finds nothing returns, beside its empty list, the streams it
-looked at and the last id of each (``wait``). Blocking with ``XREAD BLOCK`` on exactly those
-ids wakes at the first entry added after that claim, so a task submitted between "found
-nothing" and "block" is never missed: its entry id is larger than the id the claim returned.
+A claim that returns fewer tasks than asked (or an inbox read that finds nothing) returns,
+beside its list, the streams it looked at and the newest id of each (``wait``). Blocking with
+``XREAD BLOCK`` on exactly those ids wakes at the first entry added after that claim, so a task
+submitted between "found nothing" and "block" is never missed: its entry id is larger than the
+id the claim returned.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ async def wait_on_streams_async(client: redis.asyncio.Redis, streams: Mapping[st
 
 
 def wait_for_work(client: Any, claim_result: HasWaitStreams, timeout_ms: float) -> bool | Awaitable[bool]:
-    """XREAD BLOCK on the streams an empty claim named, from the ids it returned.
+    """XREAD BLOCK on the streams a claim with fewer tasks than asked named, from the ids it returned.
 
     ``client`` is a ``redis.Redis`` (returns a bool: True when work may be ready) or a
     ``redis.asyncio.Redis`` (returns an awaitable of it). Use a connection that nothing else

@@ -80,7 +80,7 @@ EDITS = [
      "", "  PROF.add('(within the above) TASK.take: HMGET, HSET, emit', prof_t0)"),
     ("includes/51_task_claim.lua", "  TASK.promote_due(root",
      "", "  PROF.mark('c7 claim: promote_due (ZRANGE)')"),
-    ("includes/51_task_claim.lua", "  if #claim.tasks > 0 then",
+    ("includes/51_task_claim.lua", "  if #claim.tasks >= count then",
      "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')", ""),
     ("functions/agentfn_task_complete.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
     ("functions/agentfn_task_complete.lua", "  check_schema(root, namespace)",
@@ -88,8 +88,8 @@ EDITS = [
     ("functions/agentfn_task_complete.lua", "  local now = ", "  PROF.mark('c3 SETTLE.load_finish (HMGET) + check_token')", ""),
     ("functions/agentfn_task_complete.lua", "  local state = STATE.CANCELED", "  PROF.mark('c4 now_ms (TIME) + live_agent (HMGET)')", ""),
     ("functions/agentfn_task_complete.lua", "    TASK.unlink(root, task_id, task)", "",
-     "    PROF.mark('c5 unlink (XACK, XDEL, ZREM, SREM)')"),
-    ("functions/agentfn_task_complete.lua", "  return {'id', task_id, 'state', state, 'next', TASK.claim(", "  PROF.mark('c6 settle: finish (HSET, PEXPIRE, emit)')", ""),
+     "    PROF.mark('c5 unlink (XACK, ZREM, SREM)')"),
+    ("functions/agentfn_task_complete.lua", "  local claimed = TASK.claim(", "  PROF.mark('c6 settle: finish (HSET, PEXPIRE, emit)')", ""),
     ("functions/agentfn_task_submit.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
     ("functions/agentfn_task_submit.lua", "  check_schema(root, namespace)",
      "  PROF.mark('s1 validate arguments')", "  PROF.mark('s2 check_schema (HGET)')"),
@@ -230,9 +230,10 @@ def drain_batched(client: agentfn.Client, agent_id: str) -> None:
 
 def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, float]:
     """Load ``source`` on ``connection`` (a private server: it is flushed) and measure: per
-    function, usec_per_call and redis.calls per call; per task, redis.calls and Redis CPU µs over
-    whole lifecycles, one at a time (submit; complete NEXT 1) and batched (pipelined submits;
-    claim COUNT 100 and pipelined completes, the last with NEXT 100)."""
+    function, usec_per_call and redis.calls per call (a claim that finds nothing included); per
+    task, redis.calls and Redis CPU µs over whole lifecycles, one at a time (submit; complete
+    NEXT 1) and batched (pipelined submits; claim COUNT 100 and pipelined completes, the last
+    with NEXT 100), each followed by one agentfn_reap (its share of the work)."""
     connection.flushall()
     connection.function_load(source, replace=True)
     agentfn.migrate(connection, "profile")
@@ -261,10 +262,17 @@ def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, flo
             task = following[0] if following else None
 
     per_call("complete NEXT 1", complete_next)
+    # An idle agent's claim: every stream it reads exists (direct, and noop at each priority).
+    for priority in ("high", "low"):
+        client.submit("noop", None, priority=priority)
+    client.submit("noop", None, to="profiler")
+    complete_next(client.claim("profiler").tasks[0])
+    per_call("claim, nothing ready", lambda: [client.claim("profiler") for _ in range(count)])
 
     def whole(title: str, run: Callable[[], None]) -> None:
         span = Span(connection)
         run()
+        client.reap()  # its share: trimming what the lifecycles left in the streams
         stats, cpu = span.stop()
         figures[f"{title}: redis.calls per task"] = sum(_inner_calls(stats).values()) / count
         figures[f"{title}: Redis CPU µs per task"] = cpu / count * 1e6

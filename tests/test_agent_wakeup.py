@@ -87,20 +87,87 @@ def test_a_retry_backoff_is_waited_out_until_the_claims_next_due_time(client):
     assert retried_at <= info.started_ms < retried_at + 1000
 
 
-def test_a_delayed_task_submitted_while_idle_starts_when_the_reaper_promotes_it(client):
-    agent = agentfn.Agent(client, "a1", ttl_ms=60_000, reap_interval_ms=100)
-    started = threading.Event()
+def connections(client: agentfn.Client) -> set[str]:
+    return {c["id"] for c in client.redis.client_list()}
+
+
+def wait_until_blocked(client: agentfn.Client, others: set[str]) -> None:
+    """Until a connection not among ``others`` (the agent's) blocks in XREAD (CLIENT LIST),
+    waiting on the server clock."""
+    for _ in range(1000):
+        if any(c["cmd"] == "xread" and "b" in c["flags"] and c["id"] not in others
+               for c in client.redis.client_list()):
+            return
+        client.redis.blpop(["agentfn-test:never"], timeout=0.005)
+    raise AssertionError("the agent never blocked")
+
+
+def test_a_delayed_task_submitted_while_idle_starts_when_due_without_the_reaper(client):
+    """Nothing in a stream shows a delayed task, but it is the earliest due: the delayed-wake
+    entry wakes the blocked agent, whose claim names next_due_ms, and it blocks until then. The
+    reaper (which also promotes due tasks) runs only once, at the start."""
+    agent = agentfn.Agent(client, "a1", ttl_ms=60_000, reap_interval_ms=600_000)
 
     @agent.handler("later")
     def later(task):
-        started.set()
+        return "done"
 
+    others = connections(client)
     with serving(agent):
+        wait_until_blocked(client, others)  # idle, for up to its heartbeat interval (20 s)
         task_id = client.submit("later", {}, delay_ms=300)
         assert client.get_task(task_id).state == "delayed"
-        assert started.wait(5)
         info = wait_for_task(client, task_id, DONE)
-    assert info.due_ms <= info.started_ms < info.due_ms + 1000
+    assert info.state == "completed"
+    assert info.due_ms <= info.started_ms < info.due_ms + 200
+
+
+def test_a_partial_claim_blocks_on_its_own_wait_ids(client, monkeypatch):
+    """A claim that returns fewer tasks than asked names what to block on: the agent blocks at
+    once (one claim, no extra empty one), and a task submitted later still wakes it."""
+    claims: list[int] = []
+    real_claim = client.claim
+
+    def counting_claim(*args, **kwargs):
+        claims.append(1)
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(client, "claim", counting_claim)
+    agent = agentfn.Agent(client, "a1", ttl_ms=60_000, concurrency=4)
+    release = threading.Event()
+
+    @agent.handler("job")
+    def job(task):
+        release.wait(5)
+
+    first = client.submit("job", {})
+    others = connections(client)
+    with serving(agent):
+        wait_until_blocked(client, others)
+        assert client.get_task(first).state == "running" and len(claims) == 1
+        second = client.submit("job", {})
+        assert wait_for_task(client, second, {"running"}).state == "running"
+        release.set()
+        for task_id in (first, second):
+            assert wait_for_task(client, task_id, DONE).state == "completed"
+    assert len(claims) == 2  # the first, and the one after the wake-up (then only NEXT)
+
+
+def test_tasks_claimed_by_next_get_the_agents_lease(client):
+    """The lease the agent asks for on claims is also asked for on the claims that NEXT makes."""
+    agent = agentfn.Agent(client, "a1", ttl_ms=60_000, lease_ms=5_000)
+    leases: dict[str, int] = {}
+
+    @agent.handler("job")
+    def job(task):
+        info = task.client.get_task(task.id)
+        leases[task.id] = info.lease_deadline_ms - info.started_ms
+
+    ids = [client.submit("job", {}, timeout_ms=600_000) for _ in range(2)]
+    with serving(agent):
+        for task_id in ids:
+            assert wait_for_task(client, task_id, DONE).state == "completed"
+    assert leases == {ids[0]: 5_000, ids[1]: 5_000}  # the second came with the first's completion
 
 
 def test_wait_for_work_returns_on_a_new_entry_and_on_timeout(client, r):

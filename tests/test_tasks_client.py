@@ -63,9 +63,28 @@ def test_empty_claim_tells_what_to_wait_on(client, deployed):
     client.submit("x", 1, delay_ms=60_000)
     empty = client.claim("a1", count=5)
     assert empty.tasks == []
-    assert set(empty.wait_streams) == {f"{client.root}:direct:a1"} | {
+    assert set(empty.wait_streams) == {f"{client.root}:direct:a1", f"{client.root}:delayed-wake"} | {
         f"{client.root}:queue:x:{p}" for p in ("high", "normal", "low")}
     assert empty.next_due_ms is not None and empty.next_due_ms >= server_ms(deployed) + 59_000
+
+
+def test_partial_claim_and_leases_of_next(client, deployed):
+    client.agent_register("a1", ["x"])
+    for n in range(3):
+        client.submit("x", n, timeout_ms=1_000, backoff_ms=0)
+    partial = client.claim("a1", count=2, lease_ms=70_000)
+    assert [t.payload for t in partial.tasks] == [0, 1] and partial.wait_streams == {}
+    first, second = partial.tasks
+    before = server_ms(deployed)
+    done = client.complete(first.id, first.token, "ok", next=5, lease_ms=90_000)
+    assert done.next is not None and [t.payload for t in done.next.tasks] == [2]
+    assert done.next.tasks[0].lease_deadline_ms >= before + 90_000
+    assert f"{client.root}:queue:x:normal" in done.next.wait_streams  # fewer than asked: what to block on
+    failed = client.fail(second.id, second.token, "again", next=1, lease_ms=80_000)
+    assert failed.next is not None and failed.next.tasks[0].id == second.id
+    assert failed.next.tasks[0].lease_deadline_ms >= before + 80_000
+    # Without next nothing is claimed, so no lease is sent.
+    assert client.complete(second.id, failed.next.tasks[0].token, "ok", lease_ms=90_000).next is None
 
 
 def test_extend_cancel_requeue_reap(client, deployed):

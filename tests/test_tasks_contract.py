@@ -8,6 +8,8 @@ import threading
 import pytest
 import redis
 
+from agentfn.constants import DEFAULTS
+
 from .helpers import ROOT, assert_refused, fcall, pairs
 from .tasks_helpers import (
     claim,
@@ -50,8 +52,10 @@ def test_submit_claim_complete_lifecycle(deployed):
     assert int(record["finished_ms"]) >= int(record["started_ms"])
     assert 0 < deployed.pttl(f"{ROOT}:task:t1") <= 86_400_000
     assert deployed.zcard(f"{ROOT}:leases") == 0 and not deployed.exists(f"{ROOT}:agent:a1:tasks")
-    assert deployed.xlen(f"{QUEUE}:web_search:normal") == 0
     assert deployed.xpending(f"{QUEUE}:web_search:normal", "agentfn")["pending"] == 0
+    assert deployed.xlen(f"{QUEUE}:web_search:normal") == 1  # acknowledged: the next reap trims it
+    reap(deployed)
+    assert deployed.xlen(f"{QUEUE}:web_search:normal") == 0
     kinds = [fields["type"] for _, fields in deployed.xrange(f"{ROOT}:events") if fields["type"].startswith("task.")]
     assert kinds == ["task.submitted", "task.running", "task.completed"]
 
@@ -107,7 +111,7 @@ def test_agent_without_capabilities_takes_direct_tasks(deployed):
     register(deployed, "solo", "")
     submit(deployed, "anything", "{}", "TO", "solo")
     assert claimed_ids(deployed, "solo") == ["t1"]
-    assert list(claim(deployed, "solo")["wait"]) == [f"{ROOT}:direct:solo"]
+    assert list(claim(deployed, "solo")["wait"]) == [f"{ROOT}:direct:solo", f"{ROOT}:delayed-wake"]
 
 
 def test_claim_needs_a_live_registered_agent(deployed, raw):
@@ -202,6 +206,7 @@ def test_cancel_queued_delayed_running_and_finished(deployed, raw):
     assert pairs(fcall(deployed, "agentfn_task_cancel", "t3"))["was"] == "running"
     record = get(deployed, "t3")
     assert record["state"] == "canceled" and record["cancel_requested"] == "1"
+    reap(deployed)
     assert deployed.zcard(f"{ROOT}:leases") == 0 and deployed.xlen(f"{QUEUE}:x:normal") == 0
     # The worker learns at its next extend, complete or fail; its result is discarded.
     assert pairs(fcall(deployed, "agentfn_task_extend", "t3", 1))["canceled"] == 1
@@ -372,7 +377,8 @@ def test_complete_with_next_claims_in_the_same_call(deployed):
     reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "x", "NEXT", "1"))
     nxt = claim_reply(reply["next"])
     assert reply["state"] == "delayed" and nxt["tasks"] == [] and nxt["next_due_ms"] == reply["due_ms"]
-    assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")]
+    assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")] + [
+        f"{ROOT}:delayed-wake"]
     assert "next" not in complete(deployed, "t3", 1, '"ok"', "NEXT", "0")
 
 
@@ -435,26 +441,66 @@ def test_xread_block_wakes_when_a_task_is_submitted_while_blocked(deployed, redi
     assert woke.is_set()
 
 
-def test_streams_hold_exactly_undelivered_and_pending_entries(deployed):
+def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed):
+    """An ended attempt's entry is only acknowledged; agentfn_reap trims each work stream up to
+    its oldest pending entry (else its first undelivered one), never past either."""
     register(deployed, "a1", "x")
     register(deployed, "a2", "x")
     for n in range(10):
         submit(deployed, "x", str(n), "BACKOFF_MS", "0")
     stream = f"{QUEUE}:x:normal"
+    assert deployed.smembers(f"{ROOT}:streams") == {stream}
     tasks = claim(deployed, "a1", "COUNT", "4")["tasks"]
     others = claim(deployed, "a2", "COUNT", "2")["tasks"]
     complete(deployed, tasks[0]["id"], 1)
     fail(deployed, tasks[1]["id"], 1)  # retried at once: a new undelivered entry
     fcall(deployed, "agentfn_task_cancel", tasks[2]["id"])
-    fcall(deployed, "agentfn_task_cancel", "t10")  # queued: its undelivered entry goes
+    fcall(deployed, "agentfn_task_cancel", "t10")  # queued: its undelivered entry goes at once
+    assert deployed.xlen(stream) == 10  # 11 entries, one deleted; three acknowledged, not yet trimmed
+    reap(deployed)
     pending = deployed.xpending_range(stream, "agentfn", "-", "+", 100)
     in_flight = {tasks[3]["id"], others[0]["id"], others[1]["id"]}
     assert {deployed.xrange(stream, p["message_id"], p["message_id"])[0][1]["task"] for p in pending} == in_flight
     undelivered = {get(deployed, f"t{n}")["id"] for n in range(1, 11) if get(deployed, f"t{n}")["state"] == "queued"}
     assert len(undelivered) == 4
     assert deployed.xlen(stream) == len(undelivered) + len(pending)
+    assert {f["task"] for _, f in deployed.xrange(stream)} == undelivered | in_flight
     for task_id in in_flight:
         assert get(deployed, task_id)["entry"] in {p["message_id"] for p in pending}
+
+    complete(deployed, others[0]["id"], 1)  # t5, between two pending entries (t4 and t6)
+    reap(deployed)
+    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t4", "t6", "t7", "t8", "t9", "t2"]
+
+    # Nothing pending: everything delivered goes, the undelivered stay (a direct stream too).
+    for task in (others[1], tasks[3]):
+        complete(deployed, task["id"], 1)
+    reap(deployed)
+    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t8", "t9", "t2"]  # t2's retry: last
+    submit(deployed, "x", '"direct"', "TO", "a2")
+    assert claimed_ids(deployed, "a2", "COUNT", "2") == ["t11", "t7"]
+    complete(deployed, "t11", 1)
+    reap(deployed)
+    assert deployed.smembers(f"{ROOT}:streams") == {stream, f"{ROOT}:direct:a2"}
+    assert deployed.xlen(f"{ROOT}:direct:a2") == 0
+    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t8", "t9", "t2"]  # t7 pending
+    assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t8", "t9", "t2"]
+    for task_id in ("t8", "t9", "t2"):
+        complete(deployed, task_id, 2 if task_id == "t2" else 1)
+    reap(deployed, "LIMIT", "1")  # looks at one entry after the oldest pending one (t7) at most
+    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t9", "t2"]
+    reap(deployed)  # attempts that ended while an older one runs on: deleted
+    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7"]
+    complete(deployed, "t7", 1)
+    reap(deployed)
+    assert deployed.xlen(stream) == 0
+    assert deployed.xinfo_groups(stream)[0]["pending"] == 0
+    # Delivery goes on from where it was; a stream that is gone leaves the set.
+    submit(deployed, "x", '"again"')
+    assert claimed_ids(deployed, "a1") == ["t12"]
+    deployed.delete(f"{ROOT}:direct:a2")
+    reap(deployed)
+    assert deployed.smembers(f"{ROOT}:streams") == {stream}
 
 
 def test_reap_trims_dead_letters_past_retention_only(deployed):
@@ -470,3 +516,94 @@ def test_unknown_task_is_not_found(deployed, raw):
                            ("agentfn_task_extend", ["t9", 1]), ("agentfn_task_cancel", ["t9"]),
                            ("agentfn_task_get", ["t9"]), ("agentfn_task_requeue", ["t9"])]:
         assert_refused(deployed, raw, "NOTFOUND", function, *args)
+
+
+WAKE = f"{ROOT}:delayed-wake"
+
+
+def test_a_partial_claim_names_what_to_block_on_for_the_rest(deployed):
+    """Fewer tasks than asked: every stream was drained, so the reply has the wait ids (read in
+    the same call) and the agent can block at once, without an extra empty claim."""
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1")
+    submit(deployed, "x", "2", "DELAY_MS", "60000")
+    partial = claim(deployed, "a1", "COUNT", "5")
+    assert [t["id"] for t in partial["tasks"]] == ["t1"]
+    assert list(partial["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")] + [WAKE]
+    assert partial["wait"][f"{QUEUE}:x:normal"] == get(deployed, "t1")["entry"]
+    assert int(partial["next_due_ms"]) == int(get(deployed, "t2")["due_ms"])
+    assert deployed.xread(partial["wait"], block=30) == []  # the claimed entry does not wake it
+    submit(deployed, "x", "3")
+    assert deployed.xread(partial["wait"], block=2000)
+    # The same through NEXT: fewer than asked names the wait ids too; as many as asked does not.
+    reply = claim_reply(pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))["next"])
+    assert [t["id"] for t in reply["tasks"]] == ["t3"] and WAKE in reply["wait"] and reply["next_due_ms"] != ""
+    submit(deployed, "x", "4")
+    full = claim_reply(pairs(fcall(deployed, "agentfn_task_complete", "t3", 1, '"ok"', "NEXT", "1"))["next"])
+    assert [t["id"] for t in full["tasks"]] == ["t4"] and full["wait"] == {} and full["next_due_ms"] == ""
+
+
+def test_complete_and_fail_next_take_a_lease(deployed, raw):
+    register(deployed, "a1", "x")
+    for n in range(3):
+        submit(deployed, "x", str(n), "TIMEOUT_MS", "1000", "BACKOFF_MS", "0")
+    claim(deployed, "a1")
+    before = server_ms(deployed)
+    reply = pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1", "LEASE_MS", "90000"))
+    [task] = claim_reply(reply["next"])["tasks"]
+    assert task["id"] == "t2" and int(task["lease_deadline_ms"]) >= before + 90000
+    assert deployed.zscore(f"{ROOT}:leases", "t2") == int(task["lease_deadline_ms"])
+    reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "e", "NEXT", "1", "LEASE_MS", "80000"))
+    [task] = claim_reply(reply["next"])["tasks"]
+    assert task["id"] == "t3" and int(task["lease_deadline_ms"]) >= before + 80000
+    # Without NEXT it claims nothing, so it changes nothing; a bad value is refused first.
+    assert complete(deployed, "t3", 1, '"ok"', "LEASE_MS", "5000") == {"id": "t3", "state": "completed"}
+    [task] = claim(deployed, "a1")["tasks"]
+    assert task["id"] == "t2" and int(task["lease_deadline_ms"]) <= server_ms(deployed) + 1000
+    for function, args in [("agentfn_task_complete", ["t2", 2, '"ok"']), ("agentfn_task_fail", ["t2", 2, "e"])]:
+        assert_refused(deployed, raw, "BADARG", function, *args, "NEXT", "1", "LEASE_MS", "0")
+
+
+def test_an_empty_claim_reads_newest_ids_without_xinfo(deployed):
+    """The wait ids are each stream's newest entry id ('0-0' when it has none): XREAD from them
+    wakes on exactly the entries added later, like the last generated id, for less."""
+    register(deployed, "a1", "x")
+    submit(deployed, "x", "1", "PRIORITY", "high")
+    submit(deployed, "x", "2", "PRIORITY", "high")
+    fcall(deployed, "agentfn_task_cancel", "t2")  # deleted: the last generated id is newer than t1's entry
+    claim(deployed, "a1")
+    deployed.config_resetstat()
+    empty = claim(deployed, "a1")
+    stats = deployed.info("commandstats")
+    assert not any(name.startswith("cmdstat_xinfo") for name in stats), sorted(stats)
+    high = f"{QUEUE}:x:high"
+    assert empty["wait"][high] == get(deployed, "t1")["entry"] != deployed.xinfo_stream(high)["last-generated-id"]
+    assert empty["wait"][f"{QUEUE}:x:low"] == "0-0" and empty["wait"][WAKE] == "0-0"
+    assert deployed.xread(empty["wait"], block=30) == []
+    submit(deployed, "x", "3", "PRIORITY", "high")
+    assert deployed.xread(empty["wait"], block=2000)[0][0] == high
+
+
+def test_a_task_becoming_the_earliest_delayed_wakes_blocked_agents(deployed):
+    """Delayed tasks are in a sorted set that no XREAD sees: when one becomes the earliest due, an
+    entry in the capped delayed-wake stream (in every wait list) wakes the blocked agents, which
+    claim again and block until the new next_due_ms. A later due time wakes nobody."""
+    register(deployed, "a1", "x")
+    empty = claim(deployed, "a1")
+    assert empty["wait"][WAKE] == "0-0" and empty["next_due_ms"] == ""
+    submit(deployed, "y", "1", "DELAY_MS", "60000")  # any capability: next_due_ms is namespace-wide
+    assert [key for key, _ in deployed.xread(empty["wait"], block=2000)] == [WAKE]
+    empty = claim(deployed, "a1")
+    assert int(empty["next_due_ms"]) == int(get(deployed, "t1")["due_ms"])
+    submit(deployed, "x", "2", "DELAY_MS", "120000")  # not the earliest: the agents wake before it anyway
+    assert deployed.xread(empty["wait"], block=30) == []
+    submit(deployed, "x", "3", "BACKOFF_MS", "30000")
+    [task] = claim(deployed, "a1")["tasks"]
+    empty = claim(deployed, "a1")
+    assert fail(deployed, "t3", 1)["state"] == "delayed"  # a retry backoff, due before t1
+    assert [key for key, _ in deployed.xread(empty["wait"], block=2000)] == [WAKE]
+    assert int(claim(deployed, "a1")["next_due_ms"]) == int(get(deployed, "t3")["due_ms"])
+    assert deployed.xlen(WAKE) == 2
+    for n in range(300):
+        submit(deployed, "x", str(n), "DELAY_MS", str(1000 - n))  # each the earliest
+    assert deployed.xlen(WAKE) <= 2 * DEFAULTS["delayed_wake_max"]

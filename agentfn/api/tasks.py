@@ -68,13 +68,14 @@ class ClaimedTask:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """What a claim returned: tasks, or (when there are none) what to block on."""
+    """What a claim returned: tasks and, when fewer than asked, what to block on for the rest."""
 
     tasks: list[ClaimedTask]
     wait_streams: dict[str, str]
-    """Stream key -> last id, for XREAD BLOCK when ``tasks`` is empty (empty otherwise)."""
+    """Stream key -> newest id, for XREAD BLOCK when the claim returned fewer tasks than asked
+    (every stream was drained); empty when it returned as many as asked."""
     next_due_ms: int | None
-    """When ``tasks`` is empty: the earliest due time of a delayed task (server clock), or None."""
+    """With ``wait_streams``: the earliest due time of a delayed task (server clock), or None."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> "ClaimResult":
@@ -264,9 +265,17 @@ class TasksApi(ApiBase):
                           ClaimResult.from_reply)
 
     def complete(
-        self, task_id: str, token: int, result: Any, *, next: int = 0, input_required: Any = None
+        self,
+        task_id: str,
+        token: int,
+        result: Any,
+        *,
+        next: int = 0,
+        input_required: Any = None,
+        lease_ms: int | None = None,
     ) -> CompleteResult:
-        """agentfn_task_complete: finish the attempt with ``result``; ``next`` > 0 claims again.
+        """agentfn_task_complete: finish the attempt with ``result``; ``next`` > 0 claims again,
+        each task claimed with a lease of ``lease_ms`` (as claim's; unused without ``next``).
 
         ``input_required`` (a workflow task only): a JSON-serialisable prompt; the attempt ends
         without a result and the workflow step waits for input.
@@ -275,16 +284,19 @@ class TasksApi(ApiBase):
         return self._call(
             "agentfn_task_complete",
             [task_id, token, _json_text(result)],
-            {"NEXT": next or None, "INPUT_REQUIRED": prompt},
+            {"NEXT": next or None, "INPUT_REQUIRED": prompt, "LEASE_MS": lease_ms if next else None},
             CompleteResult.from_reply,
         )
 
-    def fail(self, task_id: str, token: int, error: str, *, retry: bool = True, next: int = 0) -> FailResult:
-        """agentfn_task_fail: end the attempt with an error; retried with backoff unless ``retry`` is False."""
+    def fail(
+        self, task_id: str, token: int, error: str, *, retry: bool = True, next: int = 0, lease_ms: int | None = None
+    ) -> FailResult:
+        """agentfn_task_fail: end the attempt with an error; retried with backoff unless ``retry`` is False.
+        ``next`` and ``lease_ms`` as for complete."""
         return self._call(
             "agentfn_task_fail",
             [task_id, token, error],
-            {"RETRY": None if retry else False, "NEXT": next or None},
+            {"RETRY": None if retry else False, "NEXT": next or None, "LEASE_MS": lease_ms if next else None},
             FailResult.from_reply,
         )
 

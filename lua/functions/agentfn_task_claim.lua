@@ -4,20 +4,24 @@
 -- of its stream (consumer = the agent), in the leases set until its lease deadline and in the
 -- agent's task set. Due delayed tasks are promoted first. Order: the agent's direct stream, then
 -- its capabilities by priority (high, normal, low); within a priority, across several
--- capabilities, the stream whose next undelivered entry is oldest. When nothing is ready the
--- reply says what to block on: XREAD BLOCK <ms> STREAMS <wait keys> <wait ids> returns as soon
--- as a task lands in any of them after this call (no lost wake-up), and a delayed task is due
--- at next_due_ms (block at most until then, at least 1 ms); then claim again.
+-- capabilities, the stream whose next undelivered entry is oldest. When fewer tasks than COUNT
+-- are ready (none, or some), the reply says what to block on for the rest: XREAD BLOCK <ms>
+-- STREAMS <wait keys> <wait ids> returns as soon as a task lands in any of them after this call
+-- (no lost wake-up), or a delayed task becomes the earliest due (the delayed-wake stream), and
+-- the earliest delayed task is due at next_due_ms (block at most until then, at least 1 ms);
+-- then claim again.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the claiming agent (registered and live)
 -- OPTION COUNT n: claim at most n tasks, 1 to 1000 (default 1)
 -- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
--- returns: flat array: tasks, [task...], wait, [stream key, last id, ...], next_due_ms, ms or
+-- returns: flat array: tasks, [task...], wait, [stream key, newest id, ...], next_due_ms, ms or
 --   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,
 --   priority, workflow, step, inputs (JSON text or ''), timeout_ms. wait and next_due_ms are
---   filled only when tasks is empty (next_due_ms: the earliest due time in the delayed set)
+--   filled when tasks has fewer than COUNT (wait: the agent's direct stream, its capabilities'
+--   streams of each priority and root:delayed-wake, each with its newest entry id or 0-0;
+--   next_due_ms: the earliest due time in the delayed set)
 -- errors: BADARG, NOTFOUND, LAPSED, VERSION
 -- events: task.running, task.queued (promoted delayed tasks)
 -- example: FCALL agentfn_task_claim 1 agentfn:{default} researcher-1 COUNT 1

@@ -1,9 +1,9 @@
 -- agentfn_task_complete: finish a running attempt with its result (and claim the next tasks).
 --
 -- Invariant: only the current attempt completes a task: the token must be the task's attempt
--- and the task running under it, else STALE and nothing changes. Completing acknowledges and
--- deletes the stream entry, drops the lease, stores the result and expires the task after its
--- retention. If the task was canceled while running, the reply says canceled and the result is
+-- and the task running under it, else STALE and nothing changes. Completing acknowledges the
+-- stream entry (agentfn_reap trims it), drops the lease, stores the result and expires the task
+-- after its retention. If the task was canceled while running, the reply says canceled and the result is
 -- discarded. With INPUT_REQUIRED (workflow tasks only) the attempt ends without a result and the
 -- workflow step waits for input. With NEXT n the agent claims its next tasks in the same call.
 --
@@ -14,6 +14,8 @@
 -- ARGV[3] result: the task's result, JSON text (at most 1 MiB); still required with
 --   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
+--   (default: each task's timeout_ms; ignored without NEXT)
 -- OPTION INPUT_REQUIRED prompt: JSON text: the step needs input; the result is not stored, the
 --   task's state becomes completed with its prompt field set, and the workflow step waits in
 --   input-required until agentfn_wf_signal
@@ -21,10 +23,10 @@
 --   agentfn_task_claim reply]
 -- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed (or none for a canceled task), then as agentfn_task_claim
--- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1
+-- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1 LEASE_MS 60000
 
 -- The options' checkers (built once, not on every call).
-local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json}
+local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json, LEASE_MS = OPT.positive_duration}
 
 local function agentfn_task_complete(keys, args)
   local root, namespace = check_root(keys)
@@ -56,5 +58,6 @@ local function agentfn_task_complete(keys, args)
   if not agent then
     return {'id', task_id, 'state', state}
   end
-  return {'id', task_id, 'state', state, 'next', TASK.claim(root, task.agent, agent.capabilities, next_count, nil, now)}
+  local claimed = TASK.claim(root, task.agent, agent.capabilities, next_count, options.LEASE_MS, now)
+  return {'id', task_id, 'state', state, 'next', claimed}
 end

@@ -14,6 +14,8 @@
 -- ARGV[3] error: what went wrong, text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
+--   (default: each task's timeout_ms; ignored without NEXT)
 -- returns: flat array: id, state (delayed, queued, failed, dead, or canceled when it was
 --   canceled while running), due_ms (when it will be ready again; '' unless delayed or queued),
 --   and with NEXT n > 0: next, [the agentfn_task_claim reply]
@@ -22,7 +24,7 @@
 -- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1 'rate limited' RETRY yes
 
 -- The options' checkers (built once, not on every call).
-local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option}
+local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}
 
 local function agentfn_task_fail(keys, args)
   local root, namespace = check_root(keys)
@@ -49,7 +51,7 @@ local function agentfn_task_fail(keys, args)
   local reply = {'id', task_id, 'state', state, 'due_ms', tostring(due_ms)}
   if agent then
     reply[7] = 'next'
-    reply[8] = TASK.claim(root, task.agent, agent.capabilities, next_count, nil, now)
+    reply[8] = TASK.claim(root, task.agent, agent.capabilities, next_count, options.LEASE_MS, now)
   end
   return reply
 end

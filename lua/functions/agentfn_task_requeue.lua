@@ -36,7 +36,7 @@ local function agentfn_task_requeue(keys, args)
   end
   redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', now_ms(), 'finished_ms', '',
     'max_attempts', tonumber(task.attempt) + (options.MAX_ATTEMPTS or DEFAULTS.max_attempts),
-    'entry', TASK.enqueue(task.stream, task_id))
+    'entry', TASK.enqueue(root, task.stream, task_id))
   emit(root, 'task.queued', {'task', task_id})
   return {'id', task_id, 'state', STATE.QUEUED}
 end

@@ -11,6 +11,8 @@ function K.task(root, task_id) return root .. ':task:' .. task_id end
 function K.queue(root, capability, priority) return root .. ':queue:' .. capability .. ':' .. priority end
 function K.direct(root, agent_id) return root .. ':direct:' .. agent_id end
 function K.delayed(root) return root .. ':delayed' end
+function K.delayed_wake(root) return root .. ':delayed-wake' end
+function K.streams(root) return root .. ':streams' end
 function K.leases(root) return root .. ':leases' end
 function K.dead(root) return root .. ':dead' end
 function K.idempotency(root, key) return root .. ':idem:' .. key end

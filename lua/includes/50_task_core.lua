@@ -10,10 +10,15 @@
 -- set; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
 -- expiring after retention_ms (a dead task also has an entry in K.dead).
 --
--- Safe trimming: an attempt's stream entry is acknowledged AND deleted (XACK + XDEL) the moment
--- the attempt ends, and a retry appends a new entry. So a work stream holds exactly its
--- undelivered entries plus its pending ones (XLEN = undelivered + XPENDING), which is the
--- trimming: nothing is ever trimmed by length, so an entry still in flight is never lost.
+-- Safe trimming: an attempt's stream entry is acknowledged (XACK) the moment the attempt ends,
+-- and a retry appends a new entry; a queued task's entry is deleted when it is canceled.
+-- agentfn_reap trims each work stream (K.streams lists them) up to its oldest pending entry, or
+-- up to its first undelivered one when none is pending (XTRIM MINID), and deletes the
+-- acknowledged entries after the oldest pending one (REAP.trim_stream): what goes is
+-- acknowledged entries only. So after a reap a work stream holds exactly its undelivered
+-- entries plus its pending ones (XLEN = undelivered + XPENDING); nothing is ever trimmed by
+-- length, so an entry still in flight is never lost. (Deleting each entry as its attempt ended
+-- cost more: XDEL of the oldest entry of a stream was the dearest command of a completion.)
 local TASK = {}
 
 -- Every field of a task hash, in the order agentfn_task_get replies with them.
@@ -43,12 +48,14 @@ function TASK.stream(root, capability, priority, to)
   return K.queue(root, capability, priority)
 end
 
--- TASK.enqueue(stream, task_id): append `task <id>` to a work stream and return the entry id.
--- A new stream is created with its consumer group reading from id 0, so no entry is skipped.
-function TASK.enqueue(stream, task_id)
+-- TASK.enqueue(root, stream, task_id): append `task <id>` to a work stream and return the entry
+-- id. A new stream is created with its consumer group reading from id 0, so no entry is
+-- skipped, and joins the namespace's work streams (K.streams), which agentfn_reap trims.
+function TASK.enqueue(root, stream, task_id)
   local entry = redis.call('XADD', stream, 'NOMKSTREAM', '*', 'task', task_id)
   if not entry then
     redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
+    redis.call('SADD', K.streams(root), stream)
     entry = redis.call('XADD', stream, '*', 'task', task_id)
   end
   return entry
@@ -97,17 +104,30 @@ function TASK.retry_delay(backoff_ms, backoff_max_ms, attempt)
   return math.min(backoff_ms * 2 ^ (attempt - 1), backoff_max_ms)
 end
 
--- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge and delete
--- its stream entry, drop its lease and its place in the agent's task set. `task` needs
--- stream, entry and agent.
+-- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge its stream
+-- entry (agentfn_reap trims it), drop its lease and its place in the agent's task set. `task`
+-- needs stream, entry and agent.
 function TASK.unlink(root, task_id, task)
   if task.entry ~= '' then
     redis.call('XACK', task.stream, GROUP, task.entry)
-    redis.call('XDEL', task.stream, task.entry)
   end
   redis.call('ZREM', K.leases(root), task_id)
   if task.agent ~= '' then
     redis.call('SREM', K.agent_tasks(root, task.agent), task_id)
+  end
+end
+
+-- TASK.delay(root, task_id, due_text): put a task in the delayed set, due at `due_text` (ms, as
+-- text). When it becomes the earliest due task, an entry in the capped delayed-wake stream wakes
+-- the agents blocked on a claim's wait list (it is in every one): they claim again and block
+-- until the new next_due_ms. A later due time needs no wake-up: they block until an earlier
+-- one at most, and the claim they make then names the next.
+function TASK.delay(root, task_id, due_text)
+  local delayed = K.delayed(root)
+  redis.call('ZADD', delayed, due_text, task_id)
+  if redis.call('ZRANK', delayed, task_id) == 0 then
+    redis.call('XADD', K.delayed_wake(root), 'MAXLEN', '~', constant_text(DEFAULTS.delayed_wake_max), '*',
+      'task', task_id)
   end
 end
 
@@ -140,7 +160,7 @@ function TASK.promote_due(root, now, limit)
     local key = K.task(root, task_id)
     local task = redis.call('HMGET', key, 'state', 'stream')
     if task[1] == STATE.DELAYED then
-      redis.call('HSET', key, 'state', STATE.QUEUED, 'entry', TASK.enqueue(task[2], task_id))
+      redis.call('HSET', key, 'state', STATE.QUEUED, 'entry', TASK.enqueue(root, task[2], task_id))
       emit(root, 'task.queued', {'task', task_id})
       promoted = promoted + 1
     end
@@ -165,9 +185,9 @@ local function create_task(root, now, spec)
   local state, due_ms, entry = STATE.QUEUED, now_text, nil
   if (spec.delay_ms or 0) > 0 then
     state, due_ms = STATE.DELAYED, ms_text(now + spec.delay_ms)
-    redis.call('ZADD', K.delayed(root), due_ms, task_id)
+    TASK.delay(root, task_id, due_ms)
   else
-    entry = TASK.enqueue(stream, task_id)
+    entry = TASK.enqueue(root, stream, task_id)
   end
   -- due_ms (unless it stands second, for a delayed task) and the optional fields given.
   local extra = entry and {'due_ms', due_ms} or {}

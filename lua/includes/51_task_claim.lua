@@ -101,18 +101,22 @@ function TASK.next_entry(stream, after)
   return entry and entry[1]
 end
 
--- TASK.next_undelivered(stream): the id of the stream's oldest undelivered entry, or nil.
-function TASK.next_undelivered(stream)
-  if redis.call('EXISTS', stream) == 0 then
-    return nil
-  end
+-- TASK.group_info(stream): the fields of the consumer group GROUP of an existing stream
+-- (XINFO GROUPS: name, pending, last-delivered-id...) as a table, or nil when it has none.
+function TASK.group_info(stream)
   for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
     local info = hash_to_table(group)
     if info.name == GROUP then
-      return TASK.next_entry(stream, info['last-delivered-id'])
+      return info
     end
   end
   return nil
+end
+
+-- TASK.next_undelivered(stream): the id of the stream's oldest undelivered entry, or nil.
+function TASK.next_undelivered(stream)
+  local info = redis.call('EXISTS', stream) == 1 and TASK.group_info(stream)
+  return info and TASK.next_entry(stream, info['last-delivered-id']) or nil
 end
 
 -- TASK.id_before(a, b): stream entry id a is older than b.
@@ -161,18 +165,28 @@ function TASK.streams_of(root, agent_id, capabilities)
   return streams
 end
 
--- TASK.wait_list(root, agent_id, capabilities): every stream the agent reads from with its
--- last generated id ('0-0' for a stream that does not exist yet), flat: key, id, key, id...
--- XREAD BLOCK with these ids returns as soon as any of them gets a new entry after the claim.
+-- TASK.newest_id(stream): the id of the stream's newest entry; '0-0' when it has none (or does
+-- not exist). XREAD returns the entries after the id it is given: none exists after the newest
+-- entry, and every new one gets an id above the stream's last generated id, which is at least
+-- the newest entry's (it is more when newer entries were deleted or trimmed), and above 0-0. So
+-- XREAD from this id wakes exactly on the entries added later, as from the last generated id
+-- (XINFO STREAM, which costs several times more).
+function TASK.newest_id(stream)
+  local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', '1')[1]
+  return newest and newest[1] or '0-0'
+end
+
+-- TASK.wait_list(root, agent_id, capabilities): every stream the agent reads from, and the
+-- namespace's delayed-wake stream (an entry each time a delayed task becomes the earliest due),
+-- each with its newest id, flat: key, id, key, id... XREAD BLOCK with these ids returns as soon
+-- as any of them gets a new entry after the claim.
 function TASK.wait_list(root, agent_id, capabilities)
   local wait = {}
-  for _, stream in ipairs(TASK.streams_of(root, agent_id, capabilities)) do
-    local last_id = '0-0'
-    if redis.call('EXISTS', stream) == 1 then
-      last_id = hash_to_table(redis.call('XINFO', 'STREAM', stream))['last-generated-id']
-    end
+  local streams = TASK.streams_of(root, agent_id, capabilities)
+  streams[#streams + 1] = K.delayed_wake(root)
+  for _, stream in ipairs(streams) do
     wait[#wait + 1] = stream
-    wait[#wait + 1] = last_id
+    wait[#wait + 1] = TASK.newest_id(stream)
   end
   return wait
 end
@@ -180,9 +194,9 @@ end
 -- TASK.claim(root, agent_id, capabilities, count, lease_ms, now): promote due delayed tasks,
 -- then claim up to `count` tasks for a live agent (`capabilities`: its stored comma-separated
 -- list; `lease_ms`: nil for each task's timeout_ms). Returns the claim reply: 'tasks', [task...],
--- 'wait', [key, id, ...], 'next_due_ms', ms|''. wait and next_due_ms are filled only when no
--- task was claimed (they are what the caller blocks on); next_due_ms is the earliest due time
--- in the delayed set.
+-- 'wait', [key, id, ...], 'next_due_ms', ms|''. wait and next_due_ms are filled whenever fewer
+-- than `count` tasks were claimed (every stream was drained: they are what the caller blocks on
+-- for its remaining slots); next_due_ms is the earliest due time in the delayed set.
 function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
   local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, ms = now,
     ms_text = ms_text(now), tasks = {}}
@@ -203,7 +217,7 @@ function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
       TASK.read_oldest_first(claim, sources)
     end
   end
-  if #claim.tasks > 0 then
+  if #claim.tasks >= count then
     return {'tasks', claim.tasks, 'wait', {}, 'next_due_ms', ''}
   end
   local soonest = redis.call('ZRANGE', K.delayed(root), '0', '0', 'WITHSCORES')

@@ -75,14 +75,14 @@ function SETTLE.after_failure(root, task_id, task, error_text, now, retry, backo
   local key = K.task(root, task_id)
   if delay > 0 then
     local due_text = ms_text(now + delay)
-    redis.call('ZADD', K.delayed(root), due_text, task_id)
+    TASK.delay(root, task_id, due_text)
     redis.call('HSET', key, 'state', STATE.DELAYED, 'due_ms', due_text, 'entry', '',
       'error', error_text, 'errors', errors)
     emit(root, 'task.delayed', {'task', task_id})
     return STATE.DELAYED, now + delay
   end
-  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', ms_text(now), 'entry', TASK.enqueue(task.stream, task_id),
-    'error', error_text, 'errors', errors)
+  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', ms_text(now),
+    'entry', TASK.enqueue(root, task.stream, task_id), 'error', error_text, 'errors', errors)
   emit(root, 'task.queued', {'task', task_id})
   return STATE.QUEUED, now
 end
