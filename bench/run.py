@@ -31,6 +31,34 @@ MODULES = ("tasks", "messages", "workflows")
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 
 
+#: Targets of the issues for figures that a module reports as plain numbers:
+#: module -> figure -> (target text, test of the measured value).
+TARGETS: dict[str, dict[str, tuple[str, Any]]] = {
+    "messages": {
+        "send_single_per_s": (">= 5,000", lambda v: v >= 5_000),
+        "receive_single_per_s": (">= 5,000", lambda v: v >= 5_000),
+        "send_pipelined_per_s": (">= 5,000", lambda v: v >= 5_000),
+        "receive_batched_per_s": (">= 5,000", lambda v: v >= 5_000),
+        "request_reply_p50_ms": ("<= 2", lambda v: v <= 2),
+    },
+    "workflows": {
+        "chain_steps_per_s": (">= 3,000", lambda v: v >= 3_000),
+        "fan_out_fan_in_steps_per_s": (">= 3,000", lambda v: v >= 3_000),
+        "create_graph_ms_median": ("< 50", lambda v: v < 50),
+    },
+}
+
+
+def with_targets(module: str, results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` with the TARGETS of ``module`` attached to its plain-number figures."""
+    out = dict(results)
+    for figure, (target, passes) in TARGETS.get(module, {}).items():
+        value = out.get(figure)
+        if isinstance(value, (int, float)):
+            out[figure] = {"measured": value, "target": target, "pass": bool(passes(value))}
+    return out
+
+
 def _load(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -92,7 +120,7 @@ def main() -> int:
         print(f"== bench/{name}.py", flush=True)
         began = time.perf_counter()
         try:
-            results = _load(name).run()
+            results = with_targets(name, _load(name).run())
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
             traceback.print_exc()
