@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import redis
 
-from .api.base import Parser, build_call, decode_reply
+from .api.base import Parser, build_call
 from .client import Client, _ClientBase
 from .errors import library_error
 
@@ -81,7 +81,5 @@ class Batch(_ClientBase):
             except redis.ResponseError as error:
                 results.append(library_error(str(error)) or error)
                 continue
-            if not self.decodes_replies:  # set by _ClientBase from the connection's options
-                reply = decode_reply(reply)
-            results.append(parse(reply) if parse else reply)
+            results.append(self._finish(reply, parse))
         return results

@@ -57,6 +57,13 @@ def _is_missing_function(error: redis.ResponseError) -> bool:
     return "function not found" in str(error).lower()
 
 
+def _no_library_or_raise(error: redis.ResponseError) -> None:
+    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
+    if not _is_missing_function(error):
+        raise _translate(error) from None
+    return None
+
+
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
     def __init__(self, redis_client: Any, namespace: str = "default", *, check_library: bool = True) -> None:
         self.redis = redis_client
@@ -65,6 +72,12 @@ class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
         self._library_checked = not check_library
         # A connection that already decodes to str needs no walk over every reply.
         self.decodes_replies = bool(redis_client.get_connection_kwargs().get("decode_responses"))
+
+    def _finish(self, reply: Any, parse: Parser | None) -> Any:
+        """A call's reply as its method returns it: decoded (unless the connection decodes), parsed."""
+        if not self.decodes_replies:
+            reply = decode_reply(reply)
+        return parse(reply) if parse else reply
 
     def _raise_if_incompatible(self, reply: Any) -> None:
         info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
@@ -84,9 +97,7 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            if not _is_missing_function(error):
-                raise _translate(error) from None
-            reply = None
+            reply = _no_library_or_raise(error)
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -103,9 +114,7 @@ class Client(_ClientBase):
             reply = self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
             raise _translate(error) from None
-        if not self.decodes_replies:
-            reply = decode_reply(reply)
-        return parse(reply) if parse else reply
+        return self._finish(reply, parse)
 
 
 class AsyncClient(_ClientBase):
@@ -118,9 +127,7 @@ class AsyncClient(_ClientBase):
         try:
             reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            if not _is_missing_function(error):
-                raise _translate(error) from None
-            reply = None
+            reply = _no_library_or_raise(error)
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -140,6 +147,4 @@ class AsyncClient(_ClientBase):
             reply = await self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
             raise _translate(error) from None
-        if not self.decodes_replies:
-            reply = decode_reply(reply)
-        return parse(reply) if parse else reply
+        return self._finish(reply, parse)

@@ -23,10 +23,5 @@ local function agentfn_task_get(keys, args)
   if not values[5] then
     raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
   end
-  local reply = {}
-  for index, field in ipairs(TASK.FIELDS) do
-    reply[#reply + 1] = field
-    reply[#reply + 1] = values[index] or ''
-  end
-  return reply
+  return flat_reply(TASK.FIELDS, values)
 end

@@ -28,7 +28,7 @@ local function agentfn_wf_get(keys, args)
     raise(ERR.NOTFOUND, 'workflow ' .. workflow_id .. ' does not exist')
   end
 
-  local reply = WF.flat(WF.SUMMARY_FIELDS, values)
+  local reply = flat_reply(WF.SUMMARY_FIELDS, values)
   if options.STEPS ~= false then
     local steps = {}
     for index, step_id in ipairs(redis.call('LRANGE', K.workflow_steps(root, workflow_id), 0, -1)) do

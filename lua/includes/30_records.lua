@@ -17,3 +17,14 @@ local function split_csv(text)
   end
   return items
 end
+
+-- flat_reply(fields, values): fields paired with values (an HMGET reply in the same order) as a
+-- flat field/value array; missing values are ''.
+local function flat_reply(fields, values)
+  local reply = {}
+  for index, field in ipairs(fields) do
+    reply[#reply + 1] = field
+    reply[#reply + 1] = values[index] or ''
+  end
+  return reply
+end

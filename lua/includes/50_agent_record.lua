@@ -3,13 +3,7 @@
 local AGENT_FIELDS = {'id', 'capabilities', 'metadata', 'status', 'ttl_ms', 'registered_ms',
   'heartbeat_ms', 'expires_ms'}
 local function agent_reply(root, agent_id)
-  local values = redis.call('HMGET', K.agent(root, agent_id), unpack(AGENT_FIELDS))
-  local reply = {}
-  for index, field in ipairs(AGENT_FIELDS) do
-    reply[#reply + 1] = field
-    reply[#reply + 1] = values[index] or ''
-  end
-  return reply
+  return flat_reply(AGENT_FIELDS, redis.call('HMGET', K.agent(root, agent_id), unpack(AGENT_FIELDS)))
 end
 
 -- live_agent(root, agent_id, now): the agent's record table if it is registered and live;

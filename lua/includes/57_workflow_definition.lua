@@ -265,16 +265,6 @@ WF.SUMMARY_FIELDS = {'id', 'state', 'policy', 'created_ms', 'finished_ms', 'erro
 WF.STEP_REPLY_FIELDS = {'id', 'capability', 'state', 'depends_on', 'input', 'attempts', 'task', 'result', 'error',
   'prompt', 'signal', 'queued_ms', 'started_ms', 'finished_ms'}
 
--- WF.flat(fields, values): a flat field/value reply; missing values are ''.
-function WF.flat(fields, values)
-  local reply = {}
-  for index, field in ipairs(fields) do
-    reply[#reply + 1] = field
-    reply[#reply + 1] = values[index] or ''
-  end
-  return reply
-end
-
 -- WF.step_reply(root, workflow_id, step_id): one step as a flat array, with task_state and, while
 -- the step is queued, its live task's attempt added to attempts and its start time. No writes.
 function WF.step_reply(root, workflow_id, step_id)
@@ -288,7 +278,7 @@ function WF.step_reply(root, workflow_id, step_id)
       values[13] = values[13] or task[3]
     end
   end
-  local reply = WF.flat(WF.STEP_REPLY_FIELDS, values)
+  local reply = flat_reply(WF.STEP_REPLY_FIELDS, values)
   reply[#reply + 1] = 'task_state'
   reply[#reply + 1] = task_state
   return reply
