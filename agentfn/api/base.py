@@ -74,6 +74,16 @@ def as_int(value: Any, default: int = 0) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def as_optional_int(value: Any) -> int | None:
+    """An integer field that may be empty (None when it is)."""
+    return int(value) if value not in (None, "") else None
+
+
+def as_optional_text(value: Any) -> str | None:
+    """A text field that may be empty (None when it is)."""
+    return value if value not in (None, "") else None
+
+
 def as_json(value: Any, default: Any = None) -> Any:
     """A JSON field that may be empty."""
     return json.loads(value) if value not in (None, "") else default

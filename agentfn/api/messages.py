@@ -17,14 +17,12 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from typing import Any, AsyncIterator, Generator, Iterable, Iterator, Sequence
 
 from .. import keys
 from ..waiting import wait_for_work
 from .base import ApiBase, as_int, as_json, pairs
-
-#: One step of a blocking helper: a call returning a value (sync) or an awaitable (asyncio).
-Step = Callable[[], Any]
+from .steps import Step, run_async, run_sync
 
 #: How long one XREAD BLOCK lasts when the caller waits without a timeout (then it reads and
 #: blocks again); BLOCK 0 (forever) would outlast any socket timeout.
@@ -211,24 +209,6 @@ def _request_steps(
     raise no_reply(to, request_id, timeout)
 
 
-def _run_sync(steps: Generator[Step, Any, Any]) -> Any:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(step())
-    except StopIteration as stop:
-        return stop.value
-
-
-async def _run_async(steps: Generator[Step, Any, Any]) -> Any:
-    try:
-        step = next(steps)
-        while True:
-            step = steps.send(await step())
-    except StopIteration as stop:
-        return stop.value
-
-
 def _iterate_sync(api: "MessagesApi", agent_id: str, count: int, timeout: float | None) -> Iterator[Message]:
     while batch := api.receive(agent_id, timeout, count=count):
         for message in batch:
@@ -255,7 +235,7 @@ class MessagesApi(ApiBase):
         return inspect.iscoroutinefunction(self.redis.execute_command)
 
     def _drive(self, steps: Generator[Step, Any, Any]) -> Any:
-        return _run_async(steps) if self._is_async() else _run_sync(steps)
+        return run_async(steps) if self._is_async() else run_sync(steps)
 
     def send(
         self,

@@ -12,19 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..constants import Priority
-from .base import ApiBase, as_int, as_json, pairs
+from .base import ApiBase, as_int, as_json, as_optional_int, as_optional_text, pairs
 
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _text_or_none(value: Any) -> str | None:
-    return value if value not in (None, "") else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if value not in (None, "") else None
 
 
 @dataclass(frozen=True)
@@ -59,8 +51,8 @@ class ClaimedTask:
             token=as_int(fields["token"]),
             lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
             priority=fields["priority"],
-            workflow=_text_or_none(fields["workflow"]),
-            step=_text_or_none(fields["step"]),
+            workflow=as_optional_text(fields["workflow"]),
+            step=as_optional_text(fields["step"]),
             inputs=as_json(fields["inputs"]),
             timeout_ms=as_int(fields["timeout_ms"]),
         )
@@ -83,7 +75,7 @@ class ClaimResult:
         return cls(
             tasks=[ClaimedTask.from_reply(task) for task in fields["tasks"]],
             wait_streams=pairs(fields["wait"]),
-            next_due_ms=_int_or_none(fields["next_due_ms"]),
+            next_due_ms=as_optional_int(fields["next_due_ms"]),
         )
 
 
@@ -121,7 +113,7 @@ class FailResult:
     @classmethod
     def from_reply(cls, reply: Any) -> "FailResult":
         fields = pairs(reply)
-        return cls(id=fields["id"], state=fields["state"], due_ms=_int_or_none(fields["due_ms"]),
+        return cls(id=fields["id"], state=fields["state"], due_ms=as_optional_int(fields["due_ms"]),
                    next=_next_claim(fields))
 
 
@@ -137,7 +129,7 @@ class ExtendResult:
     @classmethod
     def from_reply(cls, reply: Any) -> "ExtendResult":
         fields = pairs(reply)
-        return cls(id=fields["id"], lease_deadline_ms=_int_or_none(fields["lease_deadline_ms"]),
+        return cls(id=fields["id"], lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
                    canceled=as_int(fields["canceled"]) == 1)
 
 
@@ -183,7 +175,7 @@ class TaskInfo:
     @classmethod
     def from_reply(cls, reply: Any) -> "TaskInfo":
         fields = pairs(reply)
-        text = {name: _text_or_none(fields[name]) for name in
+        text = {name: as_optional_text(fields[name]) for name in
                 ("agent", "entry", "error", "to", "idempotency_key", "workflow", "step")}
         return cls(
             id=fields["id"],
@@ -197,11 +189,11 @@ class TaskInfo:
             backoff_max_ms=as_int(fields["backoff_max_ms"]),
             timeout_ms=as_int(fields["timeout_ms"]),
             created_ms=as_int(fields["created_ms"]),
-            due_ms=_int_or_none(fields["due_ms"]),
-            started_ms=_int_or_none(fields["started_ms"]),
-            finished_ms=_int_or_none(fields["finished_ms"]),
+            due_ms=as_optional_int(fields["due_ms"]),
+            started_ms=as_optional_int(fields["started_ms"]),
+            finished_ms=as_optional_int(fields["finished_ms"]),
             stream=fields["stream"],
-            lease_deadline_ms=_int_or_none(fields["lease_deadline_ms"]),
+            lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
             result=as_json(fields["result"]),
             errors=as_json(fields["errors"], []),
             inputs=as_json(fields["inputs"]),

@@ -20,8 +20,8 @@ from typing import Any, Generator, Mapping, Sequence
 
 from .. import keys
 from ..constants import StepState, WorkflowPolicy, WorkflowState
-from .base import ApiBase, as_int, as_json, pairs
-from .messages import Step, _run_async, _run_sync
+from .base import ApiBase, as_int, as_json, as_optional_int, pairs
+from .steps import Step, run_async, run_sync
 
 #: Channel messages after which a waiter reads the workflow again.
 _FINAL_MESSAGES = frozenset(f"workflow.{state.value}" for state in WorkflowState if state != WorkflowState.RUNNING)
@@ -97,9 +97,9 @@ class StepInfo:
             error=fields["error"] or None,
             prompt=as_json(fields["prompt"]),
             signal=as_json(fields["signal"]),
-            queued_ms=_optional_int(fields["queued_ms"]),
-            started_ms=_optional_int(fields["started_ms"]),
-            finished_ms=_optional_int(fields["finished_ms"]),
+            queued_ms=as_optional_int(fields["queued_ms"]),
+            started_ms=as_optional_int(fields["started_ms"]),
+            finished_ms=as_optional_int(fields["finished_ms"]),
         )
 
 
@@ -135,7 +135,7 @@ class WorkflowInfo:
             state=WorkflowState(fields["state"]),
             policy=WorkflowPolicy(fields["policy"]),
             created_ms=as_int(fields["created_ms"]),
-            finished_ms=_optional_int(fields["finished_ms"]),
+            finished_ms=as_optional_int(fields["finished_ms"]),
             error=fields["error"] or None,
             step_count=as_int(fields["step_count"]),
             remaining=as_int(fields["remaining"]),
@@ -182,10 +182,6 @@ class WorkflowContext:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _optional_int(value: Any) -> int | None:
-    return int(value) if value not in (None, "") else None
 
 
 def _workflow_id(reply: Any) -> str:
@@ -270,7 +266,7 @@ def _wait_steps(
 def _wait_sync(api: "WorkflowsApi", workflow_id: str, timeout: float | None, until_input: bool) -> WorkflowInfo:
     pubsub = api.redis.pubsub()
     try:
-        return _run_sync(_wait_steps(api, pubsub, workflow_id, timeout, until_input))
+        return run_sync(_wait_steps(api, pubsub, workflow_id, timeout, until_input))
     finally:
         pubsub.close()
 
@@ -278,7 +274,7 @@ def _wait_sync(api: "WorkflowsApi", workflow_id: str, timeout: float | None, unt
 async def _wait_async(api: "WorkflowsApi", workflow_id: str, timeout: float | None, until_input: bool) -> WorkflowInfo:
     pubsub = api.redis.pubsub()
     try:
-        return await _run_async(_wait_steps(api, pubsub, workflow_id, timeout, until_input))
+        return await run_async(_wait_steps(api, pubsub, workflow_id, timeout, until_input))
     finally:
         await pubsub.aclose()
 
