@@ -7,16 +7,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 
-.PHONY: demo test bench system-deps node-deps protocol clean
+.PHONY: demo test bench redis-deps system-deps protocol clean
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
 
 test: $(STAMP) system-deps
 	$(BIN)/pytest
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) redis-deps
 	$(BIN)/python bench/run.py
+
+# redis-server and redis-tools; the tests also need Node.js (the cross-language contract).
+redis-deps:
+	@scripts/system-deps.sh
 
 system-deps:
 	@scripts/system-deps.sh --node
