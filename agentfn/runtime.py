@@ -445,10 +445,8 @@ class Runtime:
         """Start what a claim returned; arm the waiter when it returned fewer tasks than asked
         (the claim drained every stream and named them with their ids, read in the same call)."""
         self._claim_wanted = False
-        if len(claim.tasks) < asked and (claim.wait_streams or not claim.tasks):
+        if len(claim.tasks) < asked:
             self._arm(claim)
-        elif len(claim.tasks) < asked:  # an older library names wait streams only when it found nothing
-            self._claim_wanted = True
         for_loop = [running for running in map(self._start, claim.tasks) if running is not None]
         if for_loop:
             self.async_executor().submit(for_loop)
