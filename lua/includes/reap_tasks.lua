@@ -9,7 +9,7 @@ function REAP.expired_leases(root, now, limit)
   local leases = K.leases(root)
   local expired, requeued, dead_lettered = 0, 0, 0
   for _, task_id in ipairs(redis.call('ZRANGE', leases, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-    local task = TASK.load(root, task_id, SETTLE.FIELDS)
+    local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING then
       TASK.unlink(root, task_id, task)
       local state = SETTLE.after_failure(root, task_id, task, 'lease expired', now, true, false)

@@ -1,5 +1,6 @@
--- Workflows advance inside the library. WF groups every workflow helper (55 here: moving steps
--- and workflows; 56: JSON spans; 57: definitions and replies; 61: canceling a step's task), so
+-- Workflows advance inside the library. WF groups every workflow helper (here: moving steps and
+-- workflows; workflow_json: JSON spans; workflow_definition: definitions and replies;
+-- workflow_cancel_task: canceling a step's task), so
 -- that a function needs one upvalue for all of them. The helpers run only when a function is
 -- called, by which time all of those files have filled the table.
 --
