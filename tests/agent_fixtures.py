@@ -12,9 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import agentfn
 from agentfn import keys
@@ -38,7 +39,9 @@ def crash_agent(client: agentfn.Client) -> agentfn.Agent:
     Short leases (renewed every ~150 ms) and a fast reaper, so that a dead agent's task is
     redelivered within a second.
     """
-    agent = agentfn.Agent(client, "crash-agent", lease_ms=450, reap_interval_ms=100, heartbeat_interval_ms=1000)
+    agent = agentfn.Agent(
+        client, "crash-agent", lease_ms=450, reap_interval_ms=100, heartbeat_interval_ms=1000
+    )
 
     @agent.handler("crashy")
     def crashy(task: agentfn.TaskContext) -> dict[str, Any]:
@@ -75,7 +78,10 @@ def echo(task: agentfn.TaskContext) -> Any:
 
 # -- helpers for the tests (not agents) --------------------------------------------------------
 
-def wait_for_task(client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0) -> agentfn.TaskInfo:
+
+def wait_for_task(
+    client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0
+) -> agentfn.TaskInfo:
     """Block until the task is in one of ``states``: XREAD BLOCK on the namespace's event stream
     from its newest id read before each look at the task, so no transition is missed."""
     events = keys.events(client.namespace)
@@ -88,8 +94,12 @@ def wait_for_task(client: agentfn.Client, task_id: str, states: set[str], timeou
         if info.state in states:
             return info
         if remaining <= 0:
-            raise AssertionError(f"task {task_id} is {info.state} after {timeout} s, expected one of {states}")
-        client.redis.execute_command("XREAD", "BLOCK", max(1, int(remaining * 1000)), "STREAMS", events, last_id)
+            raise AssertionError(
+                f"task {task_id} is {info.state} after {timeout} s, expected one of {states}"
+            )
+        client.redis.execute_command(
+            "XREAD", "BLOCK", max(1, int(remaining * 1000)), "STREAMS", events, last_id
+        )
 
 
 def wait_server_ms(client: agentfn.Client, milliseconds: int) -> None:
@@ -112,6 +122,20 @@ def serving(agent: agentfn.Agent) -> Iterator[agentfn.Agent]:
 def spawn_worker(redis_url: str, target: str, *options: str) -> subprocess.Popen[str]:
     """``python -m agentfn worker <target> --url <redis_url> <options>`` from the repository root."""
     return subprocess.Popen(
-        [sys.executable, "-m", "agentfn", "worker", target, "--url", redis_url, "--log-level", "WARNING", *options],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "agentfn",
+            "worker",
+            target,
+            "--url",
+            redis_url,
+            "--log-level",
+            "WARNING",
+            *options,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
