@@ -28,6 +28,7 @@ from .client.api.tasks import (
 from .client.api.workflows import StepInfo, WorkflowContext, WorkflowInfo, WorkflowStep
 from .client.batch import Batch
 from .client.client import AsyncClient, Client
+from .client.connect import connect, connect_async
 from .client.orchestrator import Orchestrator, WorkflowFailed
 from .constants import Priority, StepState, TaskState, WorkflowPolicy, WorkflowState
 from .errors import (
@@ -43,7 +44,9 @@ from .errors import (
     LibraryNotReady,
     LimitExceeded,
     MigrationError,
+    NamespaceMoving,
     NotFound,
+    NotReplicated,
     SchemaMismatch,
     StaleToken,
 )
@@ -55,6 +58,10 @@ from .server import EmbeddedRedis, local_redis
 from .version import __version__
 
 __all__ = [
+    "NotReplicated",
+    "connect",
+    "connect_async",
+    "NamespaceMoving",
     "Agent",
     "AgentInfo",
     "AgentLapsed",

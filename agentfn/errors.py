@@ -109,6 +109,23 @@ class LibraryNotReady(AgentfnError):
     """The deployed library is missing or incompatible; the message names the command to run."""
 
 
+class NamespaceMoving(AgentfnError):
+    """The namespace's cluster slot was still being moved when the call's retries ran out (retry)."""
+
+
+class NotReplicated(AgentfnError):
+    """A write ran on the primary but fewer replicas than asked acknowledged it in time (the
+    durability option, ``wait_replicas``): it may be lost if the primary fails now."""
+
+    code = "NOTREPLICATED"
+    reply: object = None
+    """The write's reply (it ran): the client sets ``result``, the parsed reply, from it."""
+    result: object = None
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
 class DowngradeRefused(AgentfnError):
     """deploy would replace a newer library with an older one (use force to allow it)."""
 

@@ -38,6 +38,7 @@ import redis
 
 from ..client.api.messages import Message, no_reply
 from ..client.waiting import BlockingConnection, wait_on_streams
+from ..errors import NamespaceMoving
 from .executors import error_text
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Mailroom:
 
     def __init__(self, runtime: RuntimeServices) -> None:
         self._runtime = runtime
-        self._connection = BlockingConnection(runtime.client.redis)
+        self._connection = BlockingConnection(runtime.client.route)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentfn-mailroom", daemon=True)
         self._waiters: dict[str, Callable[[Message], Any]] = {}
@@ -98,9 +99,9 @@ class Mailroom:
                         {read.wait_stream: read.wait_id},
                         runtime.agent.heartbeat_interval_ms,
                     )
-            except redis.ConnectionError as error:  # `handled` is acknowledged again: harmless
+            except (redis.RedisError, NamespaceMoving) as error:  # `handled` is acked again
                 log.warning("agent %s: reading the inbox failed: %s", runtime.agent_id, error)
-                self._connection.refresh_id()
+                self._connection.reconnect()
                 self._closed.wait(RETRY_PAUSE_S)
         if handled:
             try:

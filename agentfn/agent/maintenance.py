@@ -29,7 +29,7 @@ import redis
 
 from .. import keys
 from ..client.batch import Batch
-from ..errors import AgentLapsed, NotFound, StaleToken
+from ..errors import AgentfnError, AgentLapsed, NotFound, StaleToken
 
 if TYPE_CHECKING:
     from .running import Running
@@ -85,8 +85,10 @@ class Maintenance:
     def _guarded(self, job, *args):  # type: ignore[no-untyped-def]
         try:
             return job(*args)
-        except redis.RedisError as error:
+        except (redis.RedisError, AgentfnError) as error:  # on a cluster: MOVED, failover...
             log.warning("agent %s: %s failed: %s", self._runtime.agent_id, job.__name__, error)
+            if isinstance(error, redis.RedisError):
+                self._runtime.client.route.reroute()
             return None
 
     def heartbeat(self) -> None:

@@ -38,9 +38,19 @@ import redis
 
 from ..client.api.tasks import ClaimedTask, ClaimResult
 from ..client.batch import Batch
+from ..client.routing import NOT_RUN_ERRORS
 from ..client.waiting import ServerClock
 from ..constants import LIMITS
-from ..errors import AgentLapsed, BadArgument, LimitExceeded, NotFound, StaleToken
+from ..errors import (
+    AgentLapsed,
+    BadArgument,
+    LibraryNotReady,
+    LimitExceeded,
+    NamespaceMoving,
+    NotFound,
+    NotReplicated,
+    StaleToken,
+)
 from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync
 from .mailroom import Mailroom
 from .maintenance import Maintenance
@@ -254,9 +264,18 @@ class Runtime:
                     elif self._may_claim():
                         self._claim()
                     pause = 0.0
-                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
-                    # Unreachable, or a refusal that is not the library's (OOM, BUSY...): try again later.
+                except (
+                    redis.ConnectionError,
+                    redis.TimeoutError,
+                    redis.ResponseError,
+                    NamespaceMoving,
+                    LibraryNotReady,
+                    NotReplicated,
+                ) as error:
+                    # Unreachable, or a refusal that is not the library's (OOM, BUSY...), or on a
+                    # cluster the slot moved: try again later (on the namespace's owner by then).
                     self._ground_flights()
+                    self._drop_connection()
                     pause = min(MAX_RETRY_PAUSE_S, pause * 2 or 0.05)
                     log.warning("agent %s: redis: %s; again in %.2f s", self.agent_id, error, pause)
                     self._pause(pause)
@@ -267,6 +286,15 @@ class Runtime:
             if self._connection is not None:
                 self.client.redis.connection_pool.release(self._connection)
             self.control.put(PUMP_FINISHED)
+
+    def _drop_connection(self) -> None:
+        """Close the pipeline connection (replies may be unread); the next send opens one on the
+        namespace's owner, found again after a redirect or a failover."""
+        if self._connection is not None:
+            self._connection.disconnect()
+            self.client.redis.connection_pool.release(self._connection)
+            self._connection = None
+        self.client.route.reroute()
 
     def _pause(self, seconds: float) -> None:
         """Wait, still taking events (an event-driven wait, not a poll)."""
@@ -308,6 +336,9 @@ class Runtime:
         except (AgentLapsed, NotFound):
             self._relogin()
             return
+        except NotReplicated as error:  # the claim ran: serve what it claimed
+            log.warning("agent %s: %s", self.agent_id, error)
+            claim = error.result  # type: ignore[assignment]
         self._accept(claim, asked)
 
     def _send(self) -> None:
@@ -337,6 +368,11 @@ class Runtime:
         flight = self._flights[0]
         assert self._connection is not None
         results = flight.batch.receive(self._connection)
+        for result in results:
+            if isinstance(result, NOT_RUN_ERRORS):  # the slot moved: send the flight again
+                raise result
+        if flight.batch.replication_error is not None:  # applied, not yet on enough replicas
+            log.warning("agent %s: %s", self.agent_id, flight.batch.replication_error)
         self._flights.popleft()
         self._reserved -= flight.wanted
         for (running, outcome), result in zip(flight.finished, results):

@@ -22,7 +22,7 @@ class Waiter:
 
     def __init__(self, runtime: RuntimeServices) -> None:
         self._runtime = runtime
-        self._connection = BlockingConnection(runtime.client.redis)
+        self._connection = BlockingConnection(runtime.client.route)
         self._requests: queue.SimpleQueue[tuple[dict[str, str], float] | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="agentfn-waiter", daemon=True)
@@ -43,9 +43,9 @@ class Waiter:
         while (request := self._requests.get()) is not None:
             try:
                 wait_on_streams(self._connection.redis, *request)
-            except redis.ConnectionError as error:
+            except redis.RedisError as error:  # MOVED, a failover...: find the owner again
                 log.warning("agent %s: waiting for work failed: %s", self._runtime.agent_id, error)
-                self._connection.refresh_id()
+                self._connection.reconnect()
             if self._closed:
                 return
             self._runtime.post(WORK)

@@ -10,6 +10,9 @@ from typing import Any
 
 import redis
 
+from ..client.connect import connect as agentfn_connect
+from ..client.connect import redact
+from ..client.routing import describe
 from ..server import temporary_server_url
 
 #: One subcommand: setup(parser) adds its arguments, handler(args) runs it, and its help line.
@@ -20,14 +23,17 @@ class CliError(Exception):
     """A failure reported as one line on stderr with exit code 1."""
 
 
-def connect(url: str | None) -> redis.Redis:
-    """A redis-py client for --url, else REDIS_URL, else a temporary embedded redis-server."""
+def connect(url: str | None) -> Any:
+    """A connection for --url, else REDIS_URL, else a temporary embedded redis-server: a
+    redis.Redis, or a RedisCluster when the URL names a cluster node, or a Sentinel's primary."""
     url = url or os.environ.get("REDIS_URL") or temporary_server_url()
-    client = redis.Redis.from_url(url, decode_responses=True)
     try:
+        client = agentfn_connect(url, decode_responses=True)
         client.ping()
-    except redis.ConnectionError as error:
-        raise CliError(f"cannot reach Redis at {url}: {error}") from None
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise CliError(f"cannot reach Redis at {redact(url)}: {error}") from None
+    except redis.RedisError as error:
+        raise CliError(f"{redact(url)}: {describe(error)}") from None
     return client
 
 
@@ -47,3 +53,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace (default: $AGENTFN_NAMESPACE, else 'default')",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_durability_argument(parser)
+
+
+def add_durability_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-replicas",
+        type=int,
+        default=int(os.environ.get("AGENTFN_WAIT_REPLICAS", "0")),
+        metavar="N",
+        help="each write waits until N replicas acknowledged it (WAIT), else fails "
+        "(default: $AGENTFN_WAIT_REPLICAS, else 0)",
+    )

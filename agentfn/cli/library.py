@@ -7,12 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from ..client.client import Client
 from ..library import protocol_doc
-from ..library.deploy import deploy, deployed_library
+from ..library.deploy import check_nodes, deploy, deployed_library
 from ..library.migrate import migrate
 from ..library.render import render_library
 from ..version import __version__
-from .common import Command, add_common_arguments, connect, print_json
+from .common import CliError, Command, add_common_arguments, connect, print_json
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -20,6 +21,9 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
+    if args.check:
+        _check_deploy(connect(args.url), args.json)
+        return
     report = deploy(connect(args.url), args.namespace, force=args.force)
     if args.json:
         print_json(
@@ -28,14 +32,40 @@ def cmd_deploy(args: argparse.Namespace) -> None:
                 "version": report.version,
                 "code_sha": report.code_sha,
                 "migrations": [m.path.name for m in report.migrations],
+                "nodes": [node.__dict__ for node in report.nodes],
             }
         )
     else:
         print(report.summary())
 
 
+def _check_deploy(connection: object, as_json: bool) -> None:
+    """Load nothing: one line per node; CliError naming every node lacking the exact library."""
+    library = render_library()
+    nodes = check_nodes(connection, library)
+    if as_json:
+        print_json([{**node.__dict__, "ok": node.matches(library)} for node in nodes])
+    else:
+        for node in nodes:
+            print(node.line(library.code_sha))
+    wrong = [node for node in nodes if not node.matches(library)]
+    if wrong:
+        raise CliError(
+            f"agentfn {library.version} (code sha {library.code_sha[:12]}) is not on: "
+            + ", ".join(
+                f"{node.address} ({'missing' if node.version is None else 'differs'})"
+                for node in wrong
+            )
+        )
+
+
+def _owner(connection: object, namespace: str) -> object:
+    """The server holding ``namespace``: the connection itself, or its cluster slot's primary."""
+    return Client(connection, namespace, check_library=False).redis
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
-    applied = migrate(connect(args.url), args.namespace)
+    applied = migrate(_owner(connect(args.url), args.namespace), args.namespace)
     if args.json:
         print_json({"applied": [m.path.name for m in applied]})
     else:
@@ -45,7 +75,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_version(args: argparse.Namespace) -> None:
     library = render_library()
     info = (
-        deployed_library(connect(args.url), args.namespace)
+        deployed_library(_owner(connect(args.url), args.namespace), args.namespace)
         if (args.url or os.environ.get("REDIS_URL"))
         else None
     )
@@ -86,6 +116,11 @@ def cmd_protocol(args: argparse.Namespace) -> None:
 def _setup_deploy(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace a newer deployed library")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="load nothing: exit 1 naming each node without the exact library",
+    )
 
 
 def _setup_protocol(parser: argparse.ArgumentParser) -> None:

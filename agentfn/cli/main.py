@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import redis
 
+from ..client.routing import describe
 from ..errors import AgentfnError
 from ..version import __version__
 from . import library, ops, worker
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentfn: {error}", file=sys.stderr)
         return 1
     except redis.RedisError as error:
-        print(f"agentfn: redis: {error}", file=sys.stderr)
+        print(f"agentfn: redis: {describe(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -47,10 +47,11 @@ class Session:
     namespace: str
     temporary: bool
     """True when no Redis was named and the command runs on an empty embedded server."""
+    wait_replicas: int = 0
 
     @property
     def client(self) -> Client:
-        return Client(self.redis, self.namespace)
+        return Client(self.redis, self.namespace, wait_replicas=self.wait_replicas)
 
 
 def open_session(args: argparse.Namespace, *, need_library: bool = True) -> Session:
@@ -67,9 +68,11 @@ def open_session(args: argparse.Namespace, *, need_library: bool = True) -> Sess
     client = connect(args.url)
     if temporary:
         deploy(client, args.namespace)
-    elif need_library and deployed_library(client, args.namespace) is None:
+    # On a cluster: the primary serving the namespace's slot (every key of it lives there).
+    owner = Client(client, args.namespace, check_library=False).redis
+    if not temporary and need_library and deployed_library(owner, args.namespace) is None:
         raise LibraryNotReady(compatibility_problem(None, args.namespace) or "")
-    return Session(client, args.namespace, temporary)
+    return Session(owner, args.namespace, temporary, getattr(args, "wait_replicas", 0))
 
 
 def _plain(value: Any) -> Any:

@@ -18,7 +18,7 @@ import sys
 
 from ..agent.agent import Agent
 from ..client.client import Client
-from .common import CliError, Command, connect
+from .common import CliError, Command, add_durability_argument, connect
 
 _NO_REDIS = "no Redis to talk to: pass --url redis://host:port or set REDIS_URL"
 
@@ -65,6 +65,7 @@ def _setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--agent-id", default=None, help="agent id (default: the agent's)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    add_durability_argument(parser)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -72,7 +73,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     url = args.url or os.environ.get("REDIS_URL")
-    client = Client(connect(url), args.namespace) if url else None
+    client = Client(connect(url), args.namespace, wait_replicas=args.wait_replicas) if url else None
     agent = load_agent(args.target, client)
     if client is not None:
         agent.bind(client)

@@ -13,14 +13,20 @@ and returns each method's parsed result, in order. Each call stays its own atomi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
 
-from ..errors import library_error
+from ..errors import NotReplicated, library_error
 from .api.base import Parser, build_call
 from .client import Client, _ClientBase
+from .routing import NOT_RUN_ERRORS, Retries
+
+
+def _not_run(result: Any) -> bool:
+    return isinstance(result, NOT_RUN_ERRORS)
 
 
 class Batch(_ClientBase):
@@ -31,8 +37,10 @@ class Batch(_ClientBase):
     """
 
     def __init__(self, client: Client) -> None:
-        super().__init__(client.redis, client.namespace, check_library=False)
-        self._pool = client.redis.connection_pool
+        super().__init__(client.route, client.namespace, check_library=False)
+        self._waits = False
+        self.replication_error: NotReplicated | None = None
+        """Set by receive when the durability option is on and too few replicas acknowledged."""
         self._calls: list[tuple[list[Any], Parser | None]] = []
 
     def __len__(self) -> int:
@@ -56,21 +64,44 @@ class Batch(_ClientBase):
         """
         if not self._calls:
             return []
-        connection = self._pool.get_connection()
-        try:
-            self.send(connection)
-            results = self.receive(connection)
-        finally:
-            self._pool.release(connection)
+        calls = self._calls
+        results = self._round_trip()
+        retries = Retries(self.route.deadline_s)
+        while redirected := [i for i, result in enumerate(results) if _not_run(result)]:
+            # On a cluster, calls answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN did not run: send only
+            # those again (a slot move may start between two calls of one pipeline).
+            pause = retries.pause(results[redirected[0]], self.root)
+            self.route.reroute()
+            if pause:
+                time.sleep(pause)
+            self._calls = [calls[i] for i in redirected]
+            for index, result in zip(redirected, self._round_trip()):
+                results[index] = result
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
+            if self.replication_error is not None:
+                raise self.replication_error
         return results
+
+    def _round_trip(self) -> list[Any]:
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            self.send(connection)
+            return self.receive(connection)
+        finally:
+            pool.release(connection)
 
     def send(self, connection: redis.Connection) -> None:
         """Write the queued calls on ``connection`` without waiting for the replies."""
-        connection.send_packed_command(connection.pack_commands([args for args, _ in self._calls]))
+        commands = [args for args, _ in self._calls]
+        durability = self.route.durability
+        self._waits = durability is not None and any(args[0] == "FCALL" for args in commands)
+        if durability is not None and self._waits:
+            commands.append(durability.wait_command())
+        connection.send_packed_command(connection.pack_commands(commands))
 
     def receive(self, connection: redis.Connection) -> list[Any]:
         """Read the replies of the calls ``send`` wrote; results as ``execute(raise_on_error=False)``."""
@@ -83,4 +114,10 @@ class Batch(_ClientBase):
                 results.append(library_error(str(error)) or error)
                 continue
             results.append(self._finish(reply, parse))
+        self.replication_error = None
+        if self._waits and self.route.durability is not None:
+            try:
+                self.route.durability.check(connection.read_response(), self.route.address)
+            except NotReplicated as error:
+                self.replication_error = error
         return results

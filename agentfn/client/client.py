@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 
 from .. import keys
-from ..errors import LibraryNotReady, library_error
+from ..errors import LibraryNotReady, NotReplicated, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from .api.base import Parser, build_call
@@ -23,11 +23,19 @@ from .api.meta import MetaApi
 from .api.registry import RegistryApi
 from .api.tasks import TasksApi
 from .api.workflows import WorkflowsApi
+from .routing import Durability, Route
 
 
-def _translate(error: redis.ResponseError) -> Exception:
+def _translate(error: redis.ResponseError, route: Route | None = None) -> Exception:
     ours = library_error(str(error))
-    return ours if ours is not None else error
+    if ours is not None:
+        return ours
+    if route is not None and _is_missing_function(error):
+        return LibraryNotReady(
+            f"the agentfn library is not loaded on {route.address} (it serves {route.key}): "
+            "run agentfn deploy"
+        )
+    return error
 
 
 def _is_missing_function(error: redis.ResponseError) -> bool:
@@ -43,14 +51,38 @@ def _no_library_or_raise(error: redis.ResponseError) -> None:
 
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
     def __init__(
-        self, redis_client: Any, namespace: str = "default", *, check_library: bool = True
+        self,
+        redis_client: Any,
+        namespace: str = "default",
+        *,
+        check_library: bool = True,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
-        self.redis = redis_client
+        """``redis_client``: a redis.Redis, a RedisCluster (or their asyncio twins), e.g. from
+        ``agentfn.connect(url)``. ``wait_replicas`` > 0: every write call also waits until that
+        many replicas acknowledged it (WAIT), else raises NotReplicated after ``wait_timeout_ms``.
+        """
         self.namespace = keys.validate_namespace(namespace)
         self.root = keys.root(namespace)
+        shared = isinstance(redis_client, Route) and redis_client.key == self.root
+        self.route = redis_client if shared else Route(redis_client, self.root)
+        if wait_replicas > 0:
+            self.route.durability = Durability(wait_replicas, wait_timeout_ms)
         self._library_checked = not check_library
         # A connection that already decodes to str needs no walk over every reply.
-        self.decodes_replies = bool(redis_client.get_connection_kwargs().get("decode_responses"))
+        self.decodes_replies = bool(self.route.connection_kwargs().get("decode_responses"))
+
+    @property
+    def redis(self) -> Any:
+        """A redis.Redis (redis.asyncio.Redis) on the server that holds the namespace: the server
+        given, or on a cluster the primary serving the namespace's slot (it follows moves)."""
+        return self.route.redis
+
+    @property
+    def connection(self) -> Any:
+        """The connection this client was made with (a server, or a RedisCluster)."""
+        return self.route.cluster if self.route.cluster is not None else self.route.redis
 
     def _finish(self, reply: Any, parse: Parser | None) -> Any:
         """A call's reply as its method returns it: decoded (unless the connection decodes), parsed."""
@@ -69,12 +101,10 @@ class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
 class Client(_ClientBase):
     """Synchronous client over a ``redis.Redis`` connection."""
 
-    redis: redis.Redis
-
     def check_library(self) -> None:
         """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
         try:
-            reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+            reply = self.route.execute("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
             reply = _no_library_or_raise(error)
         self._raise_if_incompatible(reply)
@@ -90,21 +120,22 @@ class Client(_ClientBase):
         if not self._library_checked:
             self.check_library()
         try:
-            reply = self.redis.execute_command(command, *args)
+            reply = self.route.execute(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error) from None
+            raise _translate(error, self.route) from None
+        except NotReplicated as error:
+            error.result = self._finish(error.reply, parse)
+            raise
         return self._finish(reply, parse)
 
 
 class AsyncClient(_ClientBase):
     """asyncio client over a ``redis.asyncio.Redis`` connection; every method returns an awaitable."""
 
-    redis: redis.asyncio.Redis
-
     async def check_library(self) -> None:
         """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
         try:
-            reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+            reply = await self.route.execute_async("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
             reply = _no_library_or_raise(error)
         self._raise_if_incompatible(reply)
@@ -123,7 +154,10 @@ class AsyncClient(_ClientBase):
         if not self._library_checked:
             await self.check_library()
         try:
-            reply = await self.redis.execute_command(command, *args)
+            reply = await self.route.execute_async(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error) from None
+            raise _translate(error, self.route) from None
+        except NotReplicated as error:
+            error.result = self._finish(error.reply, parse)
+            raise
         return self._finish(reply, parse)

@@ -93,19 +93,35 @@ UNBLOCK_RETRY_S = 0.02
 class BlockingConnection:
     """One connection of its own to the server of ``client``, for blocking reads.
 
-    ``unblock()`` ends a blocked read from another thread (CLIENT UNBLOCK, sent on ``client``'s
-    pool): the read returns as on a timeout. The connection's id is looked up again after a
-    connection error, since a reconnect changes it.
+    ``client`` is a ``redis.Redis``, or a client's ``route`` (on a cluster: the primary serving
+    the namespace, found again by ``reconnect()`` after a redirect, a failover or a closed
+    connection). ``unblock()`` ends a blocked read from another thread (CLIENT UNBLOCK, sent on
+    the server's own pool): the read returns as on a timeout. The connection's id is looked up
+    again after a connection error, since a reconnect changes it.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        pool = client.connection_pool
+    def __init__(self, client: Any) -> None:
+        self._source = client
+        self._connect()
+        self._id: int | None = None
+
+    def _connect(self) -> None:
+        control = getattr(self._source, "redis", self._source)
+        pool = control.connection_pool
         own_pool = redis.ConnectionPool(
             connection_class=pool.connection_class, max_connections=1, **pool.connection_kwargs
         )
-        self._control = client
+        self._control = control
         self.redis = redis.Redis(connection_pool=own_pool, single_connection_client=True)
-        self._id: int | None = None
+
+    def reconnect(self) -> None:
+        """After any error: find the server again (a cluster's slot owner) and learn the new id."""
+        reroute = getattr(self._source, "reroute", None)
+        if reroute is not None:
+            reroute()
+            self.redis.close()
+            self._connect()
+        self.refresh_id()
 
     def refresh_id(self) -> None:
         """Learn the connection's id (call before the first block, and after a connection error)."""

@@ -1,0 +1,102 @@
+"""``agentfn.connect(url)``: one way to connect, whatever runs behind the URL.
+
+- ``redis://`` / ``rediss://`` / ``unix://`` naming a plain server: a ``redis.Redis``;
+- naming any node of a Redis Cluster (detected from the server: ``INFO cluster`` says
+  ``cluster_enabled:1``): a ``redis.cluster.RedisCluster``;
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``: the primary that the
+  sentinels name for ``service`` (redis-py's Sentinel ``master_for``: it follows failovers).
+
+Options are passed to redis-py (``decode_responses=True`` by default here is *not* set: pass it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}***@{host}").geturl()
+
+
+def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
+    probe_options = {k: v for k, v in options.items() if k != "decode_responses"}
+    probe = redis.Redis.from_url(url, **probe_options)
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    finally:
+        probe.close()
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """Sentinel addresses, service name and connection options of a redis+sentinel:// URL."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    credentials = netloc[0] if len(netloc) == 2 else ""
+    hosts = netloc[-1]
+    sentinels = []
+    for address in hosts.split(","):
+        host, _, port = address.rpartition(":")
+        sentinels.append((host or address, int(port) if host else 26379))
+    path = [piece for piece in parts.path.split("/") if piece]
+    if not path:
+        raise ValueError(f"{redact(url)}: a redis+sentinel URL names the service: .../<service>")
+    options: dict[str, Any] = {}
+    if len(path) > 1:
+        options["db"] = int(path[1])
+    if credentials:
+        user, _, password = credentials.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if password:
+            options["password"] = unquote(password)
+    return sentinels, path[0], options
+
+
+def connect(url: str, **options: Any) -> redis.Redis | redis.cluster.RedisCluster:
+    """A connection to what ``url`` names: a server, a cluster (from any node), or a Sentinel
+    service's primary. ``options`` go to redis-py (e.g. ``decode_responses=True``)."""
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        sentinels, service, auth = _sentinel_parts(url)
+        sentinel = redis.sentinel.Sentinel(sentinels, **options)
+        return sentinel.master_for(service, **auth, **options)
+    if _cluster_enabled(url, options):
+        return redis.cluster.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+async def connect_async(
+    url: str, **options: Any
+) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    """The asyncio twin of ``connect``: redis.asyncio clients, the cluster already initialized."""
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        sentinels, service, auth = _sentinel_parts(url)
+        sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **options)
+        return sentinel.master_for(service, **auth, **options)
+    probe = redis.asyncio.Redis.from_url(
+        url, **{k: v for k, v in options.items() if k != "decode_responses"}
+    )
+    try:
+        enabled = bool((await probe.info("cluster")).get("cluster_enabled"))
+    finally:
+        await probe.aclose()
+    if enabled:
+        cluster = redis.asyncio.cluster.RedisCluster.from_url(url, **options)
+        await cluster.initialize()
+        return cluster
+    return redis.asyncio.Redis.from_url(url, **options)

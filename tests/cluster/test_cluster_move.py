@@ -1,0 +1,132 @@
+"""Moving a busy namespace's slot with the standard tool (`redis-cli --cluster reshard`).
+
+The root key ``agentfn:{ns}`` never exists, so from the moment the slot is MIGRATING the old
+owner answers every FCALL with ASK (its declared key counts as moved); agentfn's client never
+follows ASK (the function would run on the new owner against a half-moved namespace): it waits,
+bounded, until SETSLOT NODE makes the old owner answer MOVED. No function runs during the move.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import pytest
+
+import agentfn
+
+from .nodes import LocalCluster, lowest_slot, namespace_in_slot, reshard_one_slot
+from .waiting import wait_all_completed
+
+
+def test_reshard_a_busy_namespace_every_acknowledged_submit_completes_once(
+    cluster: LocalCluster,
+) -> None:
+    source, target = cluster.primaries()[0], cluster.primaries()[1]
+    slot = lowest_slot(source)
+    namespace = namespace_in_slot(slot)
+    connection = agentfn.connect(cluster.replicas()[0].url, decode_responses=True)
+    agentfn.deploy(connection, namespace)
+    client = agentfn.Client(connection, namespace)
+    runs: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+    agent = agentfn.Agent(client, "mover", concurrency=4)
+
+    @agent.handler("echo")
+    def echo(task: agentfn.TaskContext) -> object:
+        with lock:
+            runs[task.id] += 1
+        return task.payload
+
+    acknowledged: list[str] = []
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def submitter() -> None:
+        submit_client = agentfn.Client(connection, namespace)
+        n = 0
+        while not stop.is_set():
+            try:
+                acknowledged.append(submit_client.submit("echo", {"n": n}))
+            except agentfn.NamespaceMoving:
+                pass  # not acknowledged: the caller may submit again
+            except BaseException as error:  # noqa: BLE001 - reported by the test
+                failures.append(error)
+                return
+            n += 1
+
+    thread = agent.start()
+    submitters = [threading.Thread(target=submitter) for _ in range(2)]
+    for worker in submitters:
+        worker.start()
+    try:
+        wait_all_completed(client, [], timeout=1)
+        while len(acknowledged) < 400 and not failures:  # a busy, bigger namespace to move
+            stop.wait(0.01)
+        output = reshard_one_slot(cluster, source, target)
+        assert f"Moving slot {slot} from" in output
+        moved_at = len(acknowledged)
+        while len(acknowledged) < moved_at + 20 and not failures:
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        for worker in submitters:
+            worker.join(30)
+    try:
+        assert not failures, failures
+        wait_all_completed(client, acknowledged, timeout=60)
+        assert set(runs) == set(acknowledged)
+        assert all(count == 1 for count in runs.values()), "a task ran twice"
+        assert cluster.owner(client.root).port == target.port
+        with source.client() as old:
+            assert old.cluster("countkeysinslot", slot) == 0
+        with target.client() as new:
+            assert new.cluster("countkeysinslot", slot) > 0
+    finally:
+        agent.stop(now=True)
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_slot_moved_to_a_node_without_the_library_is_named_then_repaired(
+    cluster: LocalCluster,
+) -> None:
+    source, target = cluster.primaries()[2], cluster.primaries()[0]
+    namespace = namespace_in_slot(lowest_slot(source), prefix="bare")
+    connection = agentfn.connect(source.url, decode_responses=True)
+    agentfn.deploy(connection, namespace)
+    client = agentfn.Client(connection, namespace)
+    task_id = client.submit("echo", {})
+    with target.client() as bare:
+        bare.function_delete("agentfn")
+    reshard_one_slot(cluster, source, target)
+    with pytest.raises(agentfn.LibraryNotReady, match=f"not loaded on {target.address}"):
+        client.get_task(task_id)
+    agentfn.deploy(connection, namespace)
+    assert client.get_task(task_id).state == "queued"
+
+
+def test_a_half_moved_slot_is_never_written(cluster: LocalCluster) -> None:
+    """While MIGRATING (nothing moved yet), a call waits and, out of retries, says so in a
+    coded error; neither node gets a key."""
+    source, target = cluster.primaries()[1], cluster.primaries()[2]
+    slot = lowest_slot(source)
+    namespace = namespace_in_slot(slot, prefix="half")
+    connection = agentfn.connect(source.url, decode_responses=True)
+    agentfn.deploy(connection, namespace)
+    client = agentfn.Client(connection, namespace)
+    client.submit("echo", {})
+    with source.client() as old, target.client() as new:
+        before = old.cluster("countkeysinslot", slot)
+        new.cluster("setslot", slot, "importing", old.execute_command("CLUSTER", "MYID"))
+        old.cluster("setslot", slot, "migrating", new.execute_command("CLUSTER", "MYID"))
+        try:
+            client.route.deadline_s = 0.3
+            with pytest.raises(agentfn.NamespaceMoving, match="being moved"):
+                client.submit("echo", {})
+            assert old.cluster("countkeysinslot", slot) == before
+            assert new.cluster("countkeysinslot", slot) == 0
+        finally:
+            new.cluster("setslot", slot, "stable")
+            old.cluster("setslot", slot, "stable")
+    assert isinstance(client.submit("echo", {}), str)
