@@ -97,6 +97,9 @@ EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Calla
 
 from . import ops_cli  # noqa: E402,F401  (registers status, top, events, task, workflow, dead-letters, demo)
 from . import worker_cli  # noqa: E402,F401  (registers worker)
+from .dashboard.commands import COMMANDS as _WATCH_COMMANDS  # noqa: E402  (dashboard, metrics)
+
+EXTRA_COMMANDS.update(_WATCH_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
