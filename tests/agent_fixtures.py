@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import agentfn
 from agentfn import keys
@@ -22,6 +22,8 @@ from agentfn import keys
 REPO = Path(__file__).resolve().parent.parent
 
 STARTED = "agentfn-test:started"
+
+T = TypeVar("T")
 
 
 def release_key(task_id: str) -> str:
@@ -75,21 +77,35 @@ def echo(task: agentfn.TaskContext) -> Any:
 
 # -- helpers for the tests (not agents) --------------------------------------------------------
 
-def wait_for_task(client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0) -> agentfn.TaskInfo:
-    """Block until the task is in one of ``states``: XREAD BLOCK on the namespace's event stream
-    from its newest id read before each look at the task, so no transition is missed."""
+def wait_for(client: agentfn.Client, check: Callable[[], T], what: str, timeout: float = 10.0) -> T:
+    """Block until ``check()`` returns something true, and return it: XREAD BLOCK on the
+    namespace's event stream from its newest id read before each check, so no transition is missed."""
     events = keys.events(client.namespace)
     deadline = time.monotonic() + timeout
     while True:
         newest = client.redis.xrevrange(events, count=1)
         last_id = newest[0][0] if newest else "0-0"
-        info = client.get_task(task_id)
+        value = check()
         remaining = deadline - time.monotonic()
-        if info.state in states:
-            return info
+        if value:
+            return value
         if remaining <= 0:
-            raise AssertionError(f"task {task_id} is {info.state} after {timeout} s, expected one of {states}")
+            raise AssertionError(f"{what}: not after {timeout} s")
         client.redis.execute_command("XREAD", "BLOCK", max(1, int(remaining * 1000)), "STREAMS", events, last_id)
+
+
+def wait_for_task(client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0) -> agentfn.TaskInfo:
+    """Block until the task is in one of ``states`` (see wait_for)."""
+    last: list[agentfn.TaskInfo] = []
+
+    def check() -> agentfn.TaskInfo | None:
+        last[:] = [client.get_task(task_id)]
+        return last[0] if last[0].state in states else None
+
+    try:
+        return wait_for(client, check, f"task {task_id}", timeout)
+    except AssertionError:
+        raise AssertionError(f"task {task_id} is {last[0].state} after {timeout} s, expected one of {states}") from None
 
 
 def wait_server_ms(client: agentfn.Client, milliseconds: int) -> None:

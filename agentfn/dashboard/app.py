@@ -23,7 +23,7 @@ import json
 import secrets
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 import redis.asyncio
@@ -166,14 +166,16 @@ class Dashboard:
 
     # -- actions -----------------------------------------------------------------------------
 
-    def action(self, perform: Callable[[Client, Request, Any], str]) -> Callable[[Request], Any]:
+    def action(self, perform: Callable[[Client, Request, dict[str, str]], str]) -> Callable[[Request], Any]:
         """A POST route: check that actions are on and the CSRF token, perform, redirect back."""
 
         async def handle(request: Request) -> Response:
             namespace = self.namespace_of(request)
             if not self.allow_actions:
                 return self.problem(namespace, 403, "actions are off: start the dashboard with --allow-actions")
-            form = await request.form()
+            # A small urlencoded form, parsed here (starlette's form parser needs python-multipart).
+            form = {name: values[-1] for name, values in parse_qs((await request.body()).decode("utf-8", "replace"),
+                                                                    max_num_fields=20).items()}
             token = str(form.get("csrf") or "")
             origin = request.headers.get("origin")
             if not hmac.compare_digest(token.encode(), self.csrf_token.encode()) or \
@@ -197,24 +199,24 @@ class Dashboard:
         return handle
 
     @staticmethod
-    def _requeue(client: Client, request: Request, form: Any) -> str:
+    def _requeue(client: Client, request: Request, form: dict[str, str]) -> str:
         task_id = request.path_params["id"]
         attempts = str(form.get("max_attempts") or "").strip()
         state = client.requeue(task_id, max_attempts=int(attempts) if attempts else None)
         return f"task {task_id} requeued: {state}"
 
     @staticmethod
-    def _cancel_task(client: Client, request: Request, form: Any) -> str:
+    def _cancel_task(client: Client, request: Request, form: dict[str, str]) -> str:
         task_id = request.path_params["id"]
         return f"task {task_id}: {client.cancel(task_id)}"
 
     @staticmethod
-    def _cancel_workflow(client: Client, request: Request, form: Any) -> str:
+    def _cancel_workflow(client: Client, request: Request, form: dict[str, str]) -> str:
         workflow_id = request.path_params["id"]
         return f"workflow {workflow_id}: {client.cancel_workflow(workflow_id)}"
 
     @staticmethod
-    def _signal(client: Client, request: Request, form: Any) -> str:
+    def _signal(client: Client, request: Request, form: dict[str, str]) -> str:
         workflow_id, step = request.path_params["id"], str(form.get("step") or "")
         text = str(form.get("value") or "")
         try:
