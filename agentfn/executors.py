@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .agent import Handler, InputRequired, PermanentFailure, TaskContext
 from .constants import LIMITS
+from .tracing import attempt_span
 
 if TYPE_CHECKING:
     from .runtime import Running
@@ -51,21 +52,27 @@ def _outcome_of_error(error: BaseException) -> Outcome:
 
 
 def call_sync(handler: Handler, context: TaskContext) -> Outcome:
-    """Run a sync handler; its return value or exception as an Outcome."""
-    try:
-        return Outcome("complete", result=handler.function(context))
-    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    """Run a sync handler; its return value or exception as an Outcome (in a span when tracing)."""
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=handler.function(context))
+        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome)
+        return outcome
 
 
 async def call_async(handler: Handler, context: TaskContext) -> Outcome:
     """Run an async handler; cancelling it (timeout, cancel, shutdown) drops its result."""
-    try:
-        return Outcome("complete", result=await handler.function(context))
-    except asyncio.CancelledError as error:
-        return DROPPED if context.interrupted else _outcome_of_error(error)
-    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=await handler.function(context))
+        except asyncio.CancelledError as error:
+            outcome = DROPPED if context.interrupted else _outcome_of_error(error)
+        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome)
+        return outcome
 
 
 class HandlerThreads:

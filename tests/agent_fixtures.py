@@ -9,6 +9,7 @@ waits on events (BLPOP) instead of sleeping:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -125,9 +126,11 @@ def serving(agent: agentfn.Agent) -> Iterator[agentfn.Agent]:
         assert not thread.is_alive(), f"agent {agent.agent_id} did not stop"
 
 
-def spawn_worker(redis_url: str, target: str, *options: str) -> subprocess.Popen[str]:
-    """``python -m agentfn worker <target> --url <redis_url> <options>`` from the repository root."""
+def spawn_worker(redis_url: str, target: str, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``python -m agentfn worker <target> --url <redis_url> <options>`` from the repository root
+    (``env``: variables added to this process's environment)."""
     return subprocess.Popen(
         [sys.executable, "-m", "agentfn", "worker", target, "--url", redis_url, "--log-level", "WARNING", *options],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=None if env is None else {**os.environ, **env},
     )
