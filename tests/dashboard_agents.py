@@ -24,7 +24,9 @@ def worker(client: agentfn.Client) -> agentfn.Agent:
 
     @agent.handler("gate")
     def gate(task: agentfn.TaskContext) -> dict[str, Any]:
-        task.client.redis.blpop([release_key(task.task.workflow or "", task.task.step or "")], timeout=60)
+        task.client.redis.blpop(
+            [release_key(task.task.workflow or "", task.task.step or "")], timeout=60
+        )
         return {"step": task.task.step}
 
     @agent.handler("ask")

@@ -6,7 +6,7 @@ Redis event, with a timeout; every page is saved as a screenshot under test-arti
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,7 +15,15 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 import agentfn
 from tests.agent_fixtures import spawn_worker, wait_for, wait_for_task
 from tests.dashboard_agents import release_key
-from tests.dashboard_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Server, get, post, start_server
+from tests.dashboard_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    get,
+    post,
+    start_server,
+)
 
 NAMESPACE = "dash"
 
@@ -60,7 +68,9 @@ def dash(redis_url_module: str) -> Iterator[agentfn.Client]:
 @pytest.fixture(scope="module")
 def worker(dash: agentfn.Client, redis_url_module: str) -> Iterator[None]:
     """One agent process serving gate, ask, flaky and noop."""
-    process = spawn_worker(redis_url_module, "tests.dashboard_agents:worker", "--namespace", NAMESPACE)
+    process = spawn_worker(
+        redis_url_module, "tests.dashboard_agents:worker", "--namespace", NAMESPACE
+    )
     try:
         wait_for(dash, lambda: dash.agent_find("gate"), "the worker registered", timeout=30)
         yield
@@ -71,7 +81,9 @@ def worker(dash: agentfn.Client, redis_url_module: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def dashboard(dash: agentfn.Client, worker: None, redis_url_module: str) -> Iterator[Server]:
-    server = start_server("dashboard", redis_url_module, "--namespace", NAMESPACE, "--allow-actions")
+    server = start_server(
+        "dashboard", redis_url_module, "--namespace", NAMESPACE, "--allow-actions"
+    )
     yield server
     server.stop()
 
@@ -94,15 +106,26 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def test_overview_shows_an_agent_within_2_s_of_registering_and_its_departure(
-        page: Page, dashboard: Server, dash: agentfn.Client, redis_url_module: str) -> None:
+    page: Page, dashboard: Server, dash: agentfn.Client, redis_url_module: str
+) -> None:
     open_live(page, f"{dashboard.url}/ns/{NAMESPACE}/")
     row = page.locator('tr[data-agent="watcher-1"]')
     expect(row).to_have_count(0)
-    process = spawn_worker(redis_url_module, "tests.dashboard_agents:watcher", "--namespace", NAMESPACE,
-                           "--agent-id", "watcher-1")
+    process = spawn_worker(
+        redis_url_module,
+        "tests.dashboard_agents:watcher",
+        "--namespace",
+        NAMESPACE,
+        "--agent-id",
+        "watcher-1",
+    )
     try:
-        wait_for(dash, lambda: any(agent.id == "watcher-1" for agent in dash.agent_find()), "watcher-1 registered",
-                 timeout=30)
+        wait_for(
+            dash,
+            lambda: any(agent.id == "watcher-1" for agent in dash.agent_find()),
+            "watcher-1 registered",
+            timeout=30,
+        )
         expect(row).to_have_attribute("data-status", "live", timeout=2_000)
         expect(row.locator("td").nth(2)).to_have_text("watch")
         screenshot(page, "overview")
@@ -114,13 +137,17 @@ def test_overview_shows_an_agent_within_2_s_of_registering_and_its_departure(
 
 
 def test_workflow_graph_changes_colour_as_steps_complete_without_reload(
-        page: Page, dashboard: Server, dash: agentfn.Client) -> None:
-    workflow_id = dash.create_workflow([
-        {"id": "plan", "capability": "gate"},
-        {"id": "left", "capability": "gate", "depends_on": ["plan"]},
-        {"id": "right", "capability": "gate", "depends_on": ["plan"]},
-        {"id": "merge", "capability": "gate", "depends_on": ["left", "right"]},
-    ], workflow_id="colours")
+    page: Page, dashboard: Server, dash: agentfn.Client
+) -> None:
+    workflow_id = dash.create_workflow(
+        [
+            {"id": "plan", "capability": "gate"},
+            {"id": "left", "capability": "gate", "depends_on": ["plan"]},
+            {"id": "right", "capability": "gate", "depends_on": ["plan"]},
+            {"id": "merge", "capability": "gate", "depends_on": ["left", "right"]},
+        ],
+        workflow_id="colours",
+    )
     open_live(page, f"{dashboard.url}/ns/{NAMESPACE}/workflows/{workflow_id}")
     graph = page.locator("#wf-graph")
     expect(graph.locator("#step-plan")).to_have_attribute("data-state", "running")
@@ -137,12 +164,15 @@ def test_workflow_graph_changes_colour_as_steps_complete_without_reload(
     assert_not_reloaded(page)
     screenshot(page, "workflow")
     page.goto(f"{dashboard.url}/ns/{NAMESPACE}/workflows")
-    expect(page.locator(f'tr[data-workflow="{workflow_id}"]')).to_have_attribute("data-state", "completed")
+    expect(page.locator(f'tr[data-workflow="{workflow_id}"]')).to_have_attribute(
+        "data-state", "completed"
+    )
     screenshot(page, "workflows")
 
 
 def test_a_dead_letter_requeued_by_clicking_then_completes(
-        page: Page, dashboard: Server, dash: agentfn.Client) -> None:
+    page: Page, dashboard: Server, dash: agentfn.Client
+) -> None:
     task_id = dash.submit("flaky", {"n": 1}, max_attempts=1)
     wait_for_task(dash, task_id, {"dead"})
     open_live(page, f"{dashboard.url}/ns/{NAMESPACE}/dead-letters")
@@ -161,8 +191,11 @@ def test_a_dead_letter_requeued_by_clicking_then_completes(
 
 
 def test_an_input_required_step_is_answered_from_the_page(
-        page: Page, dashboard: Server, dash: agentfn.Client) -> None:
-    workflow_id = dash.create_workflow([{"id": "pick", "capability": "ask"}], workflow_id="question")
+    page: Page, dashboard: Server, dash: agentfn.Client
+) -> None:
+    workflow_id = dash.create_workflow(
+        [{"id": "pick", "capability": "ask"}], workflow_id="question"
+    )
     dash.wait_workflow(workflow_id, timeout=30, until_input=True)
     open_live(page, f"{dashboard.url}/ns/{NAMESPACE}/workflows/{workflow_id}")
     expect(page.locator("#step-pick")).to_have_attribute("data-state", "input-required")
@@ -177,7 +210,9 @@ def test_an_input_required_step_is_answered_from_the_page(
     assert dash.get_workflow(workflow_id).results == {"pick": {"answer": "blue"}}
 
 
-def test_the_event_tail_shows_new_events_live(page: Page, dashboard: Server, dash: agentfn.Client) -> None:
+def test_the_event_tail_shows_new_events_live(
+    page: Page, dashboard: Server, dash: agentfn.Client
+) -> None:
     open_live(page, f"{dashboard.url}/ns/{NAMESPACE}/events")
     task_id = dash.submit("noop", {"hello": "tail"})
     rows = page.locator("#event-rows")
@@ -188,7 +223,8 @@ def test_the_event_tail_shows_new_events_live(page: Page, dashboard: Server, das
 
 
 def test_actions_need_allow_actions_and_the_csrf_token(
-        page: Page, dashboard: Server, dash: agentfn.Client, redis_url_module: str) -> None:
+    page: Page, dashboard: Server, dash: agentfn.Client, redis_url_module: str
+) -> None:
     task_id = dash.submit("flaky", {"n": 2}, max_attempts=1)
     wait_for_task(dash, task_id, {"dead"})
     requeue = f"/ns/{NAMESPACE}/tasks/{task_id}/requeue"
@@ -212,6 +248,8 @@ def test_actions_need_allow_actions_and_the_csrf_token(
     status, page_html = get(f"{dashboard.url}/ns/{NAMESPACE}/dead-letters")
     token = re.search(r'name="csrf" value="([^"]+)"', page_html)
     assert status == 200 and token
-    status, location = post(dashboard.url + requeue, {"csrf": token.group(1), "next": f"/ns/{NAMESPACE}/"})
+    status, location = post(
+        dashboard.url + requeue, {"csrf": token.group(1), "next": f"/ns/{NAMESPACE}/"}
+    )
     assert status == 303 and location.startswith(f"/ns/{NAMESPACE}/?notice=")
     wait_for_task(dash, task_id, {"completed"})

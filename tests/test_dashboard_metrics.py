@@ -3,7 +3,7 @@ checked against work done through the client just before."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,11 +14,16 @@ from tests.dashboard_helpers import Server, get, start_server
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """(sample name, labels) -> value, for every sample of the page."""
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
-def value(page: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+def value(
+    page: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     return page[(name, frozenset({"namespace": "default", **labels}.items()))]
 
 
@@ -55,9 +60,18 @@ def test_metrics_report_the_known_work(metrics_server: Server) -> None:
     status, text = get(metrics_server.url + "/metrics")
     assert status == 200
     page = samples(text)
-    assert value(page, "agentfn_library_info", node=next(
-        dict(labels)["node"] for name, labels in page if name == "agentfn_library_info"),
-        version=agentfn.__version__, schema_version="1") == 1
+    assert (
+        value(
+            page,
+            "agentfn_library_info",
+            node=next(
+                dict(labels)["node"] for name, labels in page if name == "agentfn_library_info"
+            ),
+            version=agentfn.__version__,
+            schema_version="1",
+        )
+        == 1
+    )
     assert value(page, "agentfn_agents", status="live") == 2
     assert value(page, "agentfn_agent_tasks", agent="a1") == 1
     assert value(page, "agentfn_agent_live", agent="a2") == 1
@@ -66,8 +80,14 @@ def test_metrics_report_the_known_work(metrics_server: Server) -> None:
     assert value(page, "agentfn_queue_ready", capability="x", priority="high") == 0
     assert value(page, "agentfn_queue_ready", capability="y", priority="normal") == 1
     assert value(page, "agentfn_queue_ready", capability="z", priority="normal") == 1
-    assert 0 <= value(page, "agentfn_queue_oldest_ready_age_seconds", capability="x", priority="normal") < 60
-    assert value(page, "agentfn_queue_oldest_ready_age_seconds", capability="x", priority="high") == 0
+    assert (
+        0
+        <= value(page, "agentfn_queue_oldest_ready_age_seconds", capability="x", priority="normal")
+        < 60
+    )
+    assert (
+        value(page, "agentfn_queue_oldest_ready_age_seconds", capability="x", priority="high") == 0
+    )
     assert value(page, "agentfn_tasks", state="ready") == 4
     assert value(page, "agentfn_tasks", state="running") == 1
     assert value(page, "agentfn_tasks", state="dead") == 1
@@ -80,12 +100,16 @@ def test_metrics_report_the_known_work(metrics_server: Server) -> None:
     assert value(page, "agentfn_events_total", type="task.dead") == 1
 
 
-def test_event_counters_only_grow_between_scrapes(metrics_server: Server, known_work: agentfn.Client) -> None:
+def test_event_counters_only_grow_between_scrapes(
+    metrics_server: Server, known_work: agentfn.Client
+) -> None:
     before = samples(get(metrics_server.url + "/metrics")[1])
     known_work.submit("x", {})
     after = samples(get(metrics_server.url + "/metrics")[1])
-    assert value(after, "agentfn_events_total", type="task.submitted") == \
-        value(before, "agentfn_events_total", type="task.submitted") + 1
+    assert (
+        value(after, "agentfn_events_total", type="task.submitted")
+        == value(before, "agentfn_events_total", type="task.submitted") + 1
+    )
     assert value(after, "agentfn_queue_ready", capability="x", priority="normal") == 3
 
 

@@ -16,9 +16,14 @@ import agentfn
 
 def _configure_tracing(name: str) -> None:
     spans = open(os.environ["AGENTFN_TEST_SPANS"], "a", encoding="utf-8")  # noqa: SIM115 (for the process's life)
-    provider = TracerProvider(resource=Resource.create({"service.name": name, "process.pid": os.getpid()}))
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(
-        out=spans, formatter=lambda span: span.to_json(indent=None) + "\n")))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name, "process.pid": os.getpid()})
+    )
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            ConsoleSpanExporter(out=spans, formatter=lambda span: span.to_json(indent=None) + "\n")
+        )
+    )
     trace.set_tracer_provider(provider)
 
 

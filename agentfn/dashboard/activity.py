@@ -9,8 +9,8 @@ completion). Event ids are the server's clock in ms, so the window is judged by 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 #: The window the rates cover (ms), and the buckets of the sparklines.
 WINDOW_MS = 60_000
@@ -65,8 +65,14 @@ class Activity:
                 self._window.append((ms, "submitted", capability, None))
             elif kind == "task.completed":
                 submitted_ms, capability = self._tasks.pop(task_id, (None, ""))
-                self._window.append((ms, "completed", capability,
-                                     None if submitted_ms is None else float(ms - submitted_ms)))
+                self._window.append(
+                    (
+                        ms,
+                        "completed",
+                        capability,
+                        None if submitted_ms is None else float(ms - submitted_ms),
+                    )
+                )
             elif kind in ("task.failed", "task.dead"):
                 self._window.append((ms, "failed", self._tasks.get(task_id, (0, ""))[1], None))
 
@@ -81,7 +87,9 @@ class Activity:
         for ms, kind, capability, latency in self._window:
             setattr(summary, kind, getattr(summary, kind) + 1)
             if capability and kind != "failed":
-                counts = summary.by_capability.setdefault(capability, {"submitted": 0, "completed": 0})
+                counts = summary.by_capability.setdefault(
+                    capability, {"submitted": 0, "completed": 0}
+                )
                 counts[kind] += 1
             if kind == "completed":
                 bucket = min(max((ms - start - 1) // BUCKET_MS, 0), BUCKETS - 1)
@@ -89,7 +97,9 @@ class Activity:
                 if latency is not None:
                     latency_sums[bucket] += latency
                     latency_counts[bucket] += 1
-        summary.latency_ms = [total / count if count else None for total, count in zip(latency_sums, latency_counts)]
+        summary.latency_ms = [
+            total / count if count else None for total, count in zip(latency_sums, latency_counts)
+        ]
         return summary
 
 
@@ -100,5 +110,7 @@ def sparkline(values: list[int] | list[float | None], width: int = 160, height: 
     if not numbers or top <= 0:
         return ""
     step = width / max(len(numbers) - 1, 1)
-    return " ".join(f"{index * step:.1f},{height - 2 - (value / top) * (height - 4):.1f}"
-                    for index, value in enumerate(numbers))
+    return " ".join(
+        f"{index * step:.1f},{height - 2 - (value / top) * (height - 4):.1f}"
+        for index, value in enumerate(numbers)
+    )

@@ -21,8 +21,9 @@ import contextlib
 import hmac
 import json
 import secrets
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
@@ -31,12 +32,18 @@ from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import keys
-from ..client import Client
+from ..client.client import Client
 from ..errors import AgentfnError, NotFound
 from . import rendering
 from .live import Hub, stream_events
@@ -45,9 +52,14 @@ from .reads import VIEWS, Namespace, event_record, read_view
 STATIC = Path(__file__).parent / "static"
 
 #: Page templates by view name, with their titles.
-PAGES = {"overview": ("overview.html", "Overview"), "workflows": ("workflows.html", "Workflows"),
-         "workflow": ("workflow.html", "Workflow"), "task": ("task.html", "Task"),
-         "dead": ("dead.html", "Dead letters"), "events": ("events.html", "Events")}
+PAGES = {
+    "overview": ("overview.html", "Overview"),
+    "workflows": ("workflows.html", "Workflows"),
+    "workflow": ("workflow.html", "Workflow"),
+    "task": ("task.html", "Task"),
+    "dead": ("dead.html", "Dead letters"),
+    "events": ("events.html", "Events"),
+}
 
 
 class Dashboard:
@@ -60,53 +72,91 @@ class Dashboard:
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.async_redis = redis.asyncio.Redis.from_url(url, decode_responses=True)
         self.env = rendering.environment()
-        self.hubs = {namespace: Hub(namespace, self.async_redis, self.render_view, self.render_event_rows)
-                     for namespace in self.namespaces}
-        self.reads = {namespace: Namespace(self.redis, Client(self.redis, namespace), namespace,
-                                           self.hubs[namespace].activity) for namespace in self.namespaces}
+        self.hubs = {
+            namespace: Hub(namespace, self.async_redis, self.render_view, self.render_event_rows)
+            for namespace in self.namespaces
+        }
+        self.reads = {
+            namespace: Namespace(
+                self.redis, Client(self.redis, namespace), namespace, self.hubs[namespace].activity
+            )
+            for namespace in self.namespaces
+        }
         self.metrics: Callable[[], bytes] | None = None
 
     # -- rendering ---------------------------------------------------------------------------
 
     def common(self, namespace: str) -> dict[str, Any]:
-        return {"ns": namespace, "namespaces": self.namespaces, "allow_actions": self.allow_actions,
-                "csrf": self.csrf_token}
+        return {
+            "ns": namespace,
+            "namespaces": self.namespaces,
+            "allow_actions": self.allow_actions,
+            "csrf": self.csrf_token,
+        }
 
     def fragments(self, namespace: str, view: str, context: dict[str, Any]) -> dict[str, Markup]:
         """The live fragments of a view, rendered from its context."""
         values = {**self.common(namespace), **context}
-        return {name: Markup(self.env.get_template(f"fragments/{name}.html").render(values))
-                for name in VIEWS[view.partition(":")[0]].fragments}
+        return {
+            name: Markup(self.env.get_template(f"fragments/{name}.html").render(values))
+            for name in VIEWS[view.partition(":")[0]].fragments
+        }
 
     async def render_view(self, namespace: str, view: str) -> dict[str, str]:
         """The fragments of a view, read now; none once its object is gone."""
+
         def read_and_render() -> dict[str, str]:
             try:
-                return {name: str(html) for name, html in
-                        self.fragments(namespace, view, read_view(self.reads[namespace], view)).items()}
+                return {
+                    name: str(html)
+                    for name, html in self.fragments(
+                        namespace, view, read_view(self.reads[namespace], view)
+                    ).items()
+                }
             except NotFound:
                 return {}
 
         return await run_in_threadpool(read_and_render)
 
-    async def render_event_rows(self, namespace: str, entries: list[tuple[str, dict[str, str]]]) -> str:
+    async def render_event_rows(
+        self, namespace: str, entries: list[tuple[str, dict[str, str]]]
+    ) -> str:
         """Rows of the event tail for new entries, newest first."""
         template = self.env.get_template("fragments/event-rows.html")
-        return template.render(ns=namespace, events=[event_record(*entry) for entry in reversed(entries)])
+        return template.render(
+            ns=namespace, events=[event_record(*entry) for entry in reversed(entries)]
+        )
 
-    def page(self, request: Request, namespace: str, view: str, context: dict[str, Any],
-             status_code: int = 200) -> HTMLResponse:
+    def page(
+        self,
+        request: Request,
+        namespace: str,
+        view: str,
+        context: dict[str, Any],
+        status_code: int = 200,
+    ) -> HTMLResponse:
         name = view.partition(":")[0]
         template, title = PAGES[name]
         html = self.env.get_template(template).render(
-            **self.common(namespace), **context, view=view, title=title, page=name,
+            **self.common(namespace),
+            **context,
+            view=view,
+            title=title,
+            page=name,
             fragments=self.fragments(namespace, view, context),
-            notice=request.query_params.get("notice"), notice_kind=request.query_params.get("kind", "ok"))
+            notice=request.query_params.get("notice"),
+            notice_kind=request.query_params.get("kind", "ok"),
+        )
         return HTMLResponse(html, status_code=status_code)
 
     def problem(self, namespace: str | None, status_code: int, message: str) -> HTMLResponse:
         html = self.env.get_template("problem.html").render(
-            **self.common(namespace or self.namespaces[0]), title="Problem", page="", view="", message=message)
+            **self.common(namespace or self.namespaces[0]),
+            title="Problem",
+            page="",
+            view="",
+            message=message,
+        )
         return HTMLResponse(html, status_code=status_code)
 
     # -- routes ------------------------------------------------------------------------------
@@ -114,8 +164,10 @@ class Dashboard:
     def namespace_of(self, request: Request) -> str:
         namespace = request.path_params["ns"]
         if namespace not in self.hubs:
-            raise NotFound(f"namespace {namespace!r} is not watched by this dashboard "
-                           f"(it watches {', '.join(self.namespaces)})")
+            raise NotFound(
+                f"namespace {namespace!r} is not watched by this dashboard "
+                f"(it watches {', '.join(self.namespaces)})"
+            )
         return namespace
 
     async def home(self, request: Request) -> Response:
@@ -148,40 +200,65 @@ class Dashboard:
             after = request.query_params.get("after") or "0-0"
             missed = await self.async_redis.xrange(keys.events(namespace), min=f"({after}")
             if missed:
-                first.append(("events", json.dumps({"html": await self.render_event_rows(namespace, missed),
-                                                    "last": missed[-1][0]})))
+                first.append(
+                    (
+                        "events",
+                        json.dumps(
+                            {
+                                "html": await self.render_event_rows(namespace, missed),
+                                "last": missed[-1][0],
+                            }
+                        ),
+                    )
+                )
         else:
             fragments = await self.render_view(namespace, view)
             subscriber.sent.update(fragments)
             first.append(("fragments", json.dumps(fragments)))
-        return StreamingResponse(stream_events(hub, subscriber, first), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream_events(hub, subscriber, first),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     async def metrics_page(self, request: Request) -> Response:
         if self.metrics is None:
-            return PlainTextResponse("metrics need the metrics extra: pip install 'agentfn[metrics]'\n",
-                                     status_code=501)
+            return PlainTextResponse(
+                "metrics need the metrics extra: pip install 'agentfn[metrics]'\n", status_code=501
+            )
         body = await run_in_threadpool(self.metrics)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # -- actions -----------------------------------------------------------------------------
 
-    def action(self, perform: Callable[[Client, Request, dict[str, str]], str]) -> Callable[[Request], Any]:
+    def action(
+        self, perform: Callable[[Client, Request, dict[str, str]], str]
+    ) -> Callable[[Request], Any]:
         """A POST route: check that actions are on and the CSRF token, perform, redirect back."""
 
         async def handle(request: Request) -> Response:
             namespace = self.namespace_of(request)
             if not self.allow_actions:
-                return self.problem(namespace, 403, "actions are off: start the dashboard with --allow-actions")
+                return self.problem(
+                    namespace, 403, "actions are off: start the dashboard with --allow-actions"
+                )
             # A small urlencoded form, parsed here (starlette's form parser needs python-multipart).
-            form = {name: values[-1] for name, values in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                                                    max_num_fields=20).items()}
+            form = {
+                name: values[-1]
+                for name, values in parse_qs(
+                    (await request.body()).decode("utf-8", "replace"), max_num_fields=20
+                ).items()
+            }
             token = str(form.get("csrf") or "")
             origin = request.headers.get("origin")
-            if not hmac.compare_digest(token.encode(), self.csrf_token.encode()) or \
-                    (origin and urlsplit(origin).netloc != request.headers.get("host")):
-                return self.problem(namespace, 403, "refused: the form's CSRF token is missing or wrong "
-                                                    "(reload the page)")
+            if not hmac.compare_digest(token.encode(), self.csrf_token.encode()) or (
+                origin and urlsplit(origin).netloc != request.headers.get("host")
+            ):
+                return self.problem(
+                    namespace,
+                    403,
+                    "refused: the form's CSRF token is missing or wrong (reload the page)",
+                )
             back = str(form.get("next") or "")
             if not back.startswith(f"/ns/{namespace}/") or "//" in back:
                 back = f"/ns/{namespace}/"
@@ -189,12 +266,16 @@ class Dashboard:
             try:
                 notice, kind = await run_in_threadpool(perform, client, request, form), "ok"
             except redis.exceptions.NoPermissionError as error:
-                notice, kind = f"refused by Redis: this dashboard's Redis user lacks the right ({error})", "error"
+                notice, kind = (
+                    f"refused by Redis: this dashboard's Redis user lacks the right ({error})",
+                    "error",
+                )
             except (AgentfnError, ValueError) as error:
                 notice, kind = f"refused: {error}", "error"
             separator = "&" if "?" in back else "?"
-            return RedirectResponse(f"{back}{separator}{urlencode({'notice': notice, 'kind': kind})}",
-                                    status_code=303)
+            return RedirectResponse(
+                f"{back}{separator}{urlencode({'notice': notice, 'kind': kind})}", status_code=303
+            )
 
         return handle
 
@@ -253,17 +334,29 @@ class Dashboard:
             Route("/ns/{ns}/live", self.live),
             Route("/ns/{ns}/tasks/{id}/requeue", self.action(self._requeue), methods=["POST"]),
             Route("/ns/{ns}/tasks/{id}/cancel", self.action(self._cancel_task), methods=["POST"]),
-            Route("/ns/{ns}/workflows/{id}/cancel", self.action(self._cancel_workflow), methods=["POST"]),
+            Route(
+                "/ns/{ns}/workflows/{id}/cancel",
+                self.action(self._cancel_workflow),
+                methods=["POST"],
+            ),
             Route("/ns/{ns}/workflows/{id}/signal", self.action(self._signal), methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
         async def not_found(request: Request, error: Exception) -> Response:
-            return self.problem(request.path_params.get("ns") if request.path_params.get("ns") in self.hubs
-                                else None, 404, f"not found: {error} (finished work expires after its retention)")
+            return self.problem(
+                request.path_params.get("ns")
+                if request.path_params.get("ns") in self.hubs
+                else None,
+                404,
+                f"not found: {error} (finished work expires after its retention)",
+            )
 
         async def unavailable(request: Request, error: Exception) -> Response:
             return self.problem(None, 503, f"redis: {error}")
 
-        return Starlette(routes=routes, lifespan=self.lifespan,
-                         exception_handlers={NotFound: not_found, redis.RedisError: unavailable})
+        return Starlette(
+            routes=routes,
+            lifespan=self.lifespan,
+            exception_handlers={NotFound: not_found, redis.RedisError: unavailable},
+        )

@@ -8,10 +8,10 @@ step by its state through CSS classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from ..api.workflows import StepInfo
+from ..client.api.workflows import StepInfo
 
 #: Size of a step's box and the gaps between boxes, in SVG user units (px).
 NODE_WIDTH = 168
@@ -92,11 +92,20 @@ def layout(steps: Sequence[StepInfo]) -> Layout:
         used = len(column) * NODE_HEIGHT + (len(column) - 1) * ROW_GAP
         top = MARGIN + (height - 2 * MARGIN - used) // 2
         for row, step in enumerate(column):
-            prompt = step.prompt if isinstance(step.prompt, str) or step.prompt is None else str(step.prompt)
-            nodes[step.id] = Node(step.id, step.capability, display_state(step), step.attempts,
-                                  prompt if step.state.value == "input-required" else None,
-                                  MARGIN + column_index * (NODE_WIDTH + COLUMN_GAP),
-                                  top + row * (NODE_HEIGHT + ROW_GAP))
+            prompt = (
+                step.prompt
+                if isinstance(step.prompt, str) or step.prompt is None
+                else str(step.prompt)
+            )
+            nodes[step.id] = Node(
+                step.id,
+                step.capability,
+                display_state(step),
+                step.attempts,
+                prompt if step.state.value == "input-required" else None,
+                MARGIN + column_index * (NODE_WIDTH + COLUMN_GAP),
+                top + row * (NODE_HEIGHT + ROW_GAP),
+            )
     edges = []
     for step in steps:
         target = nodes[step.id]
@@ -107,7 +116,13 @@ def layout(steps: Sequence[StepInfo]) -> Layout:
             x1, y1 = source.x + NODE_WIDTH, source.y + NODE_HEIGHT // 2
             x2, y2 = target.x - 4, target.y + NODE_HEIGHT // 2
             bend = COLUMN_GAP // 2
-            edges.append(Edge(parent_id, step.id, f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
-                              source.state == "completed"))
+            edges.append(
+                Edge(
+                    parent_id,
+                    step.id,
+                    f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
+                    source.state == "completed",
+                )
+            )
     width = 2 * MARGIN + len(columns) * NODE_WIDTH + max(len(columns) - 1, 0) * COLUMN_GAP
     return Layout(list(nodes.values()), edges, width, height)

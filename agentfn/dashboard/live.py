@@ -15,8 +15,9 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio
 
@@ -70,8 +71,13 @@ class Subscriber:
 class Hub:
     """The live feed of one namespace."""
 
-    def __init__(self, namespace: str, redis_client: redis.asyncio.Redis, render: RenderFragments,
-                 render_events: RenderEvents) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        redis_client: redis.asyncio.Redis,
+        render: RenderFragments,
+        render_events: RenderEvents,
+    ) -> None:
         self.namespace = namespace
         self.redis = redis_client
         self.render = render
@@ -83,7 +89,9 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"agentfn-dashboard-hub-{self.namespace}")
+        self._task = asyncio.create_task(
+            self._run(), name=f"agentfn-dashboard-hub-{self.namespace}"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -128,7 +136,9 @@ class Hub:
         while True:
             waited = time.monotonic() - last_render
             block_s = max(MIN_RENDER_INTERVAL_S - waited, 0.001) if pending else TICK_S
-            reply = await self.redis.xread({stream: last_id}, block=max(int(block_s * 1000), 1), count=READ_COUNT)
+            reply = await self.redis.xread(
+                {stream: last_id}, block=max(int(block_s * 1000), 1), count=READ_COUNT
+            )
             entries = [entry for _, batch in reply or [] for entry in batch]
             if entries:
                 last_id = entries[-1][0]
@@ -147,8 +157,14 @@ class Hub:
         """Render each open view once and offer it to the tabs on it; send new event rows."""
         self.subscribers = {subscriber for subscriber in self.subscribers if not subscriber.dropped}
         views = {subscriber.view for subscriber in self.subscribers}
-        rendered = dict(zip(views, await asyncio.gather(*(self.render(self.namespace, view) for view in views))))
-        rows = await self.render_events(self.namespace, entries) if entries and "events" in views else ""
+        rendered = dict(
+            zip(views, await asyncio.gather(*(self.render(self.namespace, view) for view in views)))
+        )
+        rows = (
+            await self.render_events(self.namespace, entries)
+            if entries and "events" in views
+            else ""
+        )
         self.renders += 1
         for subscriber in self.subscribers:
             subscriber.offer(rendered[subscriber.view])
@@ -164,8 +180,9 @@ def sse(kind: str, data: str) -> str:
     return f"id: {next(_ids)}\nevent: {kind}\ndata: {data}\n\n"
 
 
-async def stream_events(hub: Hub, subscriber: Subscriber, first: list[tuple[str, str]],
-                        keepalive_s: float = 15.0) -> Any:
+async def stream_events(
+    hub: Hub, subscriber: Subscriber, first: list[tuple[str, str]], keepalive_s: float = 15.0
+) -> Any:
     """The body of a tab's event stream: what it missed, then whatever the hub queues for it."""
     try:
         yield "retry: 1000\n\n"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections import Counter
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import redis
@@ -32,9 +32,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .. import keys
+from ..client.status import QueueRow, count_workflows, read_inboxes, read_status, read_workflow_rows
 from ..constants import CONSUMER_GROUP
-from ..deploy import deployed_library
-from ..status import QueueRow, count_workflows, read_inboxes, read_status, read_workflow_rows
+from ..library.deploy import deployed_library
 
 #: Event stream entries read per call while catching up.
 EVENT_BATCH = 5_000
@@ -52,8 +52,11 @@ def oldest_ready_ms(conn: redis.Redis, queues: list[QueueRow]) -> dict[str, int]
         delivered[stream] = group["last-delivered-id"] if group else "0-0"
     for stream in waiting:
         pipeline.xrange(stream, min=f"({delivered[stream]}", count=1)
-    return {stream: int(entries[0][0].split("-")[0]) for stream, entries in zip(waiting, pipeline.execute())
-            if entries}
+    return {
+        stream: int(entries[0][0].split("-")[0])
+        for stream, entries in zip(waiting, pipeline.execute())
+        if entries
+    }
 
 
 def _node(conn: redis.Redis) -> str:
@@ -76,7 +79,9 @@ class NamespaceCollector(Collector):
         stream, counts = keys.events(namespace), self._events[namespace]
         while True:
             cursor = self._cursors[namespace]
-            entries = self.conn.xrange(stream, min=cursor if cursor == "-" else f"({cursor}", count=EVENT_BATCH)
+            entries = self.conn.xrange(
+                stream, min=cursor if cursor == "-" else f"({cursor}", count=EVENT_BATCH
+            )
             for _, fields in entries:
                 counts[fields.get("type", "unknown")] += 1
             if entries:
@@ -92,24 +97,52 @@ class NamespaceCollector(Collector):
         def gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, documentation, labels=["namespace", *labels])
 
-        library = gauge("agentfn_library_info", "The agentfn library deployed (1 per node)", "node", "version",
-                        "schema_version")
+        library = gauge(
+            "agentfn_library_info",
+            "The agentfn library deployed (1 per node)",
+            "node",
+            "version",
+            "schema_version",
+        )
         agents = gauge("agentfn_agents", "Agents by liveness", "status")
-        agent_live = gauge("agentfn_agent_live", "1 while the agent is live, 0 once it lapsed", "agent")
+        agent_live = gauge(
+            "agentfn_agent_live", "1 while the agent is live, 0 once it lapsed", "agent"
+        )
         agent_tasks = gauge("agentfn_agent_tasks", "Tasks the agent holds", "agent")
-        ready = gauge("agentfn_queue_ready", "Queue entries not delivered to an agent yet", "capability", "priority")
-        pending = gauge("agentfn_queue_pending", "Queue entries delivered and not acknowledged (in flight)",
-                        "capability", "priority")
-        oldest = gauge("agentfn_queue_oldest_ready_age_seconds", "Age of the oldest entry not delivered yet",
-                       "capability", "priority")
+        ready = gauge(
+            "agentfn_queue_ready",
+            "Queue entries not delivered to an agent yet",
+            "capability",
+            "priority",
+        )
+        pending = gauge(
+            "agentfn_queue_pending",
+            "Queue entries delivered and not acknowledged (in flight)",
+            "capability",
+            "priority",
+        )
+        oldest = gauge(
+            "agentfn_queue_oldest_ready_age_seconds",
+            "Age of the oldest entry not delivered yet",
+            "capability",
+            "priority",
+        )
         tasks = gauge("agentfn_tasks", "Tasks by state (ready, running, delayed, dead)", "state")
         dead = gauge("agentfn_dead_letters", "Dead letters by capability", "capability")
         workflows = gauge("agentfn_workflows", "Workflows by state", "state")
-        inboxes = gauge("agentfn_inbox_messages", "Unacknowledged messages in an agent's inbox", "agent")
-        events = CounterMetricFamily("agentfn_events", "Events seen on the namespace's event stream",
-                                     labels=["namespace", "type"])
-        attempts = CounterMetricFamily("agentfn_task_attempts", "Task attempts started (task.running events)",
-                                       labels=["namespace"])
+        inboxes = gauge(
+            "agentfn_inbox_messages", "Unacknowledged messages in an agent's inbox", "agent"
+        )
+        events = CounterMetricFamily(
+            "agentfn_events",
+            "Events seen on the namespace's event stream",
+            labels=["namespace", "type"],
+        )
+        attempts = CounterMetricFamily(
+            "agentfn_task_attempts",
+            "Task attempts started (task.running events)",
+            labels=["namespace"],
+        )
         node = _node(self.conn)
         for namespace in self.namespaces:
             status = read_status(self.conn, namespace)
@@ -128,12 +161,20 @@ class NamespaceCollector(Collector):
                 ready.add_metric(labels, queue.ready)
                 pending.add_metric(labels, queue.in_flight)
                 since = ages.get(queue.stream)
-                oldest.add_metric(labels, 0.0 if since is None else max(status.server_ms - since, 0) / 1000)
-            for state, count in (("ready", status.ready), ("running", status.running), ("delayed", status.delayed),
-                                 ("dead", status.dead)):
+                oldest.add_metric(
+                    labels, 0.0 if since is None else max(status.server_ms - since, 0) / 1000
+                )
+            for state, count in (
+                ("ready", status.ready),
+                ("running", status.running),
+                ("delayed", status.delayed),
+                ("dead", status.dead),
+            ):
                 tasks.add_metric([namespace, state], count)
-            by_capability = Counter(fields.get("capability", "") for _, fields in
-                                    self.conn.xrange(keys.dead_letters(namespace)))
+            by_capability = Counter(
+                fields.get("capability", "")
+                for _, fields in self.conn.xrange(keys.dead_letters(namespace))
+            )
             for capability, count in sorted(by_capability.items()):
                 dead.add_metric([namespace, capability], count)
             for state, count in count_workflows(read_workflow_rows(self.conn, namespace)).items():
@@ -144,8 +185,21 @@ class NamespaceCollector(Collector):
             for kind, count in sorted(counts.items()):
                 events.add_metric([namespace, kind], count)
             attempts.add_metric([namespace], counts.get("task.running", 0))
-        yield from (library, agents, agent_live, agent_tasks, ready, pending, oldest, tasks, dead, workflows,
-                    inboxes, events, attempts)
+        yield from (
+            library,
+            agents,
+            agent_live,
+            agent_tasks,
+            ready,
+            pending,
+            oldest,
+            tasks,
+            dead,
+            workflows,
+            inboxes,
+            events,
+            attempts,
+        )
 
 
 def registry_for(conn: redis.Redis, namespaces: Iterable[str]) -> CollectorRegistry:
@@ -177,5 +231,3 @@ def serve_metrics(conn: redis.Redis, namespaces: Iterable[str], sock: socket.soc
         server.serve_forever()
     finally:
         server.server_close()
-
-

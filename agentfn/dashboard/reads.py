@@ -8,17 +8,18 @@ agentfn_task_get); the rest from the dead-letter and event streams. Nothing here
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
 from .. import keys
-from ..api.tasks import TaskInfo
-from ..api.workflows import WorkflowInfo
-from ..client import Client
+from ..client.api.tasks import TaskInfo
+from ..client.api.workflows import WorkflowInfo
+from ..client.client import Client
+from ..client.status import count_workflows, read_status, read_workflow_rows, server_ms
 from ..errors import NotFound
-from ..status import count_workflows, read_status, read_workflow_rows, server_ms
 from .activity import Activity
 from .graph import layout
 
@@ -55,7 +56,10 @@ def event_record(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
 
 def recent_events(conn: redis.Redis, namespace: str, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` events, newest first."""
-    return [event_record(entry_id, fields) for entry_id, fields in conn.xrevrange(keys.events(namespace), count=count)]
+    return [
+        event_record(entry_id, fields)
+        for entry_id, fields in conn.xrevrange(keys.events(namespace), count=count)
+    ]
 
 
 def dead_letters(conn: redis.Redis, namespace: str, count: int) -> list[dict[str, Any]]:
@@ -90,29 +94,47 @@ def overview(ns: Namespace) -> dict[str, Any]:
 def workflows(ns: Namespace, state: str = "") -> dict[str, Any]:
     rows = read_workflow_rows(ns.redis, ns.namespace)
     shown = [row for row in rows if not state or row.state == state]
-    return {"workflows": shown[:WORKFLOWS_PAGE], "workflow_total": len(shown), "workflow_counts": count_workflows(rows),
-            "state_filter": state, "now_ms": server_ms(ns.redis)}
+    return {
+        "workflows": shown[:WORKFLOWS_PAGE],
+        "workflow_total": len(shown),
+        "workflow_counts": count_workflows(rows),
+        "state_filter": state,
+        "now_ms": server_ms(ns.redis),
+    }
 
 
 def workflow(ns: Namespace, workflow_id: str) -> dict[str, Any]:
     """A workflow, its graph, its shared context (NotFound once it expired)."""
     info: WorkflowInfo = ns.client.get_workflow(workflow_id)
-    return {"workflow": info, "graph": layout(info.steps), "context": ns.client.ctx_get(workflow_id),
-            "now_ms": server_ms(ns.redis)}
+    return {
+        "workflow": info,
+        "graph": layout(info.steps),
+        "context": ns.client.ctx_get(workflow_id),
+        "now_ms": server_ms(ns.redis),
+    }
 
 
 def task(ns: Namespace, task_id: str) -> dict[str, Any]:
     """A task's record and the events that name it (among the newest TASK_EVENTS_SCAN)."""
     info: TaskInfo = ns.client.get_task(task_id)
-    events = [event for event in recent_events(ns.redis, ns.namespace, TASK_EVENTS_SCAN)
-              if event.get("task") == task_id
-              or (info.workflow and event.get("workflow") == info.workflow and event.get("step") == info.step)]
+    events = [
+        event
+        for event in recent_events(ns.redis, ns.namespace, TASK_EVENTS_SCAN)
+        if event.get("task") == task_id
+        or (
+            info.workflow
+            and event.get("workflow") == info.workflow
+            and event.get("step") == info.step
+        )
+    ]
     return {"task": info, "task_events": events, "now_ms": server_ms(ns.redis)}
 
 
 def dead(ns: Namespace) -> dict[str, Any]:
-    return {"dead": dead_letters(ns.redis, ns.namespace, DEAD_PAGE),
-            "dead_total": ns.redis.xlen(keys.dead_letters(ns.namespace))}
+    return {
+        "dead": dead_letters(ns.redis, ns.namespace, DEAD_PAGE),
+        "dead_total": ns.redis.xlen(keys.dead_letters(ns.namespace)),
+    }
 
 
 def events(ns: Namespace) -> dict[str, Any]:
@@ -129,7 +151,9 @@ class View:
 
 #: Every view, by name; a view of one object is named '<name>:<id>' (workflow:w3, task:t7).
 VIEWS: dict[str, View] = {
-    "overview": View(overview, ("summary", "activity", "agents", "queues", "workflows", "dead", "recent-events")),
+    "overview": View(
+        overview, ("summary", "activity", "agents", "queues", "workflows", "dead", "recent-events")
+    ),
     "workflows": View(workflows, ("workflow-list",)),
     "workflow": View(workflow, ("wf-summary", "wf-graph", "wf-steps", "wf-context")),
     "task": View(task, ("task-record", "task-errors", "task-events")),

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from ..ops_view import clock, compact_json, duration
+from ..client.formats import clock, compact_json, duration
 from .activity import sparkline
 
 
@@ -25,9 +25,13 @@ def pretty_json(value: Any) -> str:
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("agentfn.dashboard", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("agentfn.dashboard", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters.update(clock=clock, duration=duration, compact=compact_json, pretty=pretty_json)
     env.globals.update(ago=ago, sparkline=sparkline)
     return env
