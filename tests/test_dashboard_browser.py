@@ -31,9 +31,11 @@ NAMESPACE = "dash"
 COMPLETED_FILL = "rgb(134, 239, 172)"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the whole session (each test gets a fresh context)."""
+    """One Chromium for the browser tests, each with a fresh context. Module scope: Playwright's
+    sync API runs an event loop in this thread while it is open, which asyncio.run() in later
+    test modules would trip over."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
