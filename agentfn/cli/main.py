@@ -12,7 +12,7 @@ import redis
 from ..client.routing import describe
 from ..errors import AgentfnError
 from ..version import __version__
-from . import library, ops, worker
+from . import library, ops, watch, worker
 from .common import CliError, Command
 from .demo import command as demo
 
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Command] = {
     **ops.COMMANDS,
     **demo.COMMANDS,
     **worker.COMMANDS,
+    **watch.COMMANDS,
 }
 
 
