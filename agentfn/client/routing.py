@@ -26,7 +26,13 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    TryAgainError,
+)
 
 from ..errors import NamespaceMoving, NotReplicated
 
@@ -141,6 +147,12 @@ class Route:
         return dict(self.redis.get_connection_kwargs())
 
     def _resolve(self) -> Any:
+        try:
+            return self._owner_client()
+        except RedisClusterException as error:  # e.g. no node serves the slot right now
+            raise redis.ConnectionError(f"no node serves {self.key} now: {error}") from None
+
+    def _owner_client(self) -> Any:
         assert self.cluster is not None
         if not self.is_async:
             return self.cluster.get_node_from_key(self.key).redis_connection
@@ -161,7 +173,7 @@ class Route:
         self._owner = None
         try:
             self.cluster.nodes_manager.initialize()
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             pass  # no node reachable right now: the next call tries again
 
     async def reroute_async(self) -> None:
@@ -170,7 +182,7 @@ class Route:
         self._owner = None
         try:
             await self.cluster.nodes_manager.initialize()
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             pass
 
     async def ensure_async(self) -> None:

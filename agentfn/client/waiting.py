@@ -119,8 +119,12 @@ class BlockingConnection:
         reroute = getattr(self._source, "reroute", None)
         if reroute is not None:
             reroute()
-            self.redis.close()
-            self._connect()
+            old = self.redis
+            try:
+                self._connect()  # the owner's address
+                old.close()
+            except redis.RedisError:
+                pass  # no owner known yet (a failover in progress): the next error tries again
         self.refresh_id()
 
     def refresh_id(self) -> None:

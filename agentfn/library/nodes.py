@@ -46,16 +46,49 @@ class NodeLibrary:
         return f"{self.address} {self.role}: {state}"
 
 
+def cluster_nodes(cluster: redis.cluster.RedisCluster) -> list[tuple[str, str, str]]:
+    """(node id, host:port, role) of every live node, as CLUSTER NODES on any node lists them
+    (a primary that serves no slot yet, e.g. one just added, is included)."""
+    text = cluster.get_default_node().redis_connection.execute_command("CLUSTER", "NODES")
+    if isinstance(text, bytes):
+        text = text.decode()
+    if isinstance(text, dict):  # redis-py may parse it: {address: {node_id, flags...}}
+        return sorted(
+            (
+                info["node_id"],
+                address.split("@")[0],
+                "replica" if "slave" in info["flags"] else "primary",
+            )
+            for address, info in text.items()
+            if "fail" not in info["flags"] and "noaddr" not in info["flags"]
+        )
+    nodes = []
+    for line in text.splitlines():
+        node_id, address, flags = line.split()[:3]
+        if "fail" in flags.split(",") or "noaddr" in flags:
+            continue
+        nodes.append((node_id, address.split("@")[0], "replica" if "slave" in flags else "primary"))
+    return sorted(nodes)
+
+
 def node_servers(connection: Any) -> list[tuple[str, str, redis.Redis]]:
     """(address, role, redis.Redis) of every node: the server itself, or each cluster node."""
     if not isinstance(connection, redis.cluster.RedisCluster):
         kwargs = connection.connection_pool.connection_kwargs
         return [(f"{kwargs.get('host')}:{kwargs.get('port')}", "primary", connection)]
+    manager = connection.nodes_manager
     servers = []
-    for node in connection.get_primaries():
-        servers.append((node.name, "primary", node.redis_connection))
-    for node in connection.get_replicas():
-        servers.append((node.name, "replica", node.redis_connection))
+    for role_wanted in ("primary", "replica"):
+        for _, address, role in cluster_nodes(connection):
+            if role != role_wanted:
+                continue
+            node = connection.get_node(node_name=address)
+            if node is not None and node.redis_connection is not None:
+                server = node.redis_connection
+            else:
+                host, _, port = address.rpartition(":")
+                server = manager.create_redis_node(host, int(port), **manager.connection_kwargs)
+            servers.append((address, role, server))
     return servers
 
 
