@@ -30,6 +30,8 @@ class ErrorCode(str, Enum):
     """A documented size limit would be exceeded."""
     VERSION = "VERSION"
     """The namespace's schema version does not match the library: run agentfn migrate."""
+    MOVING = "MOVING"
+    """Redis Cluster: the namespace's slot is being moved to another node; retry the call."""
 
 
 class AgentfnError(Exception):
@@ -109,8 +111,11 @@ class LibraryNotReady(AgentfnError):
     """The deployed library is missing or incompatible; the message names the command to run."""
 
 
-class NamespaceMoving(AgentfnError):
-    """The namespace's cluster slot was still being moved when the call's retries ran out (retry)."""
+class NamespaceMoving(LibraryError):
+    """MOVING: the namespace's cluster slot was still being moved when the call's retries ran
+    out (the client retries MOVING, ASK and TRYAGAIN within a bound first); nothing was written."""
+
+    code = ErrorCode.MOVING.value
 
 
 class NotReplicated(AgentfnError):
@@ -147,6 +152,7 @@ EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
         CycleError,
         LimitExceeded,
         SchemaMismatch,
+        NamespaceMoving,
     )
 }
 

@@ -26,7 +26,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 #: The benchmark modules, in the order they run and appear.
-MODULES = ("tasks", "messages", "workflows", "dashboard")
+MODULES = ("tasks", "messages", "workflows", "dashboard", "cluster")
 #: Everything from this line on in the results file is hand-written analysis, kept across runs.
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 

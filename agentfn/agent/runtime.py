@@ -38,7 +38,7 @@ import redis
 
 from ..client.api.tasks import ClaimedTask, ClaimResult
 from ..client.batch import Batch
-from ..client.routing import NOT_RUN_ERRORS
+from ..client.routing import not_run
 from ..client.waiting import ServerClock
 from ..constants import LIMITS
 from ..errors import (
@@ -369,7 +369,7 @@ class Runtime:
         assert self._connection is not None
         results = flight.batch.receive(self._connection)
         for result in results:
-            if isinstance(result, NOT_RUN_ERRORS):  # the slot moved: send the flight again
+            if not_run(result):  # the slot moves or moved: send the flight again
                 raise result
         if flight.batch.replication_error is not None:  # applied, not yet on enough replicas
             log.warning("agent %s: %s", self.agent_id, flight.batch.replication_error)

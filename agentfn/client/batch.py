@@ -22,11 +22,7 @@ import redis
 from ..errors import NotReplicated, library_error
 from .api.base import Parser, build_call
 from .client import Client, _ClientBase
-from .routing import NOT_RUN_ERRORS, Retries
-
-
-def _not_run(result: Any) -> bool:
-    return isinstance(result, NOT_RUN_ERRORS)
+from .routing import Retries, not_run
 
 
 class Batch(_ClientBase):
@@ -67,7 +63,7 @@ class Batch(_ClientBase):
         calls = self._calls
         results = self._round_trip()
         retries = Retries(self.route.deadline_s)
-        while redirected := [i for i, result in enumerate(results) if _not_run(result)]:
+        while redirected := [i for i, result in enumerate(results) if not_run(result)]:
             # On a cluster, calls answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN did not run: send only
             # those again (a slot move may start between two calls of one pipeline).
             pause = retries.pause(results[redirected[0]], self.root)

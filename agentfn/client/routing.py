@@ -25,7 +25,9 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 import redis.cluster
+import redis.sentinel
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -45,7 +47,22 @@ MAX_ROUTE_PAUSE_S = 0.5
 CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
 #: Errors after which the call certainly did not run: reroute and send it again.
-NOT_RUN_ERRORS = (MovedError, AskError, TryAgainError, ClusterDownError)
+NOT_RUN_ERRORS = (MovedError, AskError, TryAgainError, ClusterDownError, NamespaceMoving)
+
+
+def not_run(error: object) -> bool:
+    """The call was refused before it ran: redirected, the cluster down or reconfiguring, or the
+    library's MOVING (its node imports or exports the namespace's slot). Safe to send again."""
+    if isinstance(error, NOT_RUN_ERRORS):
+        return True
+    return isinstance(error, redis.ResponseError) and str(error).startswith("MOVING ")
+
+
+def _moving(error: BaseException) -> bool:
+    return not isinstance(error, MovedError) and (
+        isinstance(error, (AskError, TryAgainError, NamespaceMoving))
+        or str(error).startswith("MOVING ")
+    )
 
 
 def is_cluster(connection: Any) -> bool:
@@ -79,7 +96,7 @@ class Retries:
             return 0.0
         self._pause = min(MAX_ROUTE_PAUSE_S, self._pause * 2 or 0.01)
         if time.monotonic() + self._pause > self._deadline:
-            if isinstance(error, (AskError, TryAgainError)) and not isinstance(error, MovedError):
+            if _moving(error):
                 raise NamespaceMoving(
                     f"the slot of {where} is still being moved ({describe(error)}); try again"
                 ) from None
@@ -125,6 +142,12 @@ class Route:
         )
         self._single = None if self.cluster is not None else connection
         self._owner: Any = None
+        pool = getattr(connection, "connection_pool", None)
+        self.fails_over = self.cluster is not None or isinstance(
+            pool,
+            (redis.sentinel.SentinelConnectionPool, redis.asyncio.sentinel.SentinelConnectionPool),
+        )
+        """A cluster or a Sentinel-managed primary: connection errors are retried (bounded)."""
 
     @property
     def redis(self) -> Any:
@@ -227,11 +250,11 @@ class Route:
         while True:
             try:
                 return self._send(args)
-            except NOT_RUN_ERRORS as error:
-                if self.cluster is None:
+            except redis.ResponseError as error:
+                if not not_run(error):
                     raise
                 wait = retries.pause(error, self.key)
-                if not isinstance(error, AskError) or isinstance(error, MovedError):
+                if isinstance(error, (MovedError, ClusterDownError)):
                     self.reroute()
                 if wait:
                     time.sleep(wait)
@@ -244,16 +267,16 @@ class Route:
         while True:
             try:
                 return await self._send_async(args)
-            except NOT_RUN_ERRORS as error:
-                if self.cluster is None:
+            except redis.ResponseError as error:
+                if not not_run(error):
                     raise
                 wait = retries.pause(error, self.key)
-                if not isinstance(error, AskError) or isinstance(error, MovedError):
+                if isinstance(error, (MovedError, ClusterDownError)):
                     await self.reroute_async()
                 if wait:
                     await asyncio.sleep(wait)
             except redis.ConnectionError as error:
-                if self.cluster is None or not (args[0] == "FCALL_RO" or _while_connecting(error)):
+                if not self.fails_over or not (args[0] == "FCALL_RO" or _while_connecting(error)):
                     await self.reroute_async()
                     raise
                 await asyncio.sleep(retries.pause(error, self.key))
@@ -263,7 +286,7 @@ class Route:
         self, error: redis.ConnectionError, retries: Retries, read_only: bool
     ) -> None:
         """Reroute; retry a read, or a write that never left (the connection could not be made)."""
-        if self.cluster is None or not (read_only or _while_connecting(error)):
+        if not self.fails_over or not (read_only or _while_connecting(error)):
             self.reroute()
             raise error
         time.sleep(retries.pause(error, self.key))
@@ -271,5 +294,6 @@ class Route:
 
 
 def _while_connecting(error: redis.ConnectionError) -> bool:
-    """The error came from opening the connection, so the command was not sent."""
-    return "connecting to" in str(error)
+    """The error came from opening the connection (or finding the primary), so the command was
+    not sent."""
+    return "connecting to" in str(error) or isinstance(error, redis.sentinel.MasterNotFoundError)

@@ -13,8 +13,16 @@ local function check_root(keys)
   return keys[1], namespace
 end
 
--- check_schema(root, namespace): the namespace was migrated to the schema this library expects.
+-- check_schema(root, namespace): the namespace was migrated to the schema this library expects,
+-- and (on Redis Cluster) its slot is not being moved. The root key never exists, so one command
+-- on it and the meta key fails on a node that imports or exports the slot (Redis refuses a
+-- multi-key command with a missing key there): MOVING, before any write, instead of running
+-- against a half-moved namespace. Elsewhere it is a cheap read.
 local function check_schema(root, namespace)
+  local probe = redis.pcall('EXISTS', root, K.meta(root))
+  if type(probe) == 'table' and probe.err then
+    raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
+  end
   local deployed = tonumber(redis.call('HGET', K.meta(root), 'schema_version') or '0')
   if deployed ~= SCHEMA_VERSION then
     raise(ERR.VERSION, 'namespace ' .. namespace .. ' has schema ' .. deployed .. ', library expects '

@@ -69,3 +69,28 @@ def test_moved_error_is_one_line_naming_it(cluster: LocalCluster, spread: list[s
     except redis.ResponseError as error:
         text = describe(error)
     assert text.startswith("MOVED slot ") and "127.0.0.1:" in text
+
+
+def test_async_messages_and_workflow_wait_on_a_cluster(
+    cluster: LocalCluster, spread: list[str]
+) -> None:
+    namespace = spread[1]
+    sync_connection = agentfn.connect(cluster.nodes[0].url, decode_responses=True)
+    agentfn.deploy(sync_connection, namespace)
+    sync = agentfn.Client(sync_connection, namespace)
+    sync.agent_register("worker", ["echo"])
+
+    async def scenario() -> tuple[list[str], str]:
+        connection = await agentfn.connect_async(cluster.replicas()[2].url, decode_responses=True)
+        client = agentfn.AsyncClient(connection, namespace)
+        await client.agent_register("inbox-owner", [])
+        sync.send("worker", "inbox-owner", "note", {"hello": 1})
+        received = await client.receive("inbox-owner", timeout=5)
+        workflow_id = await client.create_workflow([{"id": "only", "capability": "echo"}])
+        claim = sync.claim("worker", 1)
+        sync.complete(claim.tasks[0].id, claim.tasks[0].token, {"ok": True})
+        info = await client.wait_workflow(workflow_id, timeout=10)
+        await connection.aclose()
+        return [message.type for message in received], info.state
+
+    assert asyncio.run(scenario()) == (["note"], "completed")

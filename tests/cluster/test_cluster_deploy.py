@@ -92,3 +92,16 @@ def test_worker_on_any_node_serves_its_namespace(
     finally:
         worker.terminate()
         worker.wait(10)
+
+
+def test_demo_runs_on_a_cluster_from_a_replica_url(cluster: LocalCluster) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agentfn", "demo", "--url", cluster.replicas()[1].url]
+        + ["--namespace", "demo-cluster"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 of 2 workflows completed" in done.stdout

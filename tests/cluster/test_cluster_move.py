@@ -9,6 +9,7 @@ bounded, until SETSLOT NODE makes the old owner answer MOVED. No function runs d
 from __future__ import annotations
 
 import collections
+import subprocess
 import threading
 
 import pytest
@@ -108,7 +109,7 @@ def test_slot_moved_to_a_node_without_the_library_is_named_then_repaired(
 
 def test_a_half_moved_slot_is_never_written(cluster: LocalCluster) -> None:
     """While MIGRATING (nothing moved yet), a call waits and, out of retries, says so in a
-    coded error; neither node gets a key."""
+    coded error; a peer following ASK gets MOVING; neither node gets a key."""
     source, target = cluster.primaries()[1], cluster.primaries()[2]
     slot = lowest_slot(source)
     namespace = namespace_in_slot(slot, prefix="half")
@@ -124,6 +125,16 @@ def test_a_half_moved_slot_is_never_written(cluster: LocalCluster) -> None:
             client.route.deadline_s = 0.3
             with pytest.raises(agentfn.NamespaceMoving, match="being moved"):
                 client.submit("echo", {})
+            # A peer that follows ASK (redis-cli -c) reaches the importing node: the library
+            # refuses with MOVING before any write.
+            peer = subprocess.run(
+                ["redis-cli", "-c", "-p", str(source.port), "FCALL", "agentfn_task_submit", "1"]
+                + [client.root, "echo", "{}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert "MOVING namespace" in peer.stdout + peer.stderr, peer
             assert old.cluster("countkeysinslot", slot) == before
             assert new.cluster("countkeysinslot", slot) == 0
         finally:
