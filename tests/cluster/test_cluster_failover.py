@@ -4,13 +4,11 @@ agent serving the namespace goes on."""
 
 from __future__ import annotations
 
-import collections
-import threading
-
 import pytest
 
 import agentfn
 
+from .agents import counting_echo
 from .nodes import LocalCluster
 from .waiting import wait_all_completed
 
@@ -22,15 +20,7 @@ def test_acknowledged_submits_and_completions_survive_sigkill(
     connection = agentfn.connect(cluster.primaries()[1].url, decode_responses=True)
     agentfn.deploy(connection, namespace)
     client = agentfn.Client(connection, namespace, wait_replicas=1, wait_timeout_ms=2000)
-    runs: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
-    agent = agentfn.Agent(client, "survivor", concurrency=4, lease_ms=3000)
-
-    @agent.handler("echo")
-    def echo(task: agentfn.TaskContext) -> object:
-        with lock:
-            runs[task.id] += 1
-        return task.payload
+    agent, runs = counting_echo(client, "survivor", concurrency=4, lease_ms=3000)
 
     thread = agent.start()
     try:

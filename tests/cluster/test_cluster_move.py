@@ -8,7 +8,6 @@ bounded, until SETSLOT NODE makes the old owner answer MOVED. No function runs d
 
 from __future__ import annotations
 
-import collections
 import subprocess
 import threading
 
@@ -16,6 +15,7 @@ import pytest
 
 import agentfn
 
+from .agents import counting_echo
 from .nodes import LocalCluster, lowest_slot, namespace_in_slot, reshard_one_slot
 from .waiting import wait_all_completed
 
@@ -29,15 +29,7 @@ def test_reshard_a_busy_namespace_every_acknowledged_submit_completes_once(
     connection = agentfn.connect(cluster.replicas()[0].url, decode_responses=True)
     agentfn.deploy(connection, namespace)
     client = agentfn.Client(connection, namespace)
-    runs: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
-    agent = agentfn.Agent(client, "mover", concurrency=4)
-
-    @agent.handler("echo")
-    def echo(task: agentfn.TaskContext) -> object:
-        with lock:
-            runs[task.id] += 1
-        return task.payload
+    agent, runs = counting_echo(client, "mover", concurrency=4)
 
     acknowledged: list[str] = []
     stop = threading.Event()

@@ -3,8 +3,6 @@ option nothing acknowledged is lost once the sentinel promotes a replica; the ag
 
 from __future__ import annotations
 
-import collections
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +10,7 @@ import redis
 
 import agentfn
 
+from .agents import counting_echo
 from .nodes import wait_until
 from .sentinel import SentinelGroup
 from .waiting import wait_all_completed
@@ -29,15 +28,7 @@ def test_sentinel_failover_keeps_acknowledged_work(sentinel_group: SentinelGroup
     assert isinstance(connection, redis.Redis)
     agentfn.deploy(connection, "sentinel")
     client = agentfn.Client(connection, "sentinel", wait_replicas=1, wait_timeout_ms=2000)
-    runs: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
-    agent = agentfn.Agent(client, "steady", concurrency=4, lease_ms=3000)
-
-    @agent.handler("echo")
-    def echo(task: agentfn.TaskContext) -> object:
-        with lock:
-            runs[task.id] += 1
-        return task.payload
+    agent, runs = counting_echo(client, "steady", concurrency=4, lease_ms=3000)
 
     thread = agent.start()
     try:
