@@ -83,7 +83,7 @@ def drain(
         for namespace in namespaces:
             stack.enter_context(worker(url, namespace, 16, wait_replicas))
         for client in clients:
-            assert client.redis.blpop([done_key(client.namespace)], timeout=300) is not None
+            wait_done(client)
     starts, ends = [], []
     for client in clients:
         pipe = client.redis.pipeline(transaction=False)
@@ -94,6 +94,14 @@ def drain(
                 starts.append(int(started))
                 ends.append(int(finished))
     return len(starts) / max(1, max(ends) - min(starts)) * 1000
+
+
+def wait_done(client: agentfn.Client, timeout_s: float = 300) -> None:
+    """Until the task marked last ran (BLPOP in slices shorter than the cluster's socket timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while client.redis.blpop([done_key(client.namespace)], timeout=4) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"namespace {client.namespace} was not drained")
 
 
 def submit_latency(client: agentfn.Client, samples: int) -> dict[str, float]:
