@@ -1,7 +1,7 @@
 """A namespace's state as an operator sees it: agents, queues, leases, delays, dead letters, workflows.
 
-Everything is read straight from the keys (SCAN within the namespace, XINFO GROUPS, ZCARD,
-XLEN), never through a write, so ``agentfn status`` is safe against a production Redis. The
+Everything is read straight from the keys (the index sets the library keeps, SCAN within the
+namespace for agents, inboxes and workflows, XINFO GROUPS, ZCARD, XLEN), never through a write, so ``agentfn status`` is safe against a production Redis. The
 numbers are those Redis itself keeps: a queue's *ready* count is its consumer group's lag (or the
 stream length minus the pending entries when Redis cannot compute the lag), its *in flight* count
 is the group's pending-entries list.
@@ -128,7 +128,7 @@ def _pipelined(client: redis.Redis, keys_found: list[str], *commands: Any) -> li
     for key in keys_found:
         for command in commands:
             command(pipeline, key)
-    replies = pipeline.execute()
+    replies = pipeline.execute(raise_on_error=False)
     width = len(commands)
     return [replies[index : index + width] for index in range(0, len(replies), width)]
 
@@ -146,14 +146,15 @@ def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
 def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
     """Every capability stream (by capability, then priority) and every direct stream."""
     root = keys.root(namespace)
-    streams = [
-        *scan(client, f"{root}:queue:*", "stream"),
-        *scan(client, f"{root}:direct:*", "stream"),
-    ]
+    # The library keeps every work stream it creates in the `streams` set: no SCAN needed.
+    streams = sorted(client.smembers(keys.streams(namespace)))
     rows = []
     for stream, (groups, length) in zip(
-        streams, _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k))
+        streams,
+        _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k)),
     ):
+        if isinstance(groups, Exception):  # listed, but deleted since: nothing to count
+            continue
         kind, _, rest = stream[len(root) + 1 :].partition(":")
         capability, priority = (
             rest.rpartition(":")[::2] if kind == "queue" else ("@" + rest, "direct")
