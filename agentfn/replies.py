@@ -31,6 +31,11 @@ def as_optional_int(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def as_text(value: Any) -> str:
+    """A value from a connection that may not decode (bytes) as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def as_optional_text(value: Any) -> str | None:
     """A text field that may be empty (None when it is)."""
     return value if value not in (None, "") else None

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 
 from .. import keys
-from ..errors import LibraryNotReady, library_error
+from ..errors import LibraryNotReady, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from .api.base import Parser, build_call
@@ -30,13 +30,9 @@ def _translate(error: redis.ResponseError) -> Exception:
     return ours if ours is not None else error
 
 
-def _is_missing_function(error: redis.ResponseError) -> bool:
-    return "function not found" in str(error).lower()
-
-
 def _no_library_or_raise(error: redis.ResponseError) -> None:
     """agentfn_version failed: None when the library is not loaded, else the error, translated."""
-    if not _is_missing_function(error):
+    if not is_missing_function(error):
         raise _translate(error) from None
     return None
 

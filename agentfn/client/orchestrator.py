@@ -23,12 +23,12 @@ Both return ``{step id: result}`` in definition order once every step completed,
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..constants import WorkflowPolicy, WorkflowState
 from ..errors import AgentfnError, InvalidState
+from .api.steps import is_async
 from .api.workflows import WorkflowInfo
 
 #: Accepted spellings of a step's fields (as multi-agent tutorials name them) -> ours.
@@ -129,7 +129,7 @@ class Orchestrator:
             retention_ms=self.retention_ms,
         )
         wait = timeout if timeout is not None else self.timeout
-        if inspect.iscoroutinefunction(self.client.redis.execute_command):
+        if is_async(self.client.redis):
             return self._run_async(steps, create, wait)
         workflow_id = self.client.create_workflow(steps, **create)
         try:

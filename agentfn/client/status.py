@@ -147,8 +147,8 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
     """Every capability stream (by capability, then priority) and every direct stream."""
     root = keys.root(namespace)
     streams = [
-        *scan(client, f"{root}:queue:*", "stream"),
-        *scan(client, f"{root}:direct:*", "stream"),
+        *scan(client, keys.prefix(namespace, "queue") + "*", "stream"),
+        *scan(client, keys.prefix(namespace, "direct") + "*", "stream"),
     ]
     rows = []
     for stream, (groups, length) in zip(
@@ -167,7 +167,7 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
 
 def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]:
     """Every agent record (live ones first, then by id)."""
-    prefix = f"{keys.root(namespace)}:agent:"
+    prefix = keys.prefix(namespace, "agent")
     records = list(scan(client, f"{prefix}*", "hash"))
     rows = []
     for key, ((status, capabilities, expires), running) in zip(
@@ -195,7 +195,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
 
 def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
     """How many workflows are in each state (every state listed, zeros included, once any exists)."""
-    prefix = f"{keys.root(namespace)}:wf:"
+    prefix = keys.prefix(namespace, "wf")
     records = [
         key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
     ]  # not sub-keys
@@ -210,7 +210,7 @@ def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
 def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:
     """The namespace's state, read from its keys (no writes)."""
     now = server_ms(client)
-    inboxes = list(scan(client, f"{keys.root(namespace)}:inbox:*", "stream"))
+    inboxes = list(scan(client, keys.prefix(namespace, "inbox") + "*", "stream"))
     messages = sum(length for (length,) in _pipelined(client, inboxes, lambda p, k: p.xlen(k)))
     return NamespaceStatus(
         namespace=namespace,

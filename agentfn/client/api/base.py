@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from ...library.protocol import load_specs
-
-T = TypeVar("T")
+from ...replies import pairs
 
 #: A reply parser: turns the decoded reply into the method's return value.
 Parser = Callable[[Any], Any]
+
+
+def json_text(value: Any) -> str:
+    """A value as compact JSON text: payloads, results, prompts and message content travel so."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def one_field(name: str, convert: Callable[[Any], Any] = str) -> Parser:
+    """The parser of a record reply whose method returns one field of it, converted."""
+    return lambda reply: convert(pairs(reply)[name])
 
 
 def encode_value(value: Any) -> str:
@@ -28,7 +37,7 @@ def encode_value(value: Any) -> str:
             raise ValueError(f"{value!r} is not a whole number")
         return str(int(value))
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json_text(value)
     raise TypeError(f"cannot send a {type(value).__name__} to the library")
 
 

@@ -7,11 +7,22 @@ callables that make one Redis call. ``run_sync`` calls each step and sends its v
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator
 from typing import Any
 
 #: One step of a blocking helper: a call returning a value (sync) or an awaitable (asyncio).
 Step = Callable[[], Any]
+
+
+def is_async(redis_client: Any) -> bool:
+    """Whether a redis client is an asyncio one (its commands return awaitables)."""
+    return inspect.iscoroutinefunction(redis_client.execute_command)
+
+
+def drive(redis_client: Any, steps: Generator[Step, Any, Any]) -> Any:
+    """Run a helper on whichever kind of client it was given: the result, or an awaitable of it."""
+    return run_async(steps) if is_async(redis_client) else run_sync(steps)
 
 
 def run_sync(steps: Generator[Step, Any, Any]) -> Any:
