@@ -47,6 +47,16 @@ def test_send_read_ack_round_trip(agents):
     assert agents.read_messages("a1") == []
 
 
+def test_batch_send_queues_a_message_like_every_other_batch_method(agents):
+    batch = agentfn.Batch(agents)
+    batch.send("a2", "a1", "note", {"n": 1})
+    batch.send("a2", "a1", "note", {"n": 2})
+    assert len(batch) == 2 and agents.read_messages("a1") == []  # queued, nothing sent yet
+    sent = batch.execute()
+    assert [(m.id, m.content) for m in agents.read_messages("a1")] == list(
+        zip(sent, [{"n": 1}, {"n": 2}])
+    )
+
 
 def test_errors_map_to_exceptions(agents):
     with pytest.raises(NotFound):
