@@ -1,4 +1,4 @@
-"""Blocking helpers: how an idle agent waits for work without polling (DESIGN rule 7).
+"""Blocking helpers: how an idle agent waits for work without polling (ARCHITECTURE.md rule 7).
 
 A claim that returns fewer tasks than asked (or an inbox read that finds nothing) returns,
 beside its list, the streams it looked at and the newest id of each (``wait``). Blocking with
@@ -139,9 +139,10 @@ class BlockingConnection:
 class ServerClock:
     """An estimate of the Redis server's clock in ms, from server times seen in replies.
 
-    The library keeps time on the server (rule 3); an agent needs the server's "now" only to
-    turn a due time such as ``next_due_ms`` into how long to block. Each observation pairs a
-    server timestamp with the local monotonic midpoint of the call that returned it.
+    The library keeps time on the server (ARCHITECTURE.md rule 3); an agent needs the server's
+    "now" only to turn a due time such as ``next_due_ms`` into how long to block. Each
+    observation pairs a server timestamp with the local monotonic midpoint of the call that
+    returned it.
     """
 
     def __init__(self) -> None:

@@ -25,7 +25,7 @@ def one_field(name: str, convert: Callable[[Any], Any] = str) -> Parser:
 
 
 def encode_value(value: Any) -> str:
-    """One ARGV value as the library expects it (rule 9: plain strings)."""
+    """One ARGV value as the library expects it (ARCHITECTURE.md rule 9: plain strings)."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, bool):
