@@ -54,7 +54,7 @@ def test_batch_send_queues_a_message_like_every_other_batch_method(agents):
     assert len(batch) == 2 and agents.read_messages("a1") == []  # queued, nothing sent yet
     sent = batch.execute()
     assert [(m.id, m.content) for m in agents.read_messages("a1")] == list(
-        zip(sent, [{"n": 1}, {"n": 2}])
+        zip(sent, [{"n": 1}, {"n": 2}], strict=True)
     )
 
 

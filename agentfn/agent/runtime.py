@@ -339,7 +339,7 @@ class Runtime:
         results = flight.batch.read_from(self._connection)
         self._flights.popleft()
         self._reserved -= flight.wanted
-        for (running, outcome), result in zip(flight.finished, results):
+        for (running, outcome), result in zip(flight.finished, results, strict=True):
             if isinstance(result, Exception):
                 self._refused(running, outcome, result)
         last = results[-1]

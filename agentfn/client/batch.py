@@ -47,7 +47,8 @@ class Batch(_ClientBase):
         positional: Sequence[Any],
         options: Mapping[str, Any] | None = None,
         parse: Parser | None = None,
-    ) -> None:
+    ) -> Any:
+        """Queue the call (the method returns None: its result comes from execute)."""
         command, args = build_call(name, self.root, positional, options)
         self._calls.append(([command, *args], parse))
 

@@ -30,11 +30,10 @@ def _translate(error: redis.ResponseError) -> Exception:
     return ours if ours is not None else error
 
 
-def _no_library_or_raise(error: redis.ResponseError) -> None:
-    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
+def _raise_unless_missing(error: redis.ResponseError) -> None:
+    """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
     if not is_missing_function(error):
         raise _translate(error) from None
-    return None
 
 
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
@@ -72,7 +71,8 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -102,7 +102,8 @@ class AsyncClient(_ClientBase):
         try:
             reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(

@@ -119,7 +119,8 @@ class Orchestrator:
         *,
         chain: bool,
         timeout: float | None,
-    ) -> Any:
+    ) -> dict[str, Any]:
+        """The results (an awaitable of them on an AsyncClient, typed as the sync client sees it)."""
         options = definition if isinstance(definition, Mapping) else {}
         create = dict(
             policy=options.get("policy", WorkflowPolicy.FAIL_FAST),
@@ -130,7 +131,7 @@ class Orchestrator:
         )
         wait = timeout if timeout is not None else self.timeout
         if is_async(self.client.redis):
-            return self._run_async(steps, create, wait)
+            return self._run_async(steps, create, wait)  # type: ignore[return-value]
         workflow_id = self.client.create_workflow(steps, **create)
         try:
             info = self.client.wait_workflow(workflow_id, wait)
@@ -144,7 +145,7 @@ class Orchestrator:
 
     async def _run_async(
         self, steps: list[dict[str, Any]], create: dict[str, Any], wait: float | None
-    ) -> Any:
+    ) -> dict[str, Any]:
         workflow_id = await self.client.create_workflow(steps, **create)
         try:
             info = await self.client.wait_workflow(workflow_id, wait)

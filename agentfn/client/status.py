@@ -152,7 +152,9 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
     ]
     rows = []
     for stream, (groups, length) in zip(
-        streams, _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k))
+        streams,
+        _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k)),
+        strict=True,
     ):
         kind, _, rest = stream[len(root) + 1 :].partition(":")
         capability, priority = (
@@ -178,6 +180,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
             lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms"),
             lambda p, k: p.scard(keys.agent_tasks(namespace, k[len(prefix) :])),
         ),
+        strict=True,
     ):
         expires_in = int(expires or 0) - now
         rows.append(

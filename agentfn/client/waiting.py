@@ -10,6 +10,7 @@ id the claim returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Mapping
@@ -22,7 +23,8 @@ import redis.asyncio
 class HasWaitStreams(Protocol):
     """What wait_for_work needs from a claim result: ``{stream key: last id}``."""
 
-    wait_streams: Mapping[str, str]
+    @property
+    def wait_streams(self) -> Mapping[str, str]: ...
 
 
 def _xread_args(streams: Mapping[str, str], timeout_ms: float) -> list[Any]:
@@ -116,10 +118,8 @@ class BlockingConnection:
 
     def unblock(self) -> None:
         if self._id is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._control.execute_command("CLIENT", "UNBLOCK", self._id)
-            except redis.RedisError:
-                pass
 
     def stop_thread(self, thread: threading.Thread, timeout_s: float) -> None:
         """Wake ``thread`` out of its blocked reads until it exits, for at most ``timeout_s``.

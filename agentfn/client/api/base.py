@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from ...library.protocol import load_specs
 from ...replies import pairs
+
+T = TypeVar("T")
 
 #: A reply parser: turns the decoded reply into the method's return value.
 Parser = Callable[[Any], Any]
@@ -19,6 +21,10 @@ def json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+@overload
+def one_field(name: str) -> Callable[[Any], str]: ...
+@overload
+def one_field(name: str, convert: Callable[[Any], T]) -> Callable[[Any], T]: ...
 def one_field(name: str, convert: Callable[[Any], Any] = str) -> Parser:
     """The parser of a record reply whose method returns one field of it, converted."""
     return lambda reply: convert(pairs(reply)[name])
@@ -66,8 +72,29 @@ def build_call(
 
 
 class ApiBase:
-    """What every API mixin relies on: one call helper, provided by Client or AsyncClient."""
+    """What every API mixin relies on: one call helper, provided by Client or AsyncClient.
 
+    The mixins' methods are typed as the synchronous Client returns them: ``_call`` returns what
+    ``parse`` makes of the reply (the raw reply without one). On AsyncClient the same methods
+    return an awaitable of that, and on Batch they queue the call and return None.
+    """
+
+    @overload
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: None = None,
+    ) -> Any: ...
+    @overload
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None,
+        parse: Callable[[Any], T],
+    ) -> T: ...
     def _call(
         self,
         name: str,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ... import keys
-from ...replies import as_int, as_json, as_text, pairs
+from ...replies import as_int, as_json, as_text, pairs, xread_entries
 from ..waiting import wait_for_work
 from .base import ApiBase, json_text, one_field
 from .steps import Step, drive, is_async
@@ -110,7 +110,7 @@ class Broadcast(dict[str, str]):
     def from_reply(cls, reply: Any) -> Broadcast:
         fields = pairs(reply)
         reached = fields["reached"]
-        return cls(zip(reached[0::2], reached[1::2]), fields["full"])
+        return cls(zip(reached[0::2], reached[1::2], strict=True), fields["full"])
 
 
 def _messages(reply: Any) -> list[Message]:
@@ -121,24 +121,6 @@ def _read_options(count: int, ack: Sequence[str]) -> dict[str, Any]:
     if isinstance(ack, str):
         raise TypeError("ack is a sequence of message ids, not one string")
     return {"COUNT": count, "ACK": ",".join(ack) or None}
-
-
-def _stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """The entries of an XREAD reply, as (id, fields) with text values, under RESP2 or RESP3."""
-    if isinstance(reply, dict):  # RESP3: {stream: [[entry, ...]]}
-        batches = [
-            batch[0] if batch and isinstance(batch[0], list) else batch for batch in reply.values()
-        ]
-    else:  # RESP2: [[stream, [entry, ...]], ...]
-        batches = [item[1] for item in reply or []]
-    return [
-        (
-            as_text(entry_id),
-            {as_text(name): as_text(value) for name, value in (fields or {}).items()},
-        )
-        for batch in batches
-        for entry_id, fields in batch
-    ]
 
 
 def _block_ms(deadline: float | None) -> int | None:
@@ -202,7 +184,7 @@ def _request_steps(
         reply = yield lambda: api.redis.execute_command(
             "XREAD", "COUNT", 100, "BLOCK", block, "STREAMS", inbox, last_id
         )
-        for entry_id, fields in _stream_entries(reply):
+        for entry_id, fields in xread_entries(reply):
             last_id = entry_id
             if fields.get("reply_to") == request_id:
                 yield lambda: api.ack(from_agent, entry_id)

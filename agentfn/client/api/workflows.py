@@ -244,7 +244,8 @@ def _wait_steps(
             and as_text(message["data"]).split(" ", 1)[0] in wake
         ):
             summary = yield lambda: api.get_workflow(workflow_id, steps=False)
-    return (yield lambda: api.get_workflow(workflow_id))
+    info: WorkflowInfo = yield lambda: api.get_workflow(workflow_id)
+    return info
 
 
 def _wait_sync(
