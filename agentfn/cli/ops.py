@@ -22,13 +22,14 @@ from rich.text import Text
 
 from .. import keys
 from ..client.client import Client
+from ..client.formats import clock
 from ..client.status import NamespaceStatus, read_status
 from ..errors import LibraryNotReady
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
 from ..replies import range_entries, xread_entries
 from .common import CliError, Command, add_common_arguments, connect, print_json
-from .views import clock, fields_line, make_console, status_view, task_view, workflow_view
+from .views import fields_line, make_console, status_view, task_view, workflow_view
 
 #: Longest wait between two `agentfn top` refreshes when nothing happens (s).
 TOP_MAX_INTERVAL = 2.0

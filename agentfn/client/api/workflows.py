@@ -21,6 +21,7 @@ from typing import Any
 from ... import keys
 from ...constants import StepState, WorkflowPolicy, WorkflowState
 from ...replies import as_int, as_json, as_optional_int, as_text, pairs
+from ..tracing import with_trace_context
 from .base import ApiBase, json_text, one_field
 from .steps import Step, is_async, run_async, run_sync
 
@@ -293,6 +294,7 @@ class WorkflowsApi(ApiBase):
         InvalidState when ``workflow_id`` exists.
         """
         definition = build_definition(steps, policy=policy, workflow_id=workflow_id, chain=chain)
+        context = with_trace_context(context)  # unchanged unless OpenTelemetry traces this call
         return self._call(
             "agentfn_wf_create",
             [definition],
