@@ -6,6 +6,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from ..client.client import Client
 from ..library import protocol_doc
@@ -59,9 +62,10 @@ def _check_deploy(connection: object, as_json: bool) -> None:
         )
 
 
-def _owner(connection: object, namespace: str) -> object:
+def _owner(connection: Any, namespace: str) -> redis.Redis:
     """The server holding ``namespace``: the connection itself, or its cluster slot's primary."""
-    return Client(connection, namespace, check_library=False).redis
+    owner: redis.Redis = Client(connection, namespace, check_library=False).redis
+    return owner
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 
 from .. import keys
-from ..errors import LibraryNotReady, NotReplicated, library_error
+from ..errors import LibraryNotReady, NotReplicated, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from .api.base import Parser, build_call
@@ -30,7 +30,7 @@ def _translate(error: redis.ResponseError, route: Route | None = None) -> Except
     ours = library_error(str(error))
     if ours is not None:
         return ours
-    if route is not None and _is_missing_function(error):
+    if route is not None and is_missing_function(error):
         return LibraryNotReady(
             f"the agentfn library is not loaded on {route.address} (it serves {route.key}): "
             "run agentfn deploy"
@@ -38,15 +38,10 @@ def _translate(error: redis.ResponseError, route: Route | None = None) -> Except
     return error
 
 
-def _is_missing_function(error: redis.ResponseError) -> bool:
-    return "function not found" in str(error).lower()
-
-
-def _no_library_or_raise(error: redis.ResponseError) -> None:
-    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
-    if not _is_missing_function(error):
+def _raise_unless_missing(error: redis.ResponseError) -> None:
+    """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
+    if not is_missing_function(error):
         raise _translate(error) from None
-    return None
 
 
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
@@ -106,7 +101,8 @@ class Client(_ClientBase):
         try:
             reply = self.route.execute("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -137,7 +133,8 @@ class AsyncClient(_ClientBase):
         try:
             reply = await self.route.execute_async("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(

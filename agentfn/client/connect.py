@@ -74,7 +74,8 @@ def connect(url: str, **options: Any) -> redis.Redis | redis.cluster.RedisCluste
     if url.startswith(SENTINEL_SCHEME + "://"):
         sentinels, service, auth = _sentinel_parts(url)
         sentinel = redis.sentinel.Sentinel(sentinels, **options)
-        return sentinel.master_for(service, **auth, **options)
+        primary: redis.Redis = sentinel.master_for(service, **auth, **options)
+        return primary
     if _cluster_enabled(url, options):
         return redis.cluster.RedisCluster.from_url(url, **options)
     return redis.Redis.from_url(url, **options)
@@ -87,7 +88,8 @@ async def connect_async(
     if url.startswith(SENTINEL_SCHEME + "://"):
         sentinels, service, auth = _sentinel_parts(url)
         sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **options)
-        return sentinel.master_for(service, **auth, **options)
+        primary: redis.asyncio.Redis = sentinel.master_for(service, **auth, **options)
+        return primary
     probe = redis.asyncio.Redis.from_url(
         url, **{k: v for k, v in options.items() if k != "decode_responses"}
     )

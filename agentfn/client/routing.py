@@ -18,6 +18,7 @@ half-moved namespace. Calls wait (bounded) until the move ends and MOVED names t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from redis.exceptions import (
     RedisClusterException,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..errors import NamespaceMoving, NotReplicated
 
@@ -194,19 +196,16 @@ class Route:
         if self.cluster is None:
             return
         self._owner = None
-        try:
+        # No node reachable right now: the next call tries again.
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
             self.cluster.nodes_manager.initialize()
-        except (redis.RedisError, RedisClusterException):
-            pass  # no node reachable right now: the next call tries again
 
     async def reroute_async(self) -> None:
         if self.cluster is None:
             return
         self._owner = None
-        try:
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
             await self.cluster.nodes_manager.initialize()
-        except (redis.RedisError, RedisClusterException):
-            pass
 
     async def ensure_async(self) -> None:
         """Initialize an asyncio cluster's slot map before the first call."""
@@ -283,7 +282,7 @@ class Route:
                 await self.reroute_async()
 
     def _after_connection_error(
-        self, error: redis.ConnectionError, retries: Retries, read_only: bool
+        self, error: RedisConnectionError, retries: Retries, read_only: bool
     ) -> None:
         """Reroute; retry a read, or a write that never left (the connection could not be made)."""
         if not self.fails_over or not (read_only or _while_connecting(error)):
@@ -293,7 +292,7 @@ class Route:
         self.reroute()
 
 
-def _while_connecting(error: redis.ConnectionError) -> bool:
+def _while_connecting(error: Exception) -> bool:
     """The error came from opening the connection (or finding the primary), so the command was
     not sent."""
     return "connecting to" in str(error) or isinstance(error, redis.sentinel.MasterNotFoundError)

@@ -11,6 +11,7 @@ namespaces whose names hash to the same slot move with it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import redis
@@ -92,9 +93,8 @@ def move_namespace(
             other = manager.create_redis_node(
                 other_host, int(other_port), **manager.connection_kwargs
             )
-            try:
+            # On failure it learns the new owner from the cluster bus.
+            with contextlib.suppress(redis.RedisError):
                 other.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
-            except redis.RedisError:
-                pass  # it learns the new owner from the cluster bus
     cluster.nodes_manager.initialize()
     return MoveReport(namespace, slot, source_node.name, target_address, moved)

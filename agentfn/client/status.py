@@ -1,10 +1,11 @@
 """A namespace's state as an operator sees it: agents, queues, leases, delays, dead letters, workflows.
 
-Everything is read straight from the keys (the index sets the library keeps, SCAN within the
-namespace for agents, inboxes and workflows, XINFO GROUPS, ZCARD, XLEN), never through a write, so ``agentfn status`` is safe against a production Redis. The
-numbers are those Redis itself keeps: a queue's *ready* count is its consumer group's lag (or the
-stream length minus the pending entries when Redis cannot compute the lag), its *in flight* count
-is the group's pending-entries list.
+Everything is read straight from the keys (the work-stream set the library keeps, SCAN within
+the namespace for agents, inboxes and workflows, XINFO GROUPS, ZCARD, XLEN), never through a
+write, so ``agentfn status`` is safe against a production Redis. The numbers are those Redis
+itself keeps: a queue's *ready* count is its consumer group's lag (or the stream length minus the
+pending entries when Redis cannot compute the lag), its *in flight* count is the group's
+pending-entries list.
 """
 
 from __future__ import annotations
@@ -147,11 +148,15 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
     """Every capability stream (by capability, then priority) and every direct stream."""
     root = keys.root(namespace)
     # The library keeps every work stream it creates in the `streams` set: no SCAN needed.
-    streams = sorted(client.smembers(keys.streams(namespace)))
+    streams = sorted(
+        key if isinstance(key, str) else key.decode()
+        for key in client.smembers(keys.streams(namespace))
+    )
     rows = []
     for stream, (groups, length) in zip(
         streams,
         _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k)),
+        strict=True,
     ):
         if isinstance(groups, Exception):  # listed, but deleted since: nothing to count
             continue
@@ -168,7 +173,7 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
 
 def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]:
     """Every agent record (live ones first, then by id)."""
-    prefix = f"{keys.root(namespace)}:agent:"
+    prefix = keys.prefix(namespace, "agent")
     records = list(scan(client, f"{prefix}*", "hash"))
     rows = []
     for key, ((status, capabilities, expires), running) in zip(
@@ -179,6 +184,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
             lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms"),
             lambda p, k: p.scard(keys.agent_tasks(namespace, k[len(prefix) :])),
         ),
+        strict=True,
     ):
         expires_in = int(expires or 0) - now
         rows.append(
@@ -207,7 +213,7 @@ class WorkflowRow:
 
 def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]:
     """Every workflow record, newest first."""
-    prefix = f"{keys.root(namespace)}:wf:"
+    prefix = keys.prefix(namespace, "wf")
     records = [
         key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
     ]  # not sub-keys
@@ -222,7 +228,7 @@ def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]
             int(steps or 0),
             int(done or 0),
         )
-        for key, ((state, created, steps, done),) in zip(records, fields)
+        for key, ((state, created, steps, done),) in zip(records, fields, strict=True)
     ]
     rows.sort(key=lambda row: (-row.created_ms, row.id))
     return rows
@@ -245,10 +251,10 @@ def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
 
 def read_inboxes(client: redis.Redis, namespace: str) -> dict[str, int]:
     """Agent id -> messages in its inbox not acknowledged yet (unread, or read and not acknowledged)."""
-    prefix = f"{keys.root(namespace)}:inbox:"
+    prefix = keys.prefix(namespace, "inbox")
     inboxes = list(scan(client, f"{prefix}*", "stream"))
     lengths = _pipelined(client, inboxes, lambda p, k: p.xlen(k))
-    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths)}
+    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths, strict=True)}
 
 
 def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:

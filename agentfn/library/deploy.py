@@ -10,7 +10,7 @@ import redis
 import redis.cluster
 
 from .. import keys
-from ..errors import DowngradeRefused, LibraryNotReady, MigrationError
+from ..errors import DowngradeRefused, LibraryNotReady, MigrationError, is_missing_function
 from ..replies import decode_reply
 from .info import LibraryInfo, version_tuple
 from .migrate import Migration, migrate, schema_version
@@ -56,7 +56,7 @@ def deployed_library(client: redis.Redis, namespace: str = "default") -> Library
     try:
         reply = client.execute_command("FCALL_RO", "agentfn_version", 1, keys.root(namespace))
     except redis.ResponseError as error:
-        if "function not found" in str(error).lower():
+        if is_missing_function(error):
             return None
         raise
     return LibraryInfo.from_reply(decode_reply(reply))
@@ -137,7 +137,7 @@ def _deploy_cluster(
             if node.version is not None and not node.matches(library):
                 _refuse_downgrade(node, library)
     loaded = set()
-    for (address, role, server), node in zip(servers, before):
+    for (address, role, server), node in zip(servers, before, strict=True):
         if role == "primary" and not node.matches(library):
             server.execute_command("FUNCTION", "LOAD", "REPLACE", library.source)
             replicas = int(server.info("replication").get("connected_slaves", 0))

@@ -100,7 +100,7 @@ def read_node(address: str, role: str, server: redis.Redis) -> NodeLibrary:
             [item for pair in entry.items() for item in pair] if isinstance(entry, dict) else entry
         )
         flat = decode_reply(flat)
-        fields = dict(zip(flat[::2], flat[1::2]))
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
         if fields.get("library_name") == LIBRARY_NAME:
             code = fields.get("library_code") or ""
             version, sha = _VERSION.search(code), _CODE_SHA.search(code)

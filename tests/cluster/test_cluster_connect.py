@@ -23,7 +23,7 @@ def test_client_calls_go_to_each_namespace_owner(
     cluster: LocalCluster, rc: redis.cluster.RedisCluster, spread: list[str]
 ) -> None:
     agentfn.deploy(rc, spread[0])
-    for namespace, primary in zip(spread, cluster.primaries()):
+    for namespace, primary in zip(spread, cluster.primaries(), strict=True):
         client = agentfn.Client(rc, namespace)
         agentfn.migrate(rc, namespace)
         task_id = client.submit("echo", {"n": 1})
