@@ -6,7 +6,7 @@
 - ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``: the primary that the
   sentinels name for ``service`` (redis-py's Sentinel ``master_for``: it follows failovers).
 
-Options are passed to redis-py (``decode_responses=True`` by default here is *not* set: pass it).
+Options are passed to redis-py as they are (e.g. ``decode_responses=True``, ``password=...``).
 """
 
 from __future__ import annotations

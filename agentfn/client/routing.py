@@ -12,7 +12,11 @@ connection error, the caller asks the route to ``reroute()`` (refresh the slot m
 ``ROUTE_DEADLINE_S``, tries again. ASK is never followed: the namespace's slot is being moved,
 and while it is, every FCALL is answered ASK by the old owner (the root key ``agentfn:{ns}``
 never exists, so it counts as already moved) and must not run on the new owner against a
-half-moved namespace. Calls wait (bounded) until the move ends and MOVED names the new owner.
+half-moved namespace (there, the library refuses with MOVING before any write anyway). Calls
+wait (bounded) until the move ends and MOVED names the new owner; then NamespaceMoving.
+
+With a ``Durability`` (``Client(..., wait_replicas=N)``) each write FCALL is followed, on the
+same connection, by ``WAIT N timeout``; too few acknowledgements raise NotReplicated.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class NodeLibrary:
 def cluster_nodes(cluster: redis.cluster.RedisCluster) -> list[tuple[str, str, str]]:
     """(node id, host:port, role) of every live node, as CLUSTER NODES on any node lists them
     (a primary that serves no slot yet, e.g. one just added, is included)."""
-    text = cluster.get_default_node().redis_connection.execute_command("CLUSTER", "NODES")
+    text = _ask_any_node(cluster, "CLUSTER", "NODES")
     if isinstance(text, bytes):
         text = text.decode()
     if isinstance(text, dict):  # redis-py may parse it: {address: {node_id, flags...}}
@@ -69,6 +69,19 @@ def cluster_nodes(cluster: redis.cluster.RedisCluster) -> list[tuple[str, str, s
             continue
         nodes.append((node_id, address.split("@")[0], "replica" if "slave" in flags else "primary"))
     return sorted(nodes)
+
+
+def _ask_any_node(cluster: redis.cluster.RedisCluster, *command: Any) -> Any:
+    """The reply of the first node that answers (the default node may be the one that died)."""
+    error: Exception | None = None
+    for node in [cluster.get_default_node(), *cluster.get_nodes()]:
+        if node is None or node.redis_connection is None:
+            continue
+        try:
+            return node.redis_connection.execute_command(*command)
+        except redis.ConnectionError as failed:
+            error = failed
+    raise error or redis.ConnectionError("no cluster node answers")
 
 
 def node_servers(connection: Any) -> list[tuple[str, str, redis.Redis]]:

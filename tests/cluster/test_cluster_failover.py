@@ -9,16 +9,20 @@ import pytest
 import agentfn
 
 from .agents import counting_echo
-from .nodes import LocalCluster
+from .nodes import LocalCluster, namespace_in_slot, namespace_on
 from .waiting import wait_all_completed
 
 
-def test_acknowledged_submits_and_completions_survive_sigkill(
-    cluster: LocalCluster, spread: list[str]
-) -> None:
-    namespace, victim = spread[0], cluster.primaries()[0]
-    connection = agentfn.connect(cluster.primaries()[1].url, decode_responses=True)
+def test_acknowledged_submits_and_completions_survive_sigkill(cluster: LocalCluster) -> None:
+    # The victim serves slot 0: redis-py's default node after a refresh, the node its own FCALL
+    # routing asks COMMAND GETKEYS of. Namespaces on other primaries must not notice its death.
+    victim = cluster.owner(f"agentfn:{{{namespace_in_slot(0)}}}")
+    bystander_node = next(node for node in cluster.primaries() if node.port != victim.port)
+    namespace = namespace_on(cluster, victim, prefix="victim")
+    connection = agentfn.connect(bystander_node.url, decode_responses=True)
     agentfn.deploy(connection, namespace)
+    bystander = agentfn.Client(connection, namespace_on(cluster, bystander_node, prefix="by"))
+    agentfn.deploy(connection, bystander.namespace)
     client = agentfn.Client(connection, namespace, wait_replicas=1, wait_timeout_ms=2000)
     agent, runs = counting_echo(client, "survivor", concurrency=4, lease_ms=3000)
 
@@ -28,6 +32,7 @@ def test_acknowledged_submits_and_completions_survive_sigkill(
         wait_all_completed(client, before, timeout=20)
         last = [client.submit("echo", {"n": n}) for n in range(40, 60)]
         victim.kill()  # right after acknowledged submits and completions
+        assert bystander.get_task(bystander.submit("echo", {})).state == "queued"
         cluster.wait_failover(victim)  # its replica took over
         new_owner = cluster.owner(client.root)
         assert new_owner.port != victim.port
