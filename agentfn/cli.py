@@ -98,6 +98,7 @@ EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Calla
 from . import ops_cli  # noqa: E402,F401  (registers status, top, events, task, workflow, dead-letters, demo)
 from . import worker_cli  # noqa: E402,F401  (registers worker)
 from .mcp_server import command as _mcp_command  # noqa: E402,F401  (registers mcp)
+from .a2a import command as _a2a_command  # noqa: E402,F401  (registers a2a)
 
 
 def build_parser() -> argparse.ArgumentParser:
