@@ -1,15 +1,35 @@
-"""agentfn: coordinate many AI agents through one Redis Functions library."""
+"""agentfn: coordinate many AI agents through one Redis Functions library.
 
-from .agent import Agent, InputRequired, PermanentFailure, TaskContext
-from .api.messages import Broadcast, InboxRead, Message
-from .api.meta import LibraryInfo
-from .api.registry import AgentInfo
-from .api.tasks import ClaimedTask, ClaimResult, CompleteResult, ExtendResult, FailResult, TaskInfo
-from .api.workflows import StepInfo, WorkflowContext, WorkflowInfo, WorkflowStep
-from .batch import Batch
-from .client import AsyncClient, Client
+The package is layered; a module imports only from its own layer and the layers below it
+(tests/test_architecture.py checks it):
+
+- base modules: ``constants``, ``errors``, ``version``, ``keys``, ``replies``, ``server``;
+- ``agentfn.library``: the Lua library as data (render, protocol headers, deploy, migrate);
+- ``agentfn.client``: Client, AsyncClient and Batch over the library's functions;
+- ``agentfn.agent``: the Agent and its runtime, built on the client;
+- feature subpackages (dashboard, bridges) on client and agent;
+- ``agentfn.cli``: the command line, on everything below.
+
+This module re-exports the public names.
+"""
+
+from .agent.agent import Agent
+from .agent.types import InputRequired, PermanentFailure, TaskContext
+from .client.api.messages import Broadcast, InboxRead, Message
+from .client.api.registry import AgentInfo
+from .client.api.tasks import (
+    ClaimedTask,
+    ClaimResult,
+    CompleteResult,
+    ExtendResult,
+    FailResult,
+    TaskInfo,
+)
+from .client.api.workflows import StepInfo, WorkflowContext, WorkflowInfo, WorkflowStep
+from .client.batch import Batch
+from .client.client import AsyncClient, Client
+from .client.orchestrator import Orchestrator, WorkflowFailed
 from .constants import Priority, StepState, TaskState, WorkflowPolicy, WorkflowState
-from .deploy import DeployReport, deploy, deployed_library
 from .errors import (
     AgentfnError,
     AgentLapsed,
@@ -27,9 +47,10 @@ from .errors import (
     SchemaMismatch,
     StaleToken,
 )
-from .migrate import migrate
-from .orchestrator import Orchestrator, WorkflowFailed
-from .render import render_library
+from .library.deploy import DeployReport, deploy, deployed_library
+from .library.info import LibraryInfo
+from .library.migrate import migrate
+from .library.render import render_library
 from .server import EmbeddedRedis, local_redis
 from .version import __version__
 

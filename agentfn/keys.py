@@ -1,4 +1,4 @@
-"""Key names: the only Python module that builds them (lua/includes/10_keys.lua is the Lua twin).
+"""Key names: the only Python module that builds them (lua/includes/keys.lua is the Lua twin).
 
 Every key of a namespace starts with ``agentfn:{<ns>}`` (the *root*); the hash tag keeps a
 namespace in one cluster slot. Functions receive the root as ``KEYS[1]`` and derive the rest.

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from types import FrameType, TracebackType
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -34,11 +35,15 @@ from .errors import AgentfnError
 READY_LINE = "Ready to accept connections"
 
 #: Where Debian, Homebrew and source installs put redis-server when it is not on PATH.
-_FALLBACK_LOCATIONS = ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server",
-                       "/opt/homebrew/bin/redis-server")
+_FALLBACK_LOCATIONS = (
+    "/usr/bin/redis-server",
+    "/usr/sbin/redis-server",
+    "/usr/local/bin/redis-server",
+    "/opt/homebrew/bin/redis-server",
+)
 
 #: Servers started by this process and not stopped yet (stopped at interpreter exit).
-_RUNNING: "set[EmbeddedRedis]" = set()
+_RUNNING: set[EmbeddedRedis] = set()
 
 
 class EmbeddedRedisError(AgentfnError):
@@ -47,7 +52,9 @@ class EmbeddedRedisError(AgentfnError):
 
 def find_redis_server() -> str:
     """The path of redis-server, or EmbeddedRedisError saying how to install it."""
-    found = shutil.which("redis-server") or next((p for p in _FALLBACK_LOCATIONS if os.access(p, os.X_OK)), None)
+    found = shutil.which("redis-server") or next(
+        (p for p in _FALLBACK_LOCATIONS if os.access(p, os.X_OK)), None
+    )
     if found is None:
         raise EmbeddedRedisError(
             "redis-server is not installed: install redis-server (apt-get install redis-server), "
@@ -69,8 +76,13 @@ class EmbeddedRedis:
     #: Start attempts (a free port can be taken between choosing it and binding it).
     ATTEMPTS = 3
 
-    def __init__(self, executable: str | None = None, *, startup_timeout: float = 10.0,
-                 stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        executable: str | None = None,
+        *,
+        startup_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
         self.executable = executable or find_redis_server()
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -96,7 +108,7 @@ class EmbeddedRedis:
         options.setdefault("decode_responses", True)
         return redis.Redis(host=self.host, port=self.port, **options)
 
-    def start(self) -> "EmbeddedRedis":
+    def start(self) -> EmbeddedRedis:
         """Start the server and return once it accepts connections."""
         if self.process is not None:
             return self
@@ -116,28 +128,58 @@ class EmbeddedRedis:
     def _launch(self) -> str:
         """Run redis-server once; '' when it is ready, else why it is not."""
         assert self.directory is not None
-        command = [self.executable, "--port", str(self.port), "--bind", self.host, "--save", "",
-                   "--appendonly", "no", "--dir", self.directory, "--daemonize", "no", "--logfile", ""]
+        command = [
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.directory,
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
         self._log.clear()
         try:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as error:
             self._remove_directory()
-            raise EmbeddedRedisError(f"cannot run {self.executable}: {error.strerror}; install redis-server "
-                                     "(apt-get install redis-server), or run `make demo`, which installs it") from None
+            raise EmbeddedRedisError(
+                f"cannot run {self.executable}: {error.strerror}; install redis-server "
+                "(apt-get install redis-server), or run `make demo`, which installs it"
+            ) from None
         ready, seen = threading.Event(), threading.Event()
         assert process.stdout is not None
-        threading.Thread(target=self._drain, args=(process.stdout, ready, seen), daemon=True,
-                         name=f"redis-server-{self.port}-log").start()
+        threading.Thread(
+            target=self._drain,
+            args=(process.stdout, ready, seen),
+            daemon=True,
+            name=f"redis-server-{self.port}-log",
+        ).start()
         if ready.wait(self.startup_timeout) and seen.is_set():
             self.process = process
             return ""
         exited = ready.is_set()
         _terminate(process, self.stop_timeout)
         last = " | ".join(line for line in self._log if line.strip())[-400:]
-        reason = f"exited with status {process.returncode}" if exited else \
-            f"no '{READY_LINE}' within {self.startup_timeout:g} s"
+        reason = (
+            f"exited with status {process.returncode}"
+            if exited
+            else f"no '{READY_LINE}' within {self.startup_timeout:g} s"
+        )
         return f"{reason}: {last}" if last else reason
 
     def _drain(self, stream: IO[str], ready: threading.Event, seen: threading.Event) -> None:
@@ -156,8 +198,12 @@ class EmbeddedRedis:
         _RUNNING.discard(self)
         if process is not None and process.poll() is None:
             try:
-                with redis.Redis(host=self.host, port=self.port, socket_timeout=self.stop_timeout,
-                                 retry=Retry(NoBackoff(), 0)) as connection:
+                with redis.Redis(
+                    host=self.host,
+                    port=self.port,
+                    socket_timeout=self.stop_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                ) as connection:
                     connection.execute_command("SHUTDOWN", "NOSAVE")
             except redis.RedisError:
                 pass  # the connection drops as the server exits; a failure is handled below
@@ -169,13 +215,17 @@ class EmbeddedRedis:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         self.start()
         self._previous_handlers = _unwind_on_termination()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
@@ -205,8 +255,11 @@ def _unwind_on_termination() -> dict[int, Any]:
     """
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, _exit_on_signal) for signum in (signal.SIGTERM, signal.SIGHUP)
-            if signal.getsignal(signum) == signal.SIG_DFL}
+    return {
+        signum: signal.signal(signum, _exit_on_signal)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(signum) == signal.SIG_DFL
+    }
 
 
 @atexit.register
@@ -235,8 +288,11 @@ def temporary_server_url() -> str:
     The CLI uses it when neither --url nor REDIS_URL names a Redis.
     """
     server = shared_server()
-    print(f"agentfn: no --url and no REDIS_URL: using a temporary, empty redis-server (pid {server.pid}) at "
-          f"{server.url}; it is deleted when this command exits", file=sys.stderr)
+    print(
+        f"agentfn: no --url and no REDIS_URL: using a temporary, empty redis-server (pid {server.pid}) at "
+        f"{server.url}; it is deleted when this command exits",
+        file=sys.stderr,
+    )
     return server.url
 
 

@@ -28,19 +28,20 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agentfn  # noqa: E402
-from agentfn.paths import lua_dir  # noqa: E402
-from agentfn.render import render_library  # noqa: E402
+from agentfn.library.paths import lua_dir  # noqa: E402
+from agentfn.library.render import render_library  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
 
-PROBES = '''local PROF = {acc = {}, last = 0}
+PROBES = """local PROF = {acc = {}, last = 0}
 function PROF.us() local t = redis.call('TIME') return tonumber(t[1]) * 1000000 + tonumber(t[2]) end
 function PROF.mark(name)
   local us = PROF.us()
@@ -48,9 +49,9 @@ function PROF.mark(name)
   PROF.last = us
 end
 function PROF.add(name, since) PROF.acc[name] = (PROF.acc[name] or 0) + (PROF.us() - since) end
-'''
+"""
 
-DUMP = '''-- agentfn_prof_dump: the probes' totals (profiling copy only), then reset.
+DUMP = """-- agentfn_prof_dump: the probes' totals (profiling copy only), then reset.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key
@@ -66,35 +67,92 @@ local function agentfn_prof_dump(keys, args)
   PROF.acc = {}
   return out
 end
-'''
+"""
 
 #: (file under lua/, the start of the one line to find, text to put before it, text to put after it)
 EDITS = [
-    ("includes/02_now_ms.lua", "local function now_ms()", PROBES, ""),
-    ("includes/40_emit.lua", "local function emit(", "", "  local prof_t0 = PROF.us()"),
-    ("includes/40_emit.lua", "  redis.call('PUBLISH', ",
-     "", "  PROF.add('(within the above) emit: XADD events + PUBLISH', prof_t0)"),
-    ("includes/51_task_claim.lua", "function TASK.take(",
-     "", "  local prof_t0 = PROF.us()"),
-    ("includes/51_task_claim.lua", "  emit(",
-     "", "  PROF.add('(within the above) TASK.take: HMGET, HSET, emit', prof_t0)"),
-    ("includes/51_task_claim.lua", "  TASK.promote_due(root",
-     "", "  PROF.mark('c7 claim: promote_due (ZRANGE)')"),
-    ("includes/51_task_claim.lua", "  if #claim.tasks >= count then",
-     "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')", ""),
-    ("functions/agentfn_task_complete.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
-    ("functions/agentfn_task_complete.lua", "  check_schema(root, namespace)",
-     "  PROF.mark('c1 validate arguments')", "  PROF.mark('c2 check_schema (HGET)')"),
-    ("functions/agentfn_task_complete.lua", "  local now = ", "  PROF.mark('c3 SETTLE.load_finish (HMGET) + check_token')", ""),
-    ("functions/agentfn_task_complete.lua", "  local state = STATE.CANCELED", "  PROF.mark('c4 now_ms (TIME) + live_agent (HMGET)')", ""),
-    ("functions/agentfn_task_complete.lua", "    TASK.unlink(root, task_id, task)", "",
-     "    PROF.mark('c5 unlink (XACK, ZREM, SREM)')"),
-    ("functions/agentfn_task_complete.lua", "  local claimed = TASK.claim(", "  PROF.mark('c6 settle: finish (HSET, PEXPIRE, emit)')", ""),
-    ("functions/agentfn_task_submit.lua", "  local root, namespace = check_root(keys)", "  PROF.mark(nil)", ""),
-    ("functions/agentfn_task_submit.lua", "  check_schema(root, namespace)",
-     "  PROF.mark('s1 validate arguments')", "  PROF.mark('s2 check_schema (HGET)')"),
-    ("includes/50_task_core.lua", "  emit(root, 'task.submitted'",
-     "  PROF.mark('s3 create_task: HINCRBY, XADD (enqueue), HSET')", "  PROF.mark('s4 emit task.submitted')"),
+    ("includes/clock.lua", "local function now_ms()", PROBES, ""),
+    ("includes/emit.lua", "local function emit(", "", "  local prof_t0 = PROF.us()"),
+    (
+        "includes/emit.lua",
+        "  redis.call('PUBLISH', ",
+        "",
+        "  PROF.add('(within the above) emit: XADD events + PUBLISH', prof_t0)",
+    ),
+    ("includes/task_claim.lua", "function TASK.take(", "", "  local prof_t0 = PROF.us()"),
+    (
+        "includes/task_claim.lua",
+        "  emit(",
+        "",
+        "  PROF.add('(within the above) TASK.take: HMGET, HSET, emit', prof_t0)",
+    ),
+    (
+        "includes/task_claim.lua",
+        "  TASK.promote_due(root",
+        "",
+        "  PROF.mark('c7 claim: promote_due (ZRANGE)')",
+    ),
+    (
+        "includes/task_claim.lua",
+        "  if #claim.tasks >= count then",
+        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')",
+        "",
+    ),
+    (
+        "functions/agentfn_task_complete.lua",
+        "  local root, namespace = check_root(keys)",
+        "  PROF.mark(nil)",
+        "",
+    ),
+    # SETTLE.open_attempt: the rest of the prologue of agentfn_task_complete (and agentfn_task_fail)
+    (
+        "includes/settle.lua",
+        "  check_schema(root, namespace)",
+        "  PROF.mark('c1 validate arguments')",
+        "  PROF.mark('c2 check_schema (HGET)')",
+    ),
+    (
+        "functions/agentfn_task_complete.lua",
+        "  local now = ",
+        "  PROF.mark('c3 SETTLE.load (HMGET) + check_token')",
+        "",
+    ),
+    (
+        "functions/agentfn_task_complete.lua",
+        "  local state = STATE.CANCELED",
+        "  PROF.mark('c4 now_ms (TIME) + live_agent (HMGET)')",
+        "",
+    ),
+    (
+        "functions/agentfn_task_complete.lua",
+        "    TASK.unlink(root, task_id, task)",
+        "",
+        "    PROF.mark('c5 unlink (XACK, ZREM, SREM)')",
+    ),
+    (
+        "functions/agentfn_task_complete.lua",
+        "  return SETTLE.reply(",
+        "  PROF.mark('c6 settle: finish (HSET, PEXPIRE, emit)')",
+        "",
+    ),
+    (
+        "functions/agentfn_task_submit.lua",
+        "  local root, namespace = check_root(keys)",
+        "  PROF.mark(nil)",
+        "",
+    ),
+    (
+        "functions/agentfn_task_submit.lua",
+        "  check_schema(root, namespace)",
+        "  PROF.mark('s1 validate arguments')",
+        "  PROF.mark('s2 check_schema (HGET)')",
+    ),
+    (
+        "includes/task_core.lua",
+        "  emit(root, 'task.submitted'",
+        "  PROF.mark('s3 create_task: HINCRBY, XADD (enqueue), HSET')",
+        "  PROF.mark('s4 emit task.submitted')",
+    ),
 ]
 
 
@@ -108,7 +166,7 @@ def instrumented_copy(base: Path) -> Path:
         found = [index for index, line in enumerate(lines) if line.startswith(anchor)]
         assert len(found) == 1, f"{relative}: the line {anchor!r} is not there once"
         index = found[0]
-        lines[index:index + 1] = [part for part in (before, lines[index], after) if part]
+        lines[index : index + 1] = [part for part in (before, lines[index], after) if part]
         path.write_text("\n".join(lines), encoding="utf-8")
     (target / "functions" / "agentfn_prof_dump.lua").write_text(DUMP, encoding="utf-8")
     return target
@@ -119,7 +177,9 @@ def _dump(connection: redis.Redis, root: str) -> dict[str, int]:
     return {flat[index]: int(flat[index + 1]) for index in range(0, len(flat), 2)}
 
 
-def drain_one_at_a_time(client: agentfn.Client, agent_id: str, before: Callable[[], Any] = lambda: None) -> None:
+def drain_one_at_a_time(
+    client: agentfn.Client, agent_id: str, before: Callable[[], Any] = lambda: None
+) -> None:
     """Claim one task, then complete each with NEXT 1 until the queue is empty (``before`` runs
     after the first claim)."""
     task = client.claim(agent_id).tasks[0]
@@ -152,8 +212,13 @@ def sections(connection: redis.Redis, count: int = 3_000) -> str:
     complete = _dump(connection, client.root)
     connection.function_flush()  # leave no instrumented library behind
     rows = ["| section (µs per task, probes included) | µs |", "| --- | ---: |"]
-    for title, totals in (("agentfn_task_submit", submit), ("agentfn_task_complete NEXT 1", complete)):
-        rows.append(f"| **{title}** | **{sum(v for k, v in totals.items() if not k.startswith('(')) / count:.1f}** |")
+    for title, totals in (
+        ("agentfn_task_submit", submit),
+        ("agentfn_task_complete NEXT 1", complete),
+    ):
+        rows.append(
+            f"| **{title}** | **{sum(v for k, v in totals.items() if not k.startswith('(')) / count:.1f}** |"
+        )
         ordered = sorted(totals.items(), key=lambda item: (item[0].startswith("("), item[0]))
         rows += [f"| {name} | {total / count:.1f} |" for name, total in ordered]
     return "\n".join(rows)
@@ -173,8 +238,12 @@ def library_source(revision: str | None = None) -> str:
     if revision is None:
         return render_library().source
     repository = lua_dir().parent
-    archive = subprocess.run(["git", "archive", "--format=tar", revision, "lua"], cwd=repository,
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "lua"],
+        cwd=repository,
+        capture_output=True,
+        check=True,
+    ).stdout
     with tempfile.TemporaryDirectory() as scratch:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(scratch)
@@ -196,8 +265,10 @@ class Span:
     def stop(self) -> tuple[dict[str, tuple[int, int]], float]:
         """(command -> (calls, usec)), CPU seconds."""
         cpu = self._cpu() - self.cpu
-        stats = {name[len("cmdstat_"):]: (int(v["calls"]), int(v["usec"]))
-                 for name, v in self.connection.info("commandstats").items()}
+        stats = {
+            name[len("cmdstat_") :]: (int(v["calls"]), int(v["usec"]))
+            for name, v in self.connection.info("commandstats").items()
+        }
         return stats, cpu
 
 
@@ -251,7 +322,10 @@ def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, flo
 
     per_call("submit", lambda: _submit(client, count, pipelined=False))
     claimed: list[Any] = []
-    per_call("claim COUNT 1", lambda: claimed.extend(client.claim("profiler").tasks[0] for _ in range(count)))
+    per_call(
+        "claim COUNT 1",
+        lambda: claimed.extend(client.claim("profiler").tasks[0] for _ in range(count)),
+    )
     per_call("complete", lambda: [client.complete(task.id, task.token, None) for task in claimed])
     _submit(client, count, pipelined=False)
     first = client.claim("profiler").tasks[0]
@@ -277,9 +351,14 @@ def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, flo
         figures[f"{title}: redis.calls per task"] = sum(_inner_calls(stats).values()) / count
         figures[f"{title}: Redis CPU µs per task"] = cpu / count * 1e6
 
-    whole("lifecycle one at a time", lambda: (_submit(client, count, pipelined=False),
-                                              drain_one_at_a_time(client, "profiler")))
-    whole("lifecycle batched", lambda: (_submit(client, count, pipelined=True), drain_batched(client, "profiler")))
+    whole(
+        "lifecycle one at a time",
+        lambda: (_submit(client, count, pipelined=False), drain_one_at_a_time(client, "profiler")),
+    )
+    whole(
+        "lifecycle batched",
+        lambda: (_submit(client, count, pipelined=True), drain_batched(client, "profiler")),
+    )
     connection.flushall()
     return figures
 
@@ -305,10 +384,20 @@ def compare(connection: redis.Redis, sources: dict[str, str], count: int, repeat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3_000)
-    parser.add_argument("--lifecycle", action="store_true",
-                        help="usec_per_call, redis.calls and CPU per task of the shipped library")
-    parser.add_argument("--compare", metavar="REV", help="with --lifecycle: also lua/ as of git revision REV")
-    parser.add_argument("--repeats", type=int, default=3, help="with --lifecycle: rounds (the lowest figures are kept)")
+    parser.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="usec_per_call, redis.calls and CPU per task of the shipped library",
+    )
+    parser.add_argument(
+        "--compare", metavar="REV", help="with --lifecycle: also lua/ as of git revision REV"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="with --lifecycle: rounds (the lowest figures are kept)",
+    )
     options = parser.parse_args()
     with EmbeddedRedis() as server:
         connection = redis.Redis(host=server.host, port=server.port, decode_responses=True)

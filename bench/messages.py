@@ -29,7 +29,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agentfn  # noqa: E402
-from agentfn.api.base import build_call  # noqa: E402
+from agentfn.client.api.base import build_call  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
 
 #: Messages per pipeline, and per read in the batched receive.
@@ -62,8 +62,11 @@ def _send_pipelined(client: agentfn.Client, count: int) -> float:
     for start in range(0, count, BATCH):
         pipe = client.redis.pipeline(transaction=False)
         for index in range(start, min(start + BATCH, count)):
-            command, args = build_call("agentfn_msg_send", client.root,
-                                       ["bench-sender", "bench-inbox", "note", f'{{"n":{index}}}'])
+            command, args = build_call(
+                "agentfn_msg_send",
+                client.root,
+                ["bench-sender", "bench-inbox", "note", f'{{"n":{index}}}'],
+            )
             pipe.execute_command(command, *args)
         pipe.execute()
     return _rate(count, time.perf_counter() - begun)
@@ -103,7 +106,9 @@ def respond(url: str) -> None:
 
 
 def _request_reply(client: agentfn.Client, url: str, count: int) -> dict[str, float]:
-    responder = subprocess.Popen([sys.executable, __file__, "--respond", url], stdout=subprocess.PIPE, text=True)
+    responder = subprocess.Popen(
+        [sys.executable, __file__, "--respond", url], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert responder.stdout is not None and responder.stdout.readline().strip() == "ready"
         client.agent_register("bench-requester", [], ttl_ms=3_600_000)
@@ -122,8 +127,11 @@ def _request_reply(client: agentfn.Client, url: str, count: int) -> dict[str, fl
             responder.kill()
             responder.wait()
     cuts = statistics.quantiles(latencies, n=100)
-    return {"request_reply_p50_ms": round(cuts[49], 3), "request_reply_p99_ms": round(cuts[98], 3),
-            "request_reply_mean_ms": round(statistics.fmean(latencies), 3)}
+    return {
+        "request_reply_p50_ms": round(cuts[49], 3),
+        "request_reply_p99_ms": round(cuts[98], 3),
+        "request_reply_mean_ms": round(statistics.fmean(latencies), 3),
+    }
 
 
 def run(messages: int = 10_000, requests: int = 2_000) -> dict[str, Any]:
@@ -147,8 +155,15 @@ def run(messages: int = 10_000, requests: int = 2_000) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=10_000, help="messages per throughput phase (at most the inbox cap)")
-    parser.add_argument("--requests", type=int, default=2_000, help="request/reply round trips to time")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=10_000,
+        help="messages per throughput phase (at most the inbox cap)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2_000, help="request/reply round trips to time"
+    )
     parser.add_argument("--respond", metavar="URL", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.respond:

@@ -1,5 +1,5 @@
-"""Run every benchmark present (bench/tasks.py, bench/messages.py, bench/workflows.py) and write
-bench/RESULTS.md: one table per benchmark, figure / target / measured / pass.
+"""Run every benchmark present (bench/tasks.py, messages.py, workflows.py, dashboard.py) and
+write bench/RESULTS.md: one table per benchmark, figure / target / measured / pass.
 
 ``make bench`` runs this. Each module exposes ``run() -> dict`` and starts its own redis-server.
 A figure's value is either a plain number (measured, no target), or a dict with ``measured``,
@@ -26,7 +26,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 #: The benchmark modules, in the order they run and appear.
-MODULES = ("tasks", "messages", "workflows")
+MODULES = ("tasks", "messages", "workflows", "dashboard")
 #: Everything from this line on in the results file is hand-written analysis, kept across runs.
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 
@@ -95,21 +95,30 @@ def table(results: dict[str, Any]) -> list[str]:
 
 def _machine() -> str:
     try:
-        server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=10,
-                                check=False).stdout.split()
+        server = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.split()
         redis_version = next((part.split("=")[1] for part in server if part.startswith("v=")), "?")
     except (OSError, subprocess.SubprocessError):
         redis_version = "?"
-    parser = "hiredis" if importlib.util.find_spec("hiredis") else "pure-Python RESP parser (no hiredis)"
+    parser = (
+        "hiredis" if importlib.util.find_spec("hiredis") else "pure-Python RESP parser (no hiredis)"
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
-            f"redis-server {redis_version}, redis-py with {parser}; load average {load:.2f} at the start")
+    return (
+        f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"redis-server {redis_version}, redis-py with {parser}; load average {load:.2f} at the start"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="comma-separated module names (default: every one present)")
-    parser.add_argument("--output", default=str(BENCH / "RESULTS.md"), help="where to write the results")
+    parser.add_argument(
+        "--only", default="", help="comma-separated module names (default: every one present)"
+    )
+    parser.add_argument(
+        "--output", default=str(BENCH / "RESULTS.md"), help="where to write the results"
+    )
     options = parser.parse_args()
     wanted = [name for name in options.only.split(",") if name] or list(MODULES)
     present = [name for name in wanted if (BENCH / f"{name}.py").exists()]
@@ -124,7 +133,16 @@ def main() -> int:
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
             traceback.print_exc()
-            lines += [f"## {name}", "", "Failed:", "", "```", traceback.format_exc().strip(), "```", ""]
+            lines += [
+                f"## {name}",
+                "",
+                "Failed:",
+                "",
+                "```",
+                traceback.format_exc().strip(),
+                "```",
+                "",
+            ]
             continue
         elapsed = time.perf_counter() - began
         section = [f"## {name} ({elapsed:.0f} s)", "", *table(results), ""]
@@ -132,8 +150,10 @@ def main() -> int:
         lines += section
     output = Path(options.output)
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
-    notes = previous[previous.index(NOTES_MARKER):] if NOTES_MARKER in previous else ""
-    output.write_text("\n".join(lines).rstrip() + "\n" + ("\n" + notes if notes else ""), encoding="utf-8")
+    notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else ""
+    output.write_text(
+        "\n".join(lines).rstrip() + "\n" + ("\n" + notes if notes else ""), encoding="utf-8"
+    )
     print(f"wrote {options.output}")
     return 1 if failed else 0
 

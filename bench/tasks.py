@@ -37,9 +37,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import redis
 
@@ -70,6 +71,7 @@ TARGETS = {
 
 # -- the agent the drain and latency phases run in their own processes ---------------------------
 
+
 def noop_agent(client: agentfn.Client) -> agentfn.Agent:
     """A no-op handler; it pushes to DONE_LIST on a task whose payload says last, and with
     payload "stamp" pushes ``<task id> <time.time()>`` to STARTED_LIST as it starts."""
@@ -86,11 +88,30 @@ def noop_agent(client: agentfn.Client) -> agentfn.Agent:
 
 
 @contextmanager
-def agent_process(url: str, namespace: str, agent_id: str, concurrency: int) -> Iterator[subprocess.Popen[str]]:
+def agent_process(
+    url: str, namespace: str, agent_id: str, concurrency: int
+) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "agentfn", "worker", "bench.tasks:noop_agent", "--url", url, "--namespace",
-         namespace, "--agent-id", agent_id, "--concurrency", str(concurrency), "--log-level", "WARNING"],
-        cwd=REPO, text=True)
+        [
+            sys.executable,
+            "-m",
+            "agentfn",
+            "worker",
+            "bench.tasks:noop_agent",
+            "--url",
+            url,
+            "--namespace",
+            namespace,
+            "--agent-id",
+            agent_id,
+            "--concurrency",
+            str(concurrency),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        text=True,
+    )
     try:
         yield process
     finally:
@@ -104,6 +125,7 @@ def agent_process(url: str, namespace: str, agent_id: str, concurrency: int) -> 
 
 # -- measuring ---------------------------------------------------------------------------------
 
+
 class Meter:
     """Redis-side counters over a span: reads (round trips) and CPU seconds."""
 
@@ -113,7 +135,9 @@ class Meter:
 
     def _sample(self) -> tuple[int, float]:
         info = self.connection.info()
-        return int(info["total_reads_processed"]), float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        return int(info["total_reads_processed"]), float(info["used_cpu_sys"]) + float(
+            info["used_cpu_user"]
+        )
 
     def stop(self) -> tuple[int, float]:
         """Reads and CPU seconds since this meter started."""
@@ -133,7 +157,9 @@ def best(repeats: int, measure: Callable[[], dict[str, float]], key: str) -> dic
     return max((measure() for _ in range(repeats)), key=lambda figures: figures[key])
 
 
-def _submit_all(client: agentfn.Client, count: int, pipelined: bool, last: str | None = None) -> list[str]:
+def _submit_all(
+    client: agentfn.Client, count: int, pipelined: bool, last: str | None = None
+) -> list[str]:
     payloads: list[Any] = [None] * count
     if last is not None:
         payloads[-1] = last
@@ -142,7 +168,7 @@ def _submit_all(client: agentfn.Client, count: int, pipelined: bool, last: str |
     ids: list[str] = []
     for start in range(0, count, BATCH):
         batch = agentfn.Batch(client)
-        for payload in payloads[start:start + BATCH]:
+        for payload in payloads[start : start + BATCH]:
             batch.submit(CAPABILITY, payload)
         ids.extend(batch.execute())
     return ids
@@ -155,7 +181,11 @@ def measure_submit(connection: redis.Redis, count: int, pipelined: bool) -> dict
     _submit_all(client, count, pipelined)
     elapsed = time.perf_counter() - began
     reads, cpu = meter.stop()
-    return {"per_s": count / elapsed, "reads_per_task": reads / count, "cpu_us_per_task": cpu / count * 1e6}
+    return {
+        "per_s": count / elapsed,
+        "reads_per_task": reads / count,
+        "cpu_us_per_task": cpu / count * 1e6,
+    }
 
 
 def _wait_drained(connection: redis.Redis, stream: str) -> None:
@@ -169,7 +199,9 @@ def _wait_drained(connection: redis.Redis, stream: str) -> None:
     raise RuntimeError(f"{stream} did not drain")
 
 
-def measure_drain(connection: redis.Redis, url: str, count: int, concurrency: int) -> dict[str, float]:
+def measure_drain(
+    connection: redis.Redis, url: str, count: int, concurrency: int
+) -> dict[str, float]:
     """Pre-fill (single submits at concurrency 1, pipelined otherwise), then drain with one agent process."""
     namespace = "bench"
     client = fresh(connection, namespace)
@@ -178,7 +210,9 @@ def measure_drain(connection: redis.Redis, url: str, count: int, concurrency: in
     submit_reads, submit_cpu = meter.stop()
     meter = Meter(connection)
     with agent_process(url, namespace, "bench-agent", concurrency):
-        assert connection.blpop([DONE_LIST], timeout=300) is not None, "the agent did not drain the queue"
+        assert connection.blpop([DONE_LIST], timeout=300) is not None, (
+            "the agent did not drain the queue"
+        )
         _wait_drained(connection, keys.queue(namespace, CAPABILITY, "normal"))
         drain_reads, drain_cpu = meter.stop()
     pipe = connection.pipeline(transaction=False)
@@ -238,8 +272,12 @@ def measure_ceiling(connection: redis.Redis, count: int, batch: int) -> dict[str
         connection.xack(stream, group, previous)
     reads, cpu = meter.stop()
     assert drained == count
-    return {"submit_per_s": count / submit_s, "per_s": count / drain_s, "reads_per_task": reads / count,
-            "cpu_us_per_task": cpu / count * 1e6}
+    return {
+        "submit_per_s": count / submit_s,
+        "per_s": count / drain_s,
+        "reads_per_task": reads / count,
+        "cpu_us_per_task": cpu / count * 1e6,
+    }
 
 
 def _entries(reply: Any) -> list[Any]:
@@ -250,12 +288,17 @@ def _entries(reply: Any) -> list[Any]:
     return reply[0][1]
 
 
-def measure_latency(connection: redis.Redis, url: str, samples: int, warmup: int = 50) -> dict[str, float]:
+def measure_latency(
+    connection: redis.Redis, url: str, samples: int, warmup: int = 50
+) -> dict[str, float]:
     """Submit-to-start with two idle agent processes blocked in XREAD."""
     namespace = "bench"
     client = fresh(connection, namespace)
     latencies: list[float] = []
-    with agent_process(url, namespace, "bench-idle-1", 1), agent_process(url, namespace, "bench-idle-2", 1):
+    with (
+        agent_process(url, namespace, "bench-idle-1", 1),
+        agent_process(url, namespace, "bench-idle-2", 1),
+    ):
         for index in range(warmup + samples):
             _wait_blocked(connection, 2)
             submitted = time.time()
@@ -289,11 +332,16 @@ def profile(connection: redis.Redis, count: int) -> str:
     def section(title: str, run: Callable[[], None]) -> None:
         connection.config_resetstat()
         run()
-        stats = {name[len("cmdstat_"):]: value for name, value in connection.info("commandstats").items()}
+        stats = {
+            name[len("cmdstat_") :]: value
+            for name, value in connection.info("commandstats").items()
+        }
         stats.pop("config|resetstat", None)
         fcall = stats.pop("fcall", {"usec": 0, "calls": 0})
         inner = sum(value["usec"] for value in stats.values())
-        rows.append(f"| **{title}**: FCALL | {fcall['calls'] / count:.2f} | {fcall['usec'] / count:.1f} |")
+        rows.append(
+            f"| **{title}**: FCALL | {fcall['calls'] / count:.2f} | {fcall['usec'] / count:.1f} |"
+        )
         for name, value in sorted(stats.items(), key=lambda item: -item[1]["usec"]):
             rows.append(f"| {name} | {value['calls'] / count:.2f} | {value['usec'] / count:.2f} |")
         rows.append(f"| Lua outside commands ({title}) | | {(fcall['usec'] - inner) / count:.1f} |")
@@ -301,13 +349,16 @@ def profile(connection: redis.Redis, count: int) -> str:
     section("submit", lambda: _submit_all(client, count, pipelined=False))
     section("complete + NEXT 1", lambda: lua_profile.drain_one_at_a_time(client, "bench-profile"))
     _submit_all(client, count, pipelined=True)
-    section(f"complete x{BATCH} pipelined, NEXT {BATCH} on the last",
-            lambda: lua_profile.drain_batched(client, "bench-profile"))
+    section(
+        f"complete x{BATCH} pipelined, NEXT {BATCH} on the last",
+        lambda: lua_profile.drain_batched(client, "bench-profile"),
+    )
     header = ["| command (per task) | calls | µs |", "| --- | ---: | ---: |"]
     return "\n".join(header + rows)
 
 
 # -- the run -----------------------------------------------------------------------------------
+
 
 def _figure(target: str, measured: float, passed: bool | None, digits: int = 1) -> dict[str, Any]:
     return {"target": target, "measured": round(measured, digits), "pass": passed}
@@ -318,11 +369,19 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
     with EmbeddedRedis() as server:
         connection = redis.Redis(host=server.host, port=server.port, decode_responses=True)
         ceiling_one = best(repeats, lambda: measure_ceiling(connection, tasks, 1), "per_s")
-        ceiling_batch = best(repeats, lambda: measure_ceiling(connection, tasks * 2, BATCH), "per_s")
-        submit_single = best(repeats, lambda: measure_submit(connection, tasks, pipelined=False), "per_s")
-        submit_batch = best(repeats, lambda: measure_submit(connection, tasks, pipelined=True), "per_s")
+        ceiling_batch = best(
+            repeats, lambda: measure_ceiling(connection, tasks * 2, BATCH), "per_s"
+        )
+        submit_single = best(
+            repeats, lambda: measure_submit(connection, tasks, pipelined=False), "per_s"
+        )
+        submit_batch = best(
+            repeats, lambda: measure_submit(connection, tasks, pipelined=True), "per_s"
+        )
         one = best(repeats, lambda: measure_drain(connection, server.url, tasks, 1), "per_s")
-        batch = best(repeats, lambda: measure_drain(connection, server.url, tasks * 2, BATCH), "per_s")
+        batch = best(
+            repeats, lambda: measure_drain(connection, server.url, tasks * 2, BATCH), "per_s"
+        )
         latency = measure_latency(connection, server.url, samples)
         details = profile(connection, min(tasks, 5_000))
         sections = lua_profile.sections(connection, min(tasks, 3_000))  # replaces the library: last
@@ -334,57 +393,100 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
         "ceiling: XADD pipelined (entries/s)": _figure("", ceiling_batch["submit_per_s"], None, 0),
         "ceiling: drain one at a time (entries/s)": _figure("", ceiling_one["per_s"], None, 0),
         "ceiling: drain COUNT 100 (entries/s)": _figure("", ceiling_batch["per_s"], None, 0),
-        "ceiling: Redis CPU per entry, one at a time (µs)": _figure("", ceiling_one["cpu_us_per_task"], None),
-        "ceiling: Redis CPU per entry, batched (µs)": _figure("", ceiling_batch["cpu_us_per_task"], None),
+        "ceiling: Redis CPU per entry, one at a time (µs)": _figure(
+            "", ceiling_one["cpu_us_per_task"], None
+        ),
+        "ceiling: Redis CPU per entry, batched (µs)": _figure(
+            "", ceiling_batch["cpu_us_per_task"], None
+        ),
         "submit single calls (tasks/s)": _figure("", submit_single["per_s"], None, 0),
         "submit pipelined by 100 (tasks/s)": _figure("", submit_batch["per_s"], None, 0),
         "drain one at a time, 1 agent process (tasks/s)": _figure(
-            f">= {t['drain_one_at_a_time_per_s']:,}", one["per_s"], one["per_s"] >= t["drain_one_at_a_time_per_s"], 0),
+            f">= {t['drain_one_at_a_time_per_s']:,}",
+            one["per_s"],
+            one["per_s"] >= t["drain_one_at_a_time_per_s"],
+            0,
+        ),
         "drain concurrency 100, 1 agent process (tasks/s)": _figure("", batch["per_s"], None, 0),
         "batch drain / plain-Streams ceiling": _figure(
-            f">= {t['batch_share_of_ceiling']:.0%}", share * 100, share >= t["batch_share_of_ceiling"]) | {
-                "unit": "%"},
+            f">= {t['batch_share_of_ceiling']:.0%}",
+            share * 100,
+            share >= t["batch_share_of_ceiling"],
+        )
+        | {"unit": "%"},
         "round trips per task, one at a time (submit + complete-and-claim)": _figure(
-            f"<= {t['round_trips_per_task']:g}", one["reads_per_task"],
-            round(one["reads_per_task"], 2) <= t["round_trips_per_task"], 3),
+            f"<= {t['round_trips_per_task']:g}",
+            one["reads_per_task"],
+            round(one["reads_per_task"], 2) <= t["round_trips_per_task"],
+            3,
+        ),
         "round trips per task, batched": _figure(
-            f"<= {t['round_trips_per_task']:g}", batch["reads_per_task"],
-            round(batch["reads_per_task"], 2) <= t["round_trips_per_task"], 3),
+            f"<= {t['round_trips_per_task']:g}",
+            batch["reads_per_task"],
+            round(batch["reads_per_task"], 2) <= t["round_trips_per_task"],
+            3,
+        ),
         "Redis CPU per task, one at a time (µs)": _figure(
-            f"<= {t['redis_cpu_us_per_task']:g}", one["cpu_us_per_task"],
-            one["cpu_us_per_task"] <= t["redis_cpu_us_per_task"]),
+            f"<= {t['redis_cpu_us_per_task']:g}",
+            one["cpu_us_per_task"],
+            one["cpu_us_per_task"] <= t["redis_cpu_us_per_task"],
+        ),
         "Redis CPU per task, batched (µs)": _figure(
-            f"<= {t['redis_cpu_us_per_task']:g}", batch["cpu_us_per_task"],
-            batch["cpu_us_per_task"] <= t["redis_cpu_us_per_task"]),
+            f"<= {t['redis_cpu_us_per_task']:g}",
+            batch["cpu_us_per_task"],
+            batch["cpu_us_per_task"] <= t["redis_cpu_us_per_task"],
+        ),
         "  of which submit / drain, one at a time (µs)": _figure(
-            "", one["cpu_us_per_task"] - one["drain_cpu_us_per_task"], None) | {
-                "measured": f"{one['cpu_us_per_task'] - one['drain_cpu_us_per_task']:.1f} / "
-                            f"{one['drain_cpu_us_per_task']:.1f}"},
-        "  of which submit / drain, batched (µs)": _figure("", 0, None) | {
+            "", one["cpu_us_per_task"] - one["drain_cpu_us_per_task"], None
+        )
+        | {
+            "measured": f"{one['cpu_us_per_task'] - one['drain_cpu_us_per_task']:.1f} / "
+            f"{one['drain_cpu_us_per_task']:.1f}"
+        },
+        "  of which submit / drain, batched (µs)": _figure("", 0, None)
+        | {
             "measured": f"{batch['cpu_us_per_task'] - batch['drain_cpu_us_per_task']:.1f} / "
-                        f"{batch['drain_cpu_us_per_task']:.1f}"},
+            f"{batch['drain_cpu_us_per_task']:.1f}"
+        },
         "submit-to-start latency p50, idle agents (ms)": _figure(
-            f"<= {t['latency_p50_ms']:g}", latency["p50_ms"], latency["p50_ms"] <= t["latency_p50_ms"], 3),
+            f"<= {t['latency_p50_ms']:g}",
+            latency["p50_ms"],
+            latency["p50_ms"] <= t["latency_p50_ms"],
+            3,
+        ),
         "submit-to-start latency p99, idle agents (ms)": _figure(
-            f"<= {t['latency_p99_ms']:g}", latency["p99_ms"], latency["p99_ms"] <= t["latency_p99_ms"], 3),
-        "details": ("Redis time per task by command (INFO commandstats):\n\n" + details
-                    + "\n\nLua time per task by section (bench/lua_profile.py: an instrumented copy of "
-                    "the library, one task at a time):\n\n" + sections),
+            f"<= {t['latency_p99_ms']:g}",
+            latency["p99_ms"],
+            latency["p99_ms"] <= t["latency_p99_ms"],
+            3,
+        ),
+        "details": (
+            "Redis time per task by command (INFO commandstats):\n\n"
+            + details
+            + "\n\nLua time per task by section (bench/lua_profile.py: an instrumented copy of "
+            "the library, one task at a time):\n\n" + sections
+        ),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=20_000, help="tasks per drain (twice that for batches)")
+    parser.add_argument(
+        "--tasks", type=int, default=20_000, help="tasks per drain (twice that for batches)"
+    )
     parser.add_argument("--samples", type=int, default=1_000, help="latency samples")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each throughput figure (best kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each throughput figure (best kept)"
+    )
     options = parser.parse_args()
     results = run(options.tasks, options.samples, options.repeats)
     details = results.pop("details")
     width = max(len(name) for name in results)
     for name, figure in results.items():
         verdict = {True: "pass", False: "MISS", None: ""}[figure["pass"]]
-        print(f"{name:<{width}}  {figure['measured']!s:>12} {figure.get('unit', '')}  {figure['target']:>8}  {verdict}")
+        print(
+            f"{name:<{width}}  {figure['measured']!s:>12} {figure.get('unit', '')}  {figure['target']:>8}  {verdict}"
+        )
     print()
     print(details)
 

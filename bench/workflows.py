@@ -29,9 +29,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agentfn  # noqa: E402
-from agentfn.api.tasks import ClaimResult  # noqa: E402
+from agentfn.client.api.tasks import ClaimResult  # noqa: E402
+from agentfn.client.waiting import wait_for_work  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
-from agentfn.waiting import wait_for_work  # noqa: E402
 
 #: Tasks claimed at once by the fan-out worker.
 BATCH = 100
@@ -43,14 +43,19 @@ RESULT = {"ok": True}
 
 
 def _chain(steps: int) -> list[dict[str, Any]]:
-    return [{"id": f"s{index}", "capability": CAPABILITY, "input": {"n": index}} for index in range(steps)]
+    return [
+        {"id": f"s{index}", "capability": CAPABILITY, "input": {"n": index}}
+        for index in range(steps)
+    ]
 
 
 def _fan(width: int) -> list[dict[str, Any]]:
     middle = [f"m{index}" for index in range(width)]
-    return ([{"id": "root", "capability": CAPABILITY}]
-            + [{"id": step, "capability": CAPABILITY, "depends_on": ["root"]} for step in middle]
-            + [{"id": "join", "capability": CAPABILITY, "depends_on": middle}])
+    return (
+        [{"id": "root", "capability": CAPABILITY}]
+        + [{"id": step, "capability": CAPABILITY, "depends_on": ["root"]} for step in middle]
+        + [{"id": "join", "capability": CAPABILITY, "depends_on": middle}]
+    )
 
 
 def _work(client: agentfn.Client, workflow_id: str, batch: int) -> int:
@@ -73,14 +78,18 @@ def _work(client: agentfn.Client, workflow_id: str, batch: int) -> int:
         claim = next_claim
 
 
-def _steps_per_s(client: agentfn.Client, steps: list[dict[str, Any]], batch: int, chain: bool) -> float:
+def _steps_per_s(
+    client: agentfn.Client, steps: list[dict[str, Any]], batch: int, chain: bool
+) -> float:
     begun = time.perf_counter()
     workflow_id = client.create_workflow(steps, chain=chain)
     ran = _work(client, workflow_id, batch)
     elapsed = time.perf_counter() - begun
     info = client.get_workflow(workflow_id, steps=False)
     if info.state != agentfn.WorkflowState.COMPLETED or ran != len(steps):
-        raise RuntimeError(f"workflow {workflow_id} ended {info.state.value} after {ran} of {len(steps)} steps")
+        raise RuntimeError(
+            f"workflow {workflow_id} ended {info.state.value} after {ran} of {len(steps)} steps"
+        )
     return round(len(steps) / elapsed, 1)
 
 
@@ -103,7 +112,9 @@ def run(steps: int = 1_000, creates: int = 20) -> dict[str, Any]:
         client.agent_register(WORKER, [CAPABILITY], ttl_ms=3_600_000)
         results: dict[str, Any] = {"steps": steps}
         results["chain_steps_per_s"] = _steps_per_s(client, _chain(steps), 1, chain=True)
-        results["fan_out_fan_in_steps_per_s"] = _steps_per_s(client, _fan(steps), BATCH, chain=False)
+        results["fan_out_fan_in_steps_per_s"] = _steps_per_s(
+            client, _fan(steps), BATCH, chain=False
+        )
         median, best = _create_ms(client, steps, creates)
         results["create_graph_ms_median"] = median
         results["create_graph_ms_best"] = best
@@ -113,7 +124,12 @@ def run(steps: int = 1_000, creates: int = 20) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1_000, help="steps in the chain, width of the fan-out, graph size")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=1_000,
+        help="steps in the chain, width of the fan-out, graph size",
+    )
     parser.add_argument("--creates", type=int, default=20, help="graph creations to time")
     options = parser.parse_args()
     results = run(options.steps, options.creates)

@@ -1,7 +1,7 @@
 """Agents: one handler per capability; any process hands them work through Redis.
 
-    python examples/agents.py          # a temporary redis-server, or the one $REDIS_URL names
-    agentfn worker examples.agents:researcher --url redis://localhost:6379   # serve it on its own
+python examples/agents.py          # a temporary redis-server, or the one $REDIS_URL names
+agentfn worker examples.agents:researcher --url redis://localhost:6379   # serve it on its own
 """
 
 import agentfn
@@ -24,13 +24,19 @@ def main() -> None:
         serving = researcher.bind(client).start()  # serve in a background thread until stop()
 
         # Fire and forget: the task waits in Redis until an agent with the capability claims it.
-        task_id = client.submit("research", {"topic": "Streams"}, priority="high", max_attempts=5,
-                                idempotency_key="streams-once")
+        task_id = client.submit(
+            "research",
+            {"topic": "Streams"},
+            priority="high",
+            max_attempts=5,
+            idempotency_key="streams-once",
+        )
         print("submitted", task_id)
 
         # Ask and wait: a workflow of one step (wait_workflow blocks on Pub/Sub, no polling).
-        workflow_id = client.create_workflow([{"id": "ask", "capability": "research",
-                                               "input": {"topic": "Redis Functions"}}])
+        workflow_id = client.create_workflow(
+            [{"id": "ask", "capability": "research", "input": {"topic": "Redis Functions"}}]
+        )
         info = client.wait_workflow(workflow_id, timeout=10)
         print(info.state.value, info.results["ask"])
         print("done by", client.get_task(info.step("ask").task).agent)

@@ -1,6 +1,6 @@
 """Messages: durable inboxes (one stream per agent), request/reply, broadcast.
 
-    python examples/messages.py
+python examples/messages.py
 """
 
 import agentfn

@@ -13,7 +13,10 @@ team = agentfn.Agent(None, "team-1", concurrency=4)
 
 @team.handler("research")
 def research(task: agentfn.TaskContext) -> dict:
-    return {"topic": task.payload["topic"], "finding": f"{task.payload['topic']} keeps state in Redis"}
+    return {
+        "topic": task.payload["topic"],
+        "finding": f"{task.payload['topic']} keeps state in Redis",
+    }
 
 
 @team.handler("write")
@@ -34,22 +37,37 @@ def main() -> None:
         client = agentfn.Client(connection)
         serving = team.bind(client).start()
 
-        chain = client.create_workflow([
-            {"id": "research", "capability": "research", "input": {"topic": "Redis Functions"}},
-            {"id": "write", "capability": "write", "input": {}},
-            {"id": "code", "capability": "code", "input": {}},
-        ], chain=True)  # each step depends on the one before it
+        chain = client.create_workflow(
+            [
+                {"id": "research", "capability": "research", "input": {"topic": "Redis Functions"}},
+                {"id": "write", "capability": "write", "input": {}},
+                {"id": "code", "capability": "code", "input": {}},
+            ],
+            chain=True,
+        )  # each step depends on the one before it
 
-        fan_in = client.create_workflow([
-            {"id": "streams", "capability": "research", "input": {"topic": "Streams"}},
-            {"id": "pubsub", "capability": "research", "input": {"topic": "Pub/Sub"}},
-            {"id": "write", "capability": "write", "input": {}, "depends_on": ["streams", "pubsub"]},
-        ], workflow_id="fan-in", policy="fail_fast", context={"audience": "operators"})
+        fan_in = client.create_workflow(
+            [
+                {"id": "streams", "capability": "research", "input": {"topic": "Streams"}},
+                {"id": "pubsub", "capability": "research", "input": {"topic": "Pub/Sub"}},
+                {
+                    "id": "write",
+                    "capability": "write",
+                    "input": {},
+                    "depends_on": ["streams", "pubsub"],
+                },
+            ],
+            workflow_id="fan-in",
+            policy="fail_fast",
+            context={"audience": "operators"},
+        )
 
         for workflow_id in (chain, fan_in):
             info = client.wait_workflow(workflow_id, timeout=10)
             print(workflow_id, info.state.value, info.results)
-        print(client.ctx_get("fan-in").document)  # shared context, versioned (ctx_set EXPECT_VERSION)
+        print(
+            client.ctx_get("fan-in").document
+        )  # shared context, versioned (ctx_set EXPECT_VERSION)
         team.stop()
         serving.join()
 

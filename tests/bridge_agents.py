@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import agentfn
 from agentfn import keys
@@ -33,8 +34,12 @@ def research(task: agentfn.TaskContext) -> dict[str, Any]:
 
 @team.handler("write")
 def write(task: agentfn.TaskContext) -> dict[str, Any]:
-    notes = [result["notes"] for name, result in sorted((task.inputs or {}).items()) if name != "_signal"]
-    audience = task.client.ctx_get(task.workflow).document.get("audience") if task.workflow else None
+    notes = [
+        result["notes"] for name, result in sorted((task.inputs or {}).items()) if name != "_signal"
+    ]
+    audience = (
+        task.client.ctx_get(task.workflow).document.get("audience") if task.workflow else None
+    )
     return {"article": " / ".join(notes), "audience": audience}
 
 
@@ -61,7 +66,9 @@ def ping(message: agentfn.Message) -> dict[str, Any]:
 def serving_team(client: agentfn.Client, redis_url: str) -> Iterator[subprocess.Popen[str]]:
     """``team`` in its own OS process (``agentfn worker``), registered when the block starts."""
     events = client.redis.pubsub()
-    events.subscribe(keys.notify_channel(client.namespace, "events"))  # before the spawn: no event missed
+    events.subscribe(
+        keys.notify_channel(client.namespace, "events")
+    )  # before the spawn: no event missed
     worker = spawn_worker(redis_url, "tests.bridge_agents:team")
     try:
         while not client.agent_find("research"):  # woken by its agent.registered event

@@ -6,17 +6,17 @@ FLUSHALL keeps functions, so every test also runs FUNCTION FLUSH.
 from __future__ import annotations
 
 import subprocess
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 import agentfn
-from agentfn.render import render_library
+from agentfn.library.render import render_library
 
 
 @pytest.fixture(scope="session")
-def library() -> agentfn.render.RenderedLibrary:
+def library() -> agentfn.library.render.RenderedLibrary:
     """The library as this checkout renders it."""
     return render_library()
 
@@ -63,7 +63,11 @@ def redis_cli(redis_proc) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["redis-cli", "-h", redis_proc.host, "-p", str(redis_proc.port), *args],
-            input=input, capture_output=True, text=True, timeout=30, check=True,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
 
     return run

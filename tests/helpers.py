@@ -20,8 +20,14 @@ def fcall(r: redis.Redis, function: str, *args: Any, keys: tuple[str, ...] = (RO
     return r.execute_command("FCALL", function, len(keys), *keys, *[str(a) for a in args])
 
 
-def assert_refused(r: redis.Redis, raw: redis.Redis, code: str, function: str, *args: Any,
-                   keys: tuple[str, ...] = (ROOT,)) -> str:
+def assert_refused(
+    r: redis.Redis,
+    raw: redis.Redis,
+    code: str,
+    function: str,
+    *args: Any,
+    keys: tuple[str, ...] = (ROOT,),
+) -> str:
     """The call fails with the coded error and leaves the keyspace byte-for-byte unchanged."""
     before = snapshot(raw)
     with pytest.raises(redis.ResponseError) as info:

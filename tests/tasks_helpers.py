@@ -20,8 +20,11 @@ def submit(r: redis.Redis, capability: str, payload: str = "{}", *options: Any) 
 def claim_reply(reply: list[Any]) -> dict[str, Any]:
     """A claim reply with its tasks and wait list decoded to dicts."""
     fields = pairs(reply)
-    return {"tasks": [pairs(task) for task in fields["tasks"]], "wait": pairs(fields["wait"]),
-            "next_due_ms": fields["next_due_ms"]}
+    return {
+        "tasks": [pairs(task) for task in fields["tasks"]],
+        "wait": pairs(fields["wait"]),
+        "next_due_ms": fields["next_due_ms"],
+    }
 
 
 def claim(r: redis.Redis, agent_id: str, *options: Any) -> dict[str, Any]:
@@ -32,11 +35,15 @@ def claimed_ids(r: redis.Redis, agent_id: str, *options: Any) -> list[str]:
     return [task["id"] for task in claim(r, agent_id, *options)["tasks"]]
 
 
-def complete(r: redis.Redis, task_id: str, token: Any, result: str = '"ok"', *options: Any) -> dict[str, Any]:
+def complete(
+    r: redis.Redis, task_id: str, token: Any, result: str = '"ok"', *options: Any
+) -> dict[str, Any]:
     return pairs(fcall(r, "agentfn_task_complete", task_id, token, result, *options))
 
 
-def fail(r: redis.Redis, task_id: str, token: Any, error: str = "boom", *options: Any) -> dict[str, Any]:
+def fail(
+    r: redis.Redis, task_id: str, token: Any, error: str = "boom", *options: Any
+) -> dict[str, Any]:
     return pairs(fcall(r, "agentfn_task_fail", task_id, token, error, *options))
 
 

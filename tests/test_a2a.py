@@ -7,8 +7,9 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,13 @@ S = TaskState
 @contextmanager
 def gateway(redis_url: str) -> Iterator[str]:
     """`agentfn a2a --port 0` as its own process; yields the URL it announced."""
-    process = subprocess.Popen([sys.executable, "-m", "agentfn", "a2a", "--url", redis_url, "--port", "0"],
-                               cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentfn", "a2a", "--url", redis_url, "--port", "0"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = process.stderr.readline()
         assert line.startswith("agentfn a2a: serving http://"), line  # its first line
@@ -50,8 +56,14 @@ def gateway(redis_url: str) -> Iterator[str]:
         process.communicate(timeout=15)
 
 
-def message(value: Any = None, *, skill: str | None = None, task_id: str = "", **metadata: Any) -> SendMessageRequest:
-    part = Part(text=value) if isinstance(value, str) else Part(data=json_format.ParseDict(value, struct_pb2.Value()))
+def message(
+    value: Any = None, *, skill: str | None = None, task_id: str = "", **metadata: Any
+) -> SendMessageRequest:
+    part = (
+        Part(text=value)
+        if isinstance(value, str)
+        else Part(data=json_format.ParseDict(value, struct_pb2.Value()))
+    )
     note = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[part], task_id=task_id)
     if skill is not None:
         metadata["skill"] = skill
@@ -59,7 +71,9 @@ def message(value: Any = None, *, skill: str | None = None, task_id: str = "", *
     return SendMessageRequest(message=note)
 
 
-async def stream(client: Any, request: SendMessageRequest) -> tuple[list[int], StreamResponse, list[Any]]:
+async def stream(
+    client: Any, request: SendMessageRequest
+) -> tuple[list[int], StreamResponse, list[Any]]:
     """Send and read the whole stream: the states seen in order, the last event, artifact values."""
     states, artifacts, last = [], [], None
     async for event in client.send_message(request):
@@ -83,30 +97,44 @@ async def scenario(agentfn_client, url: str) -> None:
     streaming = await create_client(url, ClientConfig(streaming=True))
     blocking = await create_client(url, ClientConfig(streaming=False))
     card = streaming._card
-    assert [skill.id for skill in card.skills] == ["hold", "research", "review", "write", "workflow"]
+    assert [skill.id for skill in card.skills] == [
+        "hold",
+        "research",
+        "review",
+        "write",
+        "workflow",
+    ]
     assert card.capabilities.streaming and card.supported_interfaces[0].url == url
 
     # A message for a skill becomes a task served by the agent process; its states stream in.
     states, last, artifacts = await stream(streaming, message("streams", skill="research"))
     assert states[-1] == S.TASK_STATE_COMPLETED  # (a fast agent may finish before the first read)
-    assert states == sorted(states, key=[S.TASK_STATE_SUBMITTED, S.TASK_STATE_WORKING,
-                                         S.TASK_STATE_COMPLETED].index)
+    assert states == sorted(
+        states, key=[S.TASK_STATE_SUBMITTED, S.TASK_STATE_WORKING, S.TASK_STATE_COMPLETED].index
+    )
     assert artifacts == [{"topic": "streams", "notes": "notes on streams"}]
     task_id = last.task.id if last.HasField("task") else last.status_update.task_id
     fetched = await blocking.get_task(GetTaskRequest(id=task_id))
     assert fetched.status.state == S.TASK_STATE_COMPLETED
-    assert agentfn_client.get_workflow(task_id).state.value == "completed"  # the task is the workflow
+    assert (
+        agentfn_client.get_workflow(task_id).state.value == "completed"
+    )  # the task is the workflow
 
     # input-required: the stream stops there; a message with the task id answers it (wf_signal).
     states, last, _ = await stream(streaming, message({"title": "A2A"}, skill="review"))
     assert states[-1] == S.TASK_STATE_INPUT_REQUIRED
-    review_id, status = (last.task.id, last.task.status) if last.HasField("task") else \
-        (last.status_update.task_id, last.status_update.status)
+    review_id, status = (
+        (last.task.id, last.task.status)
+        if last.HasField("task")
+        else (last.status_update.task_id, last.status_update.status)
+    )
     assert parts_value(status.message.parts) == {"question": "publish {'title': 'A2A'}?"}
     states, last, artifacts = await stream(streaming, message("yes", task_id=review_id))
     assert states[-1] == S.TASK_STATE_COMPLETED
     assert artifacts == [{"reviewed": {"title": "A2A"}, "answer": "yes"}]
-    with pytest.raises(UnsupportedOperationError, match="is completed"):  # a finished task takes no more
+    with pytest.raises(
+        UnsupportedOperationError, match="is completed"
+    ):  # a finished task takes no more
         await stream(streaming, message("again", task_id=review_id))
 
     # Cancel another while its stream is open: working (its handler runs until canceled), canceled.
@@ -126,8 +154,15 @@ async def scenario(agentfn_client, url: str) -> None:
         await blocking.cancel_task(CancelTaskRequest(id=held_id))
 
     # return_immediately: the task as it is just after it was created.
-    [response] = [event async for event in blocking.send_message(_immediately(message("later", skill="research")))]
-    assert response.task.status.state in (S.TASK_STATE_SUBMITTED, S.TASK_STATE_WORKING, S.TASK_STATE_COMPLETED)
+    [response] = [
+        event
+        async for event in blocking.send_message(_immediately(message("later", skill="research")))
+    ]
+    assert response.task.status.state in (
+        S.TASK_STATE_SUBMITTED,
+        S.TASK_STATE_WORKING,
+        S.TASK_STATE_COMPLETED,
+    )
 
     # Refused work is rejected; an unknown task is not found.
     [response] = [event async for event in blocking.send_message(message("x", skill="nobody"))]
@@ -137,12 +172,21 @@ async def scenario(agentfn_client, url: str) -> None:
         await blocking.get_task(GetTaskRequest(id="no-such-task"))
 
     # The workflow skill: a graph of steps, one artifact per completed step (blocking send).
-    graph = {"steps": [{"id": "r", "capability": "research", "input": {"topic": "fan-in"}},
-                       {"id": "w", "capability": "write", "depends_on": ["r"]}], "context": {"audience": "a2a"}}
+    graph = {
+        "steps": [
+            {"id": "r", "capability": "research", "input": {"topic": "fan-in"}},
+            {"id": "w", "capability": "write", "depends_on": ["r"]},
+        ],
+        "context": {"audience": "a2a"},
+    }
     [response] = [event async for event in blocking.send_message(message(graph, skill="workflow"))]
     assert response.task.status.state == S.TASK_STATE_COMPLETED
-    assert {artifact.artifact_id: parts_value(artifact.parts) for artifact in response.task.artifacts} == {
-        "r": {"topic": "fan-in", "notes": "notes on fan-in"}, "w": {"article": "notes on fan-in", "audience": "a2a"}}
+    assert {
+        artifact.artifact_id: parts_value(artifact.parts) for artifact in response.task.artifacts
+    } == {
+        "r": {"topic": "fan-in", "notes": "notes on fan-in"},
+        "w": {"article": "notes on fan-in", "audience": "a2a"},
+    }
     await streaming.close()
     await blocking.close()
 

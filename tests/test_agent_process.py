@@ -26,14 +26,18 @@ def _stop(process: subprocess.Popen[str]) -> None:
     process.communicate(timeout=10)
 
 
-def test_task_of_a_killed_agent_is_redelivered_after_its_lease_and_completed_once(client, r, redis_url):
+def test_task_of_a_killed_agent_is_redelivered_after_its_lease_and_completed_once(
+    client, r, redis_url
+):
     task_id = client.submit("crashy", {"n": 1})
     worker = spawn_worker(redis_url, "tests.agent_fixtures:crash_agent", "--agent-id", "doomed")
     try:
         assert _started(r) == f"doomed:{task_id}:1"
         running = client.get_task(task_id)
         assert (running.state, running.agent) == ("running", "doomed")
-        worker.send_signal(signal.SIGKILL)  # mid-task: no deregister, no completion, no more renewals
+        worker.send_signal(
+            signal.SIGKILL
+        )  # mid-task: no deregister, no completion, no more renewals
         worker.wait(timeout=10)
     finally:
         _stop(worker)
@@ -47,10 +51,15 @@ def test_task_of_a_killed_agent_is_redelivered_after_its_lease_and_completed_onc
 
     assert (info.state, info.attempt, info.agent) == ("completed", 2, "rescuer")
     assert info.result == {"agent": "rescuer", "attempt": 2}
-    assert [(e["attempt"], e["agent"], e["error"]) for e in info.errors] == [(1, "doomed", "lease expired")]
+    assert [(e["attempt"], e["agent"], e["error"]) for e in info.errors] == [
+        (1, "doomed", "lease expired")
+    ]
     assert info.errors[0]["at_ms"] >= killed_ms  # redelivered once the lease ran out, not before
-    completions = [fields for _, fields in r.xrange(keys.events(client.namespace))
-                   if fields.get("type") == "task.completed" and fields.get("task") == task_id]
+    completions = [
+        fields
+        for _, fields in r.xrange(keys.events(client.namespace))
+        if fields.get("type") == "task.completed" and fields.get("task") == task_id
+    ]
     assert len(completions) == 1
 
 
@@ -77,7 +86,9 @@ def test_sigterm_finishes_running_work_and_hands_back_the_rest_at_once(client, r
 
 def test_worker_serves_an_agent_object_and_overrides_its_settings(client, r, redis_url):
     task_id = client.submit("echo", {"hello": "world"})
-    worker = spawn_worker(redis_url, "tests.agent_fixtures:plain", "--agent-id", "echo-7", "--concurrency", "3")
+    worker = spawn_worker(
+        redis_url, "tests.agent_fixtures:plain", "--agent-id", "echo-7", "--concurrency", "3"
+    )
     try:
         assert _started(r) == f"echo-7:{task_id}:1"
         info = wait_for_task(client, task_id, DONE)
@@ -89,18 +100,40 @@ def test_worker_serves_an_agent_object_and_overrides_its_settings(client, r, red
 
 
 def test_worker_reports_a_bad_target(redis_url, deployed):
-    for target, message in [("nocolon", "expected module:attribute"),
-                            ("tests.no_such_module:x", "cannot import tests.no_such_module"),
-                            ("tests.agent_fixtures:missing", "has no attribute missing"),
-                            ("tests.agent_fixtures:STARTED", "neither an agentfn.Agent")]:
-        done = subprocess.run([sys.executable, "-m", "agentfn", "worker", target, "--url", redis_url],
-                              cwd=agent_fixtures.REPO, capture_output=True, text=True, timeout=60, check=False)
+    for target, message in [
+        ("nocolon", "expected module:attribute"),
+        ("tests.no_such_module:x", "cannot import tests.no_such_module"),
+        ("tests.agent_fixtures:missing", "has no attribute missing"),
+        ("tests.agent_fixtures:STARTED", "neither an agentfn.Agent"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "agentfn", "worker", target, "--url", redis_url],
+            cwd=agent_fixtures.REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 1, done.stderr
         assert message in done.stderr
 
 
 def test_worker_refuses_a_redis_without_the_library(r, redis_url):
-    done = subprocess.run([sys.executable, "-m", "agentfn", "worker", "tests.agent_fixtures:plain", "--url",
-                           redis_url], cwd=agent_fixtures.REPO, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentfn",
+            "worker",
+            "tests.agent_fixtures:plain",
+            "--url",
+            redis_url,
+        ],
+        cwd=agent_fixtures.REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert "agentfn deploy" in done.stderr

@@ -6,15 +6,15 @@ import asyncio
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import pytest
 import redis
 
 import agentfn
 from agentfn import keys
-from agentfn.maintenance import Maintenance
+from agentfn.agent.maintenance import Maintenance
 
 from .agent_fixtures import serving, wait_for_task, wait_server_ms
 
@@ -68,7 +68,8 @@ def test_handler_exception_fails_with_retry_then_succeeds(client):
     assert info.attempt == 2
     assert info.result == "ok"
     assert [(e["attempt"], e["error"], e["agent"]) for e in info.errors] == [
-        (1, "RuntimeError: boom on the first try", "a1")]
+        (1, "RuntimeError: boom on the first try", "a1")
+    ]
 
 
 def test_permanent_failure_is_not_retried(client):
@@ -96,7 +97,9 @@ def test_result_that_is_not_json_fails_the_attempt(client):
     with serving(agent):
         info = wait_for_task(client, task_id, DONE)
     assert (info.state, info.attempt, info.result) == ("completed", 2, [1, 2])
-    assert info.errors[0]["error"].startswith("TypeError: Object of type set is not JSON serializable")
+    assert info.errors[0]["error"].startswith(
+        "TypeError: Object of type set is not JSON serializable"
+    )
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -105,6 +108,7 @@ def test_handler_over_its_timeout_fails_and_is_interrupted(client, kind):
     reasons: list[str | None] = []
 
     if kind == "sync":
+
         @agent.handler("sleepy")
         def sleepy(task):
             if task.attempt == 1:
@@ -113,6 +117,7 @@ def test_handler_over_its_timeout_fails_and_is_interrupted(client, kind):
                 return "too late"
             return "in time"
     else:
+
         @agent.handler("sleepy")
         async def sleepy(task):
             if task.attempt == 1:
@@ -127,12 +132,17 @@ def test_handler_over_its_timeout_fails_and_is_interrupted(client, kind):
     with serving(agent):
         info = wait_for_task(client, task_id, DONE)
     assert (info.state, info.attempt, info.result) == ("completed", 2, "in time")
-    assert info.errors[0]["error"] == "TimeoutError: the handler ran longer than the task's timeout_ms (300)"
+    assert (
+        info.errors[0]["error"]
+        == "TimeoutError: the handler ran longer than the task's timeout_ms (300)"
+    )
     assert reasons == ["timeout"]
 
 
 def test_cancel_interrupts_the_running_handler_and_discards_its_result(client):
-    agent = agentfn.Agent(client, "a1", lease_ms=300)  # renewed every 100 ms: the cancel is seen then
+    agent = agentfn.Agent(
+        client, "a1", lease_ms=300
+    )  # renewed every 100 ms: the cancel is seen then
     started, cancelled = threading.Event(), threading.Event()
 
     @agent.handler("long")
@@ -168,7 +178,9 @@ def test_leases_are_renewed_while_a_handler_runs(client):
     with serving(agent):
         assert started.wait(5)
         first = client.get_task(task_id).lease_deadline_ms
-        wait_server_ms(client, 700)  # more than two lease lengths: without renewals the lease would be gone
+        wait_server_ms(
+            client, 700
+        )  # more than two lease lengths: without renewals the lease would be gone
         renewed = client.get_task(task_id)
         assert renewed.state == "running" and renewed.lease_deadline_ms > first
         assert client.reap()["expired_leases"] == 0
@@ -262,22 +274,29 @@ def test_an_agent_that_was_removed_registers_again_at_its_next_heartbeat(client)
         client.agent_deregister("a1")
         # The next heartbeat may come at once (every 100 ms), so look at the event stream from
         # the deregistration on: a registration of a1 must follow it.
-        (removed_at,) = [entry_id for entry_id, fields in client.redis.xrange(events)
-                         if fields["type"] == "agent.deregistered"]
+        (removed_at,) = [
+            entry_id
+            for entry_id, fields in client.redis.xrange(events)
+            if fields["type"] == "agent.deregistered"
+        ]
         last, registered = removed_at, False
         while not registered:
             reply = client.redis.execute_command("XREAD", "BLOCK", 5000, "STREAMS", events, last)
             assert reply, "the agent did not register again"
             for entry_id, fields in reply[0][1]:
                 last = entry_id
-                registered = registered or (fields["type"] == "agent.registered" and fields["agent"] == "a1")
+                registered = registered or (
+                    fields["type"] == "agent.registered" and fields["agent"] == "a1"
+                )
         assert [a.id for a in client.agent_find("noop")] == ["a1"]
         # ...and it still serves.
         assert wait_for_task(client, client.submit("noop", {}), DONE).state == "completed"
 
 
 def test_reaper_runs_under_a_namespace_lock(client):
-    first, second = (noop_agent(client, agent_id, reap_interval_ms=60_000) for agent_id in ("a1", "a2"))
+    first, second = (
+        noop_agent(client, agent_id, reap_interval_ms=60_000) for agent_id in ("a1", "a2")
+    )
     lock = keys.reap_lock(client.namespace)
     maintenance = [Maintenance(agent._new_runtime(None)) for agent in (first, second)]
     assert maintenance[0].reap() is True
@@ -314,7 +333,9 @@ def test_many_agents_reap_once_per_interval_not_each(client):
 def test_expired_lease_of_a_vanished_worker_is_redelivered_by_a_live_agents_reaper(client):
     client.agent_register("ghost", ["job"])
     task_id = client.submit("job", {"n": 1})
-    assert [t.id for t in client.claim("ghost", lease_ms=200).tasks] == [task_id]  # ...and never finishes it
+    assert [t.id for t in client.claim("ghost", lease_ms=200).tasks] == [
+        task_id
+    ]  # ...and never finishes it
     agent = agentfn.Agent(client, "a1", reap_interval_ms=50)
 
     @agent.handler("job")
@@ -384,7 +405,9 @@ def test_run_async_serves_on_the_running_loop_and_stops_on_cancel(client):
         runner = asyncio.create_task(agent.run_async(handle_signals=False))
         await asyncio.get_running_loop().run_in_executor(None, agent.ready.wait, 5)
         task_id = client.submit("where", {})
-        info = await asyncio.get_running_loop().run_in_executor(None, wait_for_task, client, task_id, DONE)
+        info = await asyncio.get_running_loop().run_in_executor(
+            None, wait_for_task, client, task_id, DONE
+        )
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
@@ -415,8 +438,12 @@ def test_message_handler_replies_to_the_sender(client):
     assert client.read_messages("a1") == []  # both acknowledged
 
 
-def pinger(client: agentfn.Client, agent_id: str, release: threading.Event | None = None,
-           started: threading.Event | None = None) -> agentfn.Agent:
+def pinger(
+    client: agentfn.Client,
+    agent_id: str,
+    release: threading.Event | None = None,
+    started: threading.Event | None = None,
+) -> agentfn.Agent:
     """An agent that answers "ping" with {"pong": its id, "n": n}; after ``release``, when given."""
     agent = agentfn.Agent(client, agent_id)
 
@@ -432,12 +459,16 @@ def pinger(client: agentfn.Client, agent_id: str, release: threading.Event | Non
 
 
 @contextmanager
-def acknowledgements(r: redis.Redis, namespace: str, *agent_ids: str) -> Iterator[Callable[[str], None]]:
+def acknowledgements(
+    r: redis.Redis, namespace: str, *agent_ids: str
+) -> Iterator[Callable[[str], None]]:
     """``wait(agent_id)`` blocks until the agent's inbox had one more entry removed (an ack is
     XACK + XDEL and emits no event: this listens to the inboxes' keyspace notifications)."""
     previous = r.config_get("notify-keyspace-events")["notify-keyspace-events"]
     r.config_set("notify-keyspace-events", "Kt")
-    channels = {f"__keyspace@0__:{keys.inbox(namespace, agent_id)}": agent_id for agent_id in agent_ids}
+    channels = {
+        f"__keyspace@0__:{keys.inbox(namespace, agent_id)}": agent_id for agent_id in agent_ids
+    }
     pubsub = r.pubsub()
     removed: Counter[str] = Counter()
     waited: Counter[str] = Counter()
@@ -462,24 +493,42 @@ def acknowledgements(r: redis.Redis, namespace: str, *agent_ids: str) -> Iterato
 
 def test_agents_answering_the_same_type_exchange_one_request_and_one_reply(client, r):
     """A reply carries its request's type, yet never reaches a handler: no ping-pong."""
-    with acknowledgements(r, client.namespace, "A", "B") as acknowledged, \
-            serving(pinger(client, "A")) as a, serving(pinger(client, "B")):
+    with (
+        acknowledgements(r, client.namespace, "A", "B") as acknowledged,
+        serving(pinger(client, "A")) as a,
+        serving(pinger(client, "B")),
+    ):
         reply = a.request("B", "ping", {"n": 1}, timeout=5)
         acknowledged("B")  # B's mailroom acknowledged the request (it sent the reply before)
-        acknowledged("A")  # A's mailroom acknowledged the reply (a handler's answer would go out before)
+        acknowledged(
+            "A"
+        )  # A's mailroom acknowledged the reply (a handler's answer would go out before)
         assert (reply.sender, reply.type, reply.content) == ("B", "ping", {"pong": "B", "n": 1})
-        sent = [fields for _, fields in r.xrange(keys.events(client.namespace)) if fields["type"] == "message.sent"]
+        sent = [
+            fields
+            for _, fields in r.xrange(keys.events(client.namespace))
+            if fields["type"] == "message.sent"
+        ]
         assert [(event["from"], event["to"], event["message"]) for event in sent] == [
-            ("A", "B", reply.reply_to), ("B", "A", reply.id)]
-        assert r.xlen(keys.inbox(client.namespace, "A")) == r.xlen(keys.inbox(client.namespace, "B")) == 0
+            ("A", "B", reply.reply_to),
+            ("B", "A", reply.id),
+        ]
+        assert (
+            r.xlen(keys.inbox(client.namespace, "A"))
+            == r.xlen(keys.inbox(client.namespace, "B"))
+            == 0
+        )
 
 
 def test_a_late_reply_times_out_the_request_and_is_then_acknowledged(client, r, caplog):
     caplog.set_level(logging.DEBUG, logger="agentfn.agent")
     started, release = threading.Event(), threading.Event()
     inbox = keys.inbox(client.namespace, "A")
-    with acknowledgements(r, client.namespace, "A") as acknowledged, serving(pinger(client, "A")) as a, \
-            serving(pinger(client, "B", release, started)):
+    with (
+        acknowledgements(r, client.namespace, "A") as acknowledged,
+        serving(pinger(client, "A")) as a,
+        serving(pinger(client, "B", release, started)),
+    ):
         try:
             with pytest.raises(TimeoutError, match="no reply from B to message"):
                 a.request("B", "ping", {"n": 1}, timeout=0.2, ttl_ms=60_000)
@@ -488,9 +537,13 @@ def test_a_late_reply_times_out_the_request_and_is_then_acknowledged(client, r, 
             release.set()
         acknowledged("A")
         assert r.xpending(inbox, "agentfn")["pending"] == 0 and r.xlen(inbox) == 0
-    (late,) = [record for record in caplog.records if "nobody waits for reply" in record.getMessage()]
+    (late,) = [
+        record for record in caplog.records if "nobody waits for reply" in record.getMessage()
+    ]
     assert late.levelno == logging.DEBUG
-    assert [fields["type"] for _, fields in r.xrange(keys.events(client.namespace))].count("message.sent") == 2
+    assert [fields["type"] for _, fields in r.xrange(keys.events(client.namespace))].count(
+        "message.sent"
+    ) == 2
 
 
 def test_message_handlers_and_coroutines_request_through_the_agent(client):
@@ -506,9 +559,18 @@ def test_message_handlers_and_coroutines_request_through_the_agent(client):
         return (await a.request_async("B", "ping", message.content, timeout=5)).content
 
     with serving(a), serving(pinger(client, "B")):
-        assert client.request("app", "A", "relay", {"n": 2}, timeout=10).content == {"pong": "B", "n": 2}
-        assert client.request("app", "A", "relay_async", {"n": 3}, timeout=10).content == {"pong": "B", "n": 3}
-        assert asyncio.run(a.request_async("B", "ping", {"n": 4}, timeout=5)).content == {"pong": "B", "n": 4}
+        assert client.request("app", "A", "relay", {"n": 2}, timeout=10).content == {
+            "pong": "B",
+            "n": 2,
+        }
+        assert client.request("app", "A", "relay_async", {"n": 3}, timeout=10).content == {
+            "pong": "B",
+            "n": 3,
+        }
+        assert asyncio.run(a.request_async("B", "ping", {"n": 4}, timeout=5)).content == {
+            "pong": "B",
+            "n": 4,
+        }
     # Stopped: no mailroom, the request reads the inbox itself.
     with serving(pinger(client, "B")):
         assert a.request("B", "ping", {"n": 5}, timeout=5).content == {"pong": "B", "n": 5}
@@ -572,7 +634,12 @@ def test_tasks_complete_once_when_the_agents_connections_are_killed(client, r):
         infos = [wait_for_task(client, task_id, DONE, timeout=20) for task_id in ids]
     assert killed.is_set()
     assert [info.state for info in infos] == ["completed"] * 60
-    assert [info.result for info in infos] == [("kill" if index == 20 else index) for index in range(60)]
-    completions = [fields["task"] for _, fields in r.xrange(keys.events(client.namespace))
-                   if fields.get("type") == "task.completed"]
+    assert [info.result for info in infos] == [
+        ("kill" if index == 20 else index) for index in range(60)
+    ]
+    completions = [
+        fields["task"]
+        for _, fields in r.xrange(keys.events(client.namespace))
+        if fields.get("type") == "task.completed"
+    ]
     assert sorted(completions) == sorted(ids)

@@ -11,7 +11,8 @@ import pytest
 import redis.asyncio
 
 import agentfn
-from agentfn import runtime, waiting
+from agentfn.agent import waiter
+from agentfn.client import waiting
 
 from .agent_fixtures import serving, wait_for_task
 
@@ -31,7 +32,7 @@ def test_submit_between_the_empty_claim_and_the_block_wakes_the_agent(client, mo
             assert timeout_ms >= 10_000  # the agent would really block that long
         return real_wait(connection, streams, timeout_ms)
 
-    monkeypatch.setattr(runtime, "wait_on_streams", submit_then_wait)
+    monkeypatch.setattr(waiter, "wait_on_streams", submit_then_wait)
     agent = agentfn.Agent(client, "a1", ttl_ms=60_000)
     started = threading.Event()
 
@@ -95,8 +96,10 @@ def wait_until_blocked(client: agentfn.Client, others: set[str]) -> None:
     """Until a connection not among ``others`` (the agent's) blocks in XREAD (CLIENT LIST),
     waiting on the server clock."""
     for _ in range(1000):
-        if any(c["cmd"] == "xread" and "b" in c["flags"] and c["id"] not in others
-               for c in client.redis.client_list()):
+        if any(
+            c["cmd"] == "xread" and "b" in c["flags"] and c["id"] not in others
+            for c in client.redis.client_list()
+        ):
             return
         client.redis.blpop(["agentfn-test:never"], timeout=0.005)
     raise AssertionError("the agent never blocked")
@@ -174,9 +177,9 @@ def test_wait_for_work_returns_on_a_new_entry_and_on_timeout(client, r):
     client.agent_register("w", ["job"])
     empty = client.claim("w")
     assert empty.tasks == [] and empty.wait_streams
-    assert agentfn.waiting.wait_for_work(r, empty, 50) is False  # nothing came: timed out
+    assert agentfn.client.waiting.wait_for_work(r, empty, 50) is False  # nothing came: timed out
     client.submit("job", {})
-    assert agentfn.waiting.wait_for_work(r, empty, 5_000) is True
+    assert agentfn.client.waiting.wait_for_work(r, empty, 5_000) is True
     assert len(client.claim("w").tasks) == 1
 
 
@@ -187,8 +190,10 @@ def test_wait_for_work_asyncio(client, redis_url):
     async def main():
         connection = redis.asyncio.Redis.from_url(redis_url)
         try:
-            timed_out = await agentfn.waiting.wait_for_work(connection, empty, 50)
-            waiter = asyncio.ensure_future(agentfn.waiting.wait_for_work(connection, empty, 5_000))
+            timed_out = await agentfn.client.waiting.wait_for_work(connection, empty, 50)
+            waiter = asyncio.ensure_future(
+                agentfn.client.waiting.wait_for_work(connection, empty, 5_000)
+            )
             await asyncio.get_running_loop().run_in_executor(None, client.submit, "job", {})
             return timed_out, await waiter
         finally:

@@ -41,8 +41,13 @@ def assert_gone(pid: int, port: int, directory: str) -> None:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentfn", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "agentfn", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def test_embedded_server_serves_without_persistence_and_is_removed_on_exit():
@@ -78,8 +83,13 @@ def test_missing_redis_server_names_the_package_to_install(monkeypatch):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_owner_stops_its_server(signum):
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None
     pid, port, directory = child.stdout.readline().split()
     assert redis.Redis(port=int(port)).ping()
@@ -91,7 +101,9 @@ def test_interrupted_owner_stops_its_server(signum):
 
 def temporary_server(notice: str) -> tuple[int, int]:
     """The pid and port the CLI's notice names for its temporary server."""
-    found = re.search(r"temporary, empty redis-server \(pid (\d+)\) at redis://127\.0\.0\.1:(\d+)/0", notice)
+    found = re.search(
+        r"temporary, empty redis-server \(pid (\d+)\) at redis://127\.0\.0\.1:(\d+)/0", notice
+    )
     assert found, notice
     return int(found[1]), int(found[2])
 
@@ -105,8 +117,13 @@ def test_cli_without_url_uses_a_temporary_server_and_says_so():
 
 
 def test_a_long_running_command_on_a_temporary_server_stops_it_on_sigterm():
-    top = subprocess.Popen([sys.executable, "-m", "agentfn", "top", "--json"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env=NO_REDIS_ENV)
+    top = subprocess.Popen(
+        [sys.executable, "-m", "agentfn", "top", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=NO_REDIS_ENV,
+    )
     assert top.stdout is not None and top.stderr is not None
     pid, port = temporary_server(top.stderr.readline())
     assert json.loads(top.stdout.readline())["temporary"] is True

@@ -12,12 +12,21 @@ import pytest
 
 import agentfn
 
-ENV = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")}
+ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")
+}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentfn", *args], capture_output=True, text=True, timeout=60,
-                          env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "agentfn", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
 
 
 def cli_json(*args: str) -> object:
@@ -27,8 +36,13 @@ def cli_json(*args: str) -> object:
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "agentfn", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentfn", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def read_line(stream: IO[str] | None) -> str:
@@ -67,9 +81,12 @@ def test_status_counts_agents_queues_leases_delays_and_dead_letters(redis_url, b
     status = cli_json("status", "--url", redis_url)
     assert status["totals"] == {"live_agents": 1, "ready": 1, "running": 1, "delayed": 1, "dead": 1}
     assert status["temporary"] is False
-    assert [(a["id"], a["status"], a["running"]) for a in status["agents"]] == [("researcher-1", "live", 1)]
-    assert [(q["capability"], q["priority"], q["ready"], q["in_flight"]) for q in status["queues"]] == \
-        [("research", "normal", 1, 1)]
+    assert [(a["id"], a["status"], a["running"]) for a in status["agents"]] == [
+        ("researcher-1", "live", 1)
+    ]
+    assert [
+        (q["capability"], q["priority"], q["ready"], q["in_flight"]) for q in status["queues"]
+    ] == [("research", "normal", 1, 1)]
     assert status["library"]["library"] == agentfn.__version__
 
     text = cli("status", "--url", redis_url)
@@ -85,8 +102,10 @@ def test_status_counts_direct_queues_messages_and_workflows(redis_url, client):
     client.send("app", "writer-1", "note", {"n": 1})
     client.create_workflow([{"id": "only", "capability": "code", "input": {}}], workflow_id="w")
     status = cli_json("status", "--url", redis_url)
-    assert [(q["capability"], q["priority"], q["ready"]) for q in status["queues"]] == \
-        [("@writer-1", "direct", 1), ("code", "normal", 1)]
+    assert [(q["capability"], q["priority"], q["ready"]) for q in status["queues"]] == [
+        ("@writer-1", "direct", 1),
+        ("code", "normal", 1),
+    ]
     assert status["messages"] == 1
     assert status["workflows"] == {"running": 1, "completed": 0, "failed": 0, "canceled": 0}
 
@@ -104,7 +123,9 @@ def test_commands_refuse_in_one_line_without_the_library(redis_url, r):
 
 
 def test_bad_namespace_is_one_line(redis_url, deployed):
-    assert_one_line_error(cli("status", "--url", redis_url, "--namespace", "no spaces"), "--namespace")
+    assert_one_line_error(
+        cli("status", "--url", redis_url, "--namespace", "no spaces"), "--namespace"
+    )
 
 
 def test_events_lists_the_latest_and_filters_by_type(redis_url, busy):
@@ -140,7 +161,9 @@ def test_top_redraws_when_the_namespace_changes(redis_url, client):
     try:
         first = json.loads(read_line(top.stdout))
         assert first["totals"]["ready"] == 0
-        client.submit("research", {})  # publishes on the events channel: top redraws now, not in 60 s
+        client.submit(
+            "research", {}
+        )  # publishes on the events channel: top redraws now, not in 60 s
         second = json.loads(read_line(top.stdout))
         assert second["totals"]["ready"] == 1
         assert top.wait(10) == 0
@@ -158,35 +181,49 @@ def test_task_show(redis_url, busy):
     done = cli("task", "show", busy["dead"], "--url", redis_url)
     assert done.returncode == 0, done.stderr
     assert "dead" in done.stdout and '{"topic":"dead"}' in done.stdout
-    assert "Failed attempts" in done.stdout and "boom" in done.stdout and "researcher-1" in done.stdout
+    assert (
+        "Failed attempts" in done.stdout and "boom" in done.stdout and "researcher-1" in done.stdout
+    )
 
     shown = cli_json("task", "show", busy["running"], "--url", redis_url)
-    assert (shown["id"], shown["state"], shown["agent"], shown["attempt"]) == \
-        (busy["running"], "running", "researcher-1", 1)
+    assert (shown["id"], shown["state"], shown["agent"], shown["attempt"]) == (
+        busy["running"],
+        "running",
+        "researcher-1",
+        1,
+    )
     assert shown["payload"] == {"topic": "running"}
 
     assert_one_line_error(cli("task", "show", "t999", "--url", redis_url), "NOTFOUND", "t999")
 
 
 def test_workflow_show_draws_the_steps_as_a_tree(redis_url, client):
-    client.create_workflow([
-        {"id": "research", "capability": "research", "input": {}},
-        {"id": "write", "capability": "write", "input": {}, "depends_on": ["research"]},
-        {"id": "code", "capability": "code", "input": {}, "depends_on": ["write"]},
-    ], workflow_id="blog")
+    client.create_workflow(
+        [
+            {"id": "research", "capability": "research", "input": {}},
+            {"id": "write", "capability": "write", "input": {}, "depends_on": ["research"]},
+            {"id": "code", "capability": "code", "input": {}, "depends_on": ["write"]},
+        ],
+        workflow_id="blog",
+    )
     done = cli("workflow", "show", "blog", "--url", redis_url)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "workflow blog" in lines[0] and "running" in lines[0]
-    research, write, code = (next(line for line in lines if f" {name} [" in line) for name in ("research", "write",
-                                                                                                "code"))
+    research, write, code = (
+        next(line for line in lines if f" {name} [" in line)
+        for name in ("research", "write", "code")
+    )
     assert "queued" in research and "waiting" in write and "waiting" in code
     # each step hangs one level below the step it depends on
     assert research.index("research") < write.index("write") < code.index("code")
 
     shown = cli_json("workflow", "show", "blog", "--url", redis_url)
-    assert [(s["id"], s["state"]) for s in shown["steps"]] == \
-        [("research", "queued"), ("write", "waiting"), ("code", "waiting")]
+    assert [(s["id"], s["state"]) for s in shown["steps"]] == [
+        ("research", "queued"),
+        ("write", "waiting"),
+        ("code", "waiting"),
+    ]
 
     assert_one_line_error(cli("workflow", "show", "nope", "--url", redis_url), "NOTFOUND", "nope")
 
@@ -196,7 +233,9 @@ def test_dead_letters_list_and_requeue(redis_url, busy, client):
     assert listed.returncode == 0, listed.stderr
     assert f"task={busy['dead']}" in listed.stdout and "error=boom" in listed.stdout
     assert "1 dead letter(s)" in listed.stdout
-    assert [entry["task"] for entry in cli_json("dead-letters", "list", "--url", redis_url)] == [busy["dead"]]
+    assert [entry["task"] for entry in cli_json("dead-letters", "list", "--url", redis_url)] == [
+        busy["dead"]
+    ]
 
     requeued = cli("dead-letters", "requeue", busy["dead"], "--url", redis_url)
     assert requeued.returncode == 0, requeued.stderr

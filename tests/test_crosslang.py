@@ -21,15 +21,16 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 
 import agentfn
 from agentfn import keys
-from agentfn.protocol import FunctionSpec, load_specs
+from agentfn.library.protocol import FunctionSpec, load_specs
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 CROSSLANG = CHECKOUT / "tests" / "crosslang"
@@ -40,9 +41,11 @@ SCRIPTS = {
 }
 #: The oldest Node.js the npm `redis` client (6.x, in the package.json files) runs on.
 NODE_MAJOR = 20
-NODE_MISSING = ("{tool} is not installed, and the cross-language tests need it: run `make test` "
-                "(it installs Debian's nodejs and npm through scripts/system-deps.sh --node), "
-                "or install them yourself (apt-get install nodejs npm)")
+NODE_MISSING = (
+    "{tool} is not installed, and the cross-language tests need it: run `make test` "
+    "(it installs Debian's nodejs and npm through scripts/system-deps.sh --node), "
+    "or install them yourself (apt-get install nodejs npm)"
+)
 
 
 def require_tool(tool: str) -> str:
@@ -55,10 +58,18 @@ def require_tool(tool: str) -> str:
 def install_node_project(project: Path) -> None:
     """`npm ci` a Node.js project when its node_modules is missing or older than its lock file."""
     installed = project / "node_modules" / ".package-lock.json"
-    if installed.exists() and installed.stat().st_mtime >= (project / "package-lock.json").stat().st_mtime:
+    if (
+        installed.exists()
+        and installed.stat().st_mtime >= (project / "package-lock.json").stat().st_mtime
+    ):
         return
-    done = subprocess.run([require_tool("npm"), "ci", "--no-audit", "--no-fund"], cwd=project,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [require_tool("npm"), "ci", "--no-audit", "--no-fund"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         pytest.fail(f"npm ci in {project} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
 
@@ -67,10 +78,14 @@ def install_node_project(project: Path) -> None:
 def node() -> str:
     """The node executable, with the dependencies of tests/crosslang and examples/node installed."""
     path = require_tool("node")
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [path, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     if int(version.lstrip("v").split(".")[0]) < NODE_MAJOR:
-        pytest.fail(f"node {version} is too old: the npm `redis` client 6 needs Node.js {NODE_MAJOR} or newer",
-                    pytrace=False)
+        pytest.fail(
+            f"node {version} is too old: the npm `redis` client 6 needs Node.js {NODE_MAJOR} or newer",
+            pytrace=False,
+        )
     for project in (CROSSLANG, NODE_EXAMPLE):
         install_node_project(project)
     return path
@@ -80,8 +95,13 @@ def node() -> str:
 def library_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `agentfn render` prints, in a file, as a user of another language would receive it."""
     path = tmp_path_factory.mktemp("crosslang") / "agentfn.lua"
-    render = subprocess.run([sys.executable, "-m", "agentfn", "render"], capture_output=True, text=True,
-                            check=True, timeout=60)
+    render = subprocess.run(
+        [sys.executable, "-m", "agentfn", "render"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     path.write_text(render.stdout)
     return path
 
@@ -95,9 +115,11 @@ _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b"}
 
 def _unescape(text: str) -> str:
     """One argument as MONITOR quotes it (sdscatrepr) back to its text."""
+
     def one(match: re.Match[str]) -> str:
         code = match[1]
         return chr(int(code[1:], 16)) if len(code) == 3 else _ESCAPED.get(code, code)
+
     return _ESCAPE.sub(one, text)
 
 
@@ -109,11 +131,14 @@ class CallRecorder:
     """
 
     def __init__(self, redis_proc: Any) -> None:
-        self._connection = redis.Connection(host=redis_proc.host, port=redis_proc.port,
-                                            decode_responses=True, socket_timeout=30)
+        self._connection = redis.Connection(
+            host=redis_proc.host, port=redis_proc.port, decode_responses=True, socket_timeout=30
+        )
         self._connection.send_command("MONITOR")
         assert self._connection.read_response() == "OK"
-        self._client = redis.Redis(host=redis_proc.host, port=redis_proc.port, decode_responses=True)
+        self._client = redis.Redis(
+            host=redis_proc.host, port=redis_proc.port, decode_responses=True
+        )
 
     def stop(self) -> list[list[str]]:
         sentinel = "crosslang-recorder-stop"
@@ -141,7 +166,9 @@ def recorder(redis_proc, r) -> Iterator[CallRecorder]:
     recording.close()
 
 
-def check_calls_against_headers(calls: list[list[str]], specs: dict[str, FunctionSpec] | None = None) -> set[str]:
+def check_calls_against_headers(
+    calls: list[list[str]], specs: dict[str, FunctionSpec] | None = None
+) -> set[str]:
     """Each call names a declared function with one key, its positional values and declared options.
 
     Returns the names of the functions called.
@@ -150,12 +177,17 @@ def check_calls_against_headers(calls: list[list[str]], specs: dict[str, Functio
     for command, name, numkeys, *args in calls:
         spec = specs.get(name)
         assert spec is not None, f"{command} {name}: no lua/functions header declares {name}"
-        assert command == "FCALL" or spec.read_only, f"FCALL_RO {name}: {name} is not flagged no-writes"
-        assert numkeys == "1", f"{name}: called with {numkeys} keys, the protocol has one (the root)"
-        options = args[1 + len(spec.argv):]
+        assert command == "FCALL" or spec.read_only, (
+            f"FCALL_RO {name}: {name} is not flagged no-writes"
+        )
+        assert numkeys == "1", (
+            f"{name}: called with {numkeys} keys, the protocol has one (the root)"
+        )
+        options = args[1 + len(spec.argv) :]
         assert len(args) > len(spec.argv) and len(options) % 2 == 0, (
             f"{name} {args[1:]}: the header declares {len(spec.argv)} positional values "
-            f"({', '.join(p.name for p in spec.argv)}) followed by NAME value pairs")
+            f"({', '.join(p.name for p in spec.argv)}) followed by NAME value pairs"
+        )
         undeclared = {option.upper() for option in options[::2]} - spec.option_names
         assert not undeclared, f"{name}: option(s) {sorted(undeclared)} not declared in its header"
     return {call[1] for call in calls}
@@ -184,25 +216,38 @@ def calls_in_source(path: Path) -> list[tuple[bool, str, set[str]]]:
     """(read-only helper used, function name, option words) for each library call in a script."""
     source = path.read_text()
     if path.suffix == ".sh":
-        return [(bool(m[1]), m[2], set(_SH_OPTION.findall(m[3]))) for m in _SH_CALL.finditer(source)]
-    return [(m[1] == "fcallReadOnly", m[2], set(_JS_OPTION.findall(_js_arguments(source, m.end()))))
-            for m in _JS_CALL.finditer(source)]
+        return [
+            (bool(m[1]), m[2], set(_SH_OPTION.findall(m[3]))) for m in _SH_CALL.finditer(source)
+        ]
+    return [
+        (m[1] == "fcallReadOnly", m[2], set(_JS_OPTION.findall(_js_arguments(source, m.end()))))
+        for m in _JS_CALL.finditer(source)
+    ]
 
 
-def check_source_against_headers(path: Path, specs: dict[str, FunctionSpec] | None = None) -> set[str]:
+def check_source_against_headers(
+    path: Path, specs: dict[str, FunctionSpec] | None = None
+) -> set[str]:
     """Every call in the script uses a declared function and only its declared options."""
     specs = specs or load_specs()
     calls = calls_in_source(path)
     assert calls, f"{path.name}: found no fcall(...) of a library function"
     for read_only, name, options in calls:
         spec = specs.get(name)
-        assert spec is not None, f"{path.name}: calls {name}, which no lua/functions header declares"
-        assert spec.read_only or not read_only, f"{path.name}: FCALL_RO {name}, which is not no-writes"
+        assert spec is not None, (
+            f"{path.name}: calls {name}, which no lua/functions header declares"
+        )
+        assert spec.read_only or not read_only, (
+            f"{path.name}: FCALL_RO {name}, which is not no-writes"
+        )
         assert options <= spec.option_names, (
             f"{path.name}: {name} with option(s) {sorted(options - spec.option_names)} that its header "
-            f"does not declare (declared: {sorted(spec.option_names)})")
+            f"does not declare (declared: {sorted(spec.option_names)})"
+        )
     mentioned = set(re.findall(r"\bagentfn_[a-z_]+", path.read_text()))
-    assert mentioned <= set(specs), f"{path.name} names undeclared functions {sorted(mentioned - set(specs))}"
+    assert mentioned <= set(specs), (
+        f"{path.name} names undeclared functions {sorted(mentioned - set(specs))}"
+    )
     return {name for _, name, _ in calls}
 
 
@@ -214,20 +259,27 @@ LIFECYCLE_FUNCTIONS = set(load_specs())
 
 
 def uncovered(script: str, functions: set[str]) -> str:
-    return (f"{script} never calls {', '.join(sorted(functions))}: the cross-language examples cover every "
-            "function; add a step to tests/crosslang/lifecycle.sh and lifecycle.mjs")
+    return (
+        f"{script} never calls {', '.join(sorted(functions))}: the cross-language examples cover every "
+        "function; add a step to tests/crosslang/lifecycle.sh and lifecycle.mjs"
+    )
 
 
-def run_script(command: list[str], redis_url: str, namespace: str, timeout: float = 120) -> dict[str, str]:
+def run_script(
+    command: list[str], redis_url: str, namespace: str, timeout: float = 120
+) -> dict[str, str]:
     """Run a script that talks to Redis; returns the name=value lines it printed on stdout."""
     env = {**os.environ, "REDIS_URL": redis_url, "AGENTFN_NAMESPACE": namespace}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, (
-        f"{' '.join(map(str, command))} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}")
+        f"{' '.join(map(str, command))} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
 
 
-def lifecycle_command(language: str, request: pytest.FixtureRequest, library_file: Path) -> list[str]:
+def lifecycle_command(
+    language: str, request: pytest.FixtureRequest, library_file: Path
+) -> list[str]:
     if language == "sh":
         return [require_tool("bash"), str(SCRIPTS["sh"]), str(library_file)]
     return [request.getfixturevalue("node"), str(SCRIPTS["node"]), str(library_file)]
@@ -242,7 +294,7 @@ CALLERS = [SCRIPTS["sh"], SCRIPTS["node"], NODE_EXAMPLE / "agent.mjs"]
 def test_script_calls_only_declared_functions_and_options(script):
     used = check_source_against_headers(script)
     if script in SCRIPTS.values():
-        assert LIFECYCLE_FUNCTIONS <= used, uncovered(script.name, LIFECYCLE_FUNCTIONS - used)
+        assert used >= LIFECYCLE_FUNCTIONS, uncovered(script.name, LIFECYCLE_FUNCTIONS - used)
 
 
 def test_a_header_change_the_scripts_do_not_follow_fails(tmp_path):
@@ -250,7 +302,9 @@ def test_a_header_change_the_scripts_do_not_follow_fails(tmp_path):
     lua = tmp_path / "lua"
     shutil.copytree(CHECKOUT / "lua", lua)
     header = lua / "functions" / "agentfn_agent_register.lua"
-    header.write_text(header.read_text().replace("-- OPTION TTL_MS ms:", "-- OPTION LIVENESS_MS ms:"))
+    header.write_text(
+        header.read_text().replace("-- OPTION TTL_MS ms:", "-- OPTION LIVENESS_MS ms:")
+    )
     changed = load_specs(lua)
     assert "TTL_MS" not in changed["agentfn_agent_register"].option_names
     for script in CALLERS:
@@ -263,7 +317,9 @@ def test_a_header_change_the_scripts_do_not_follow_fails(tmp_path):
 
 def test_recorded_calls_are_checked_against_the_headers():
     root = "agentfn:{default}"
-    check_calls_against_headers([["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"]])
+    check_calls_against_headers(
+        [["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"]]
+    )
     check_calls_against_headers([["FCALL_RO", "agentfn_version", "1", root]])
     for bad, why in [
         (["FCALL", "agentfn_agent_register", "1", root, "a1"], "positional"),
@@ -281,47 +337,93 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
     """The state a lifecycle script left, read with the Python client."""
     client = agentfn.Client(r, namespace)
     agent = made["agent"]
-    assert client.agent_find("*") == [] and not r.exists(keys.agent(namespace, agent))  # deregistered
+    assert client.agent_find("*") == [] and not r.exists(
+        keys.agent(namespace, agent)
+    )  # deregistered
 
     done = client.get_task(made["task_completed"])
-    assert (done.state, done.result, done.attempt, done.agent) == ("completed", {"echo": "hello"}, 1, agent)
+    assert (done.state, done.result, done.attempt, done.agent) == (
+        "completed",
+        {"echo": "hello"},
+        1,
+        agent,
+    )
     assert done.payload == {"text": "hello"} and done.errors == []
     retried = client.get_task(made["task_retried"])
     assert (retried.state, retried.result, retried.attempt) == ("completed", {"echo": "flaky"}, 2)
-    assert [(e["attempt"], e["error"], e["agent"]) for e in retried.errors] == [(1, "upstream timed out", agent)]
+    assert [(e["attempt"], e["error"], e["agent"]) for e in retried.errors] == [
+        (1, "upstream timed out", agent)
+    ]
     requeued = client.get_task(made["task_requeued"])
-    assert (requeued.state, requeued.result, requeued.attempt) == ("completed", {"echo": "doomed"}, 2)
+    assert (requeued.state, requeued.result, requeued.attempt) == (
+        "completed",
+        {"echo": "doomed"},
+        2,
+    )
     assert [e["error"] for e in requeued.errors] == ["bad gateway"]
     assert r.xlen(keys.dead_letters(namespace)) == 0
     assert client.get_task(made["task_canceled"]).state == "canceled"
 
     workflow = client.get_workflow(made["workflow"])
     assert workflow.state == "completed" and workflow.remaining == 0
-    assert workflow.results == {step: {"text": f"{step} done"} for step in ("fetch", "summarize", "publish")}
+    assert workflow.results == {
+        step: {"text": f"{step} done"} for step in ("fetch", "summarize", "publish")
+    }
     for step in workflow.steps:
         task = client.get_task(step.task)
-        assert (task.workflow, task.step, task.agent, task.state) == (workflow.id, step.id, agent, "completed")
+        assert (task.workflow, task.step, task.agent, task.state) == (
+            workflow.id,
+            step.id,
+            agent,
+            "completed",
+        )
     publish = workflow.step("publish")
     assert (publish.signal, publish.attempts) == ({"approved": True}, 2)
-    assert client.get_task(publish.task).inputs == {"summarize": {"text": "summarize done"}, "_signal": {"approved": True}}
+    assert client.get_task(publish.task).inputs == {
+        "summarize": {"text": "summarize done"},
+        "_signal": {"approved": True},
+    }
     context = client.ctx_get(workflow.id)
     assert (context.document, context.version) == ({"topic": "redis", "summary": "ready"}, 1)
     canceled = client.get_workflow(made["workflow_canceled"])
-    assert canceled.state == "canceled" and client.get_task(canceled.step("fetch").task).state == "canceled"
+    assert (
+        canceled.state == "canceled"
+        and client.get_task(canceled.step("fetch").task).state == "canceled"
+    )
 
     assert client.read_messages(agent) == []
     assert r.xlen(keys.inbox(namespace, agent)) == 0
 
     events = [fields for _, fields in r.xrange(keys.events(namespace))]
     kinds = {fields["type"] for fields in events}
-    assert {"agent.registered", "task.submitted", "task.running", "task.completed", "task.queued", "task.dead",
-            "task.canceled", "workflow.created", "step.completed", "context.updated", "step.signaled",
-            "workflow.completed", "workflow.canceled", "message.sent", "message.broadcast",
-            "agent.deregistered"} <= kinds, kinds
+    assert {
+        "agent.registered",
+        "task.submitted",
+        "task.running",
+        "task.completed",
+        "task.queued",
+        "task.dead",
+        "task.canceled",
+        "workflow.created",
+        "step.completed",
+        "context.updated",
+        "step.signaled",
+        "workflow.completed",
+        "workflow.canceled",
+        "message.sent",
+        "message.broadcast",
+        "agent.deregistered",
+    } <= kinds, kinds
 
     def subjects(kind: str) -> list[str]:
-        return [event[event_field] for event in events if event["type"] == kind
-                for event_field in ("task", "workflow") if event_field in event]
+        return [
+            event[event_field]
+            for event in events
+            if event["type"] == kind
+            for event_field in ("task", "workflow")
+            if event_field in event
+        ]
+
     assert subjects("task.running").count(made["task_retried"]) == 2
     assert made["task_retried"] in subjects("task.queued")
     assert subjects("task.dead") == [made["task_requeued"]]
@@ -334,21 +436,30 @@ def test_lifecycle_without_python(language, request, r, redis_url, recorder, lib
     made = run_script(lifecycle_command(language, request, library_file), redis_url, namespace)
     calls = recorder.stop()
     used = check_calls_against_headers(calls)
-    assert LIFECYCLE_FUNCTIONS <= used, uncovered(SCRIPTS[language].name, LIFECYCLE_FUNCTIONS - used)
+    assert used >= LIFECYCLE_FUNCTIONS, uncovered(
+        SCRIPTS[language].name, LIFECYCLE_FUNCTIONS - used
+    )
     assert {call[3] for call in calls} == {f"agentfn:{{{namespace}}}"}
     verify_lifecycle(r, namespace, made)
 
 
 # --- One workflow, two languages -----------------------------------------------------------------
 
+
 class NodeAgent:
     """examples/node/agent.mjs in a subprocess; the JSON lines it prints arrive on a queue."""
 
-    def __init__(self, node: str, redis_url: str, namespace: str, agent_id: str, capability: str) -> None:
+    def __init__(
+        self, node: str, redis_url: str, namespace: str, agent_id: str, capability: str
+    ) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "AGENTFN_NAMESPACE": namespace}
         self.process = subprocess.Popen(
             [node, str(NODE_EXAMPLE / "agent.mjs"), "--id", agent_id, "--capability", capability],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -367,8 +478,10 @@ class NodeAgent:
                 pytest.fail(f"the Node.js agent did not report {event!r} within {timeout} s")
             if line is None:
                 assert self.process.stderr is not None
-                pytest.fail(f"the Node.js agent exited ({self.process.wait()}) before {event!r}:\n"
-                            f"{self.process.stderr.read()}")
+                pytest.fail(
+                    f"the Node.js agent exited ({self.process.wait()}) before {event!r}:\n"
+                    f"{self.process.stderr.read()}"
+                )
             if line["event"] == event:
                 return line
 
@@ -398,7 +511,10 @@ def test_mixed_workflow_python_and_node_agents(client, node_agent, recorder):
 
     @python_agent.handler("fetch")
     def fetch(task: agentfn.TaskContext) -> dict[str, Any]:
-        return {"text": "Redis Functions coordinate agents written in any language", "url": task.payload["url"]}
+        return {
+            "text": "Redis Functions coordinate agents written in any language",
+            "url": task.payload["url"],
+        }
 
     @python_agent.handler("publish")
     def publish(task: agentfn.TaskContext) -> dict[str, Any]:
@@ -408,11 +524,13 @@ def test_mixed_workflow_python_and_node_agents(client, node_agent, recorder):
     thread = python_agent.start()
     try:
         node_agent.expect("registered")
-        workflow_id = client.create_workflow([
-            {"id": "fetch", "capability": "fetch", "input": {"url": "https://example.org"}},
-            {"id": "count", "capability": "word_count", "depends_on": ["fetch"]},
-            {"id": "publish", "capability": "publish", "depends_on": ["count"]},
-        ])
+        workflow_id = client.create_workflow(
+            [
+                {"id": "fetch", "capability": "fetch", "input": {"url": "https://example.org"}},
+                {"id": "count", "capability": "word_count", "depends_on": ["fetch"]},
+                {"id": "publish", "capability": "publish", "depends_on": ["count"]},
+            ]
+        )
         workflow = client.wait_workflow(workflow_id, timeout=30)
         handled = node_agent.expect("completed")
     finally:
@@ -422,12 +540,24 @@ def test_mixed_workflow_python_and_node_agents(client, node_agent, recorder):
     ran_by = {step.id: client.get_task(step.task).agent for step in workflow.steps}
     assert ran_by == {"fetch": "py-agent-1", "count": "node-agent-1", "publish": "py-agent-1"}
     assert workflow.results["count"] == {"words": 8, "agent": "node-agent-1", "language": "node"}
-    assert workflow.results["publish"] == {"published": True, "words": 8, "counted_by": "node-agent-1"}
-    assert (handled["task"], handled["workflow"], handled["step"]) == (workflow.step("count").task, workflow_id, "count")
+    assert workflow.results["publish"] == {
+        "published": True,
+        "words": 8,
+        "counted_by": "node-agent-1",
+    }
+    assert (handled["task"], handled["workflow"], handled["step"]) == (
+        workflow.step("count").task,
+        workflow_id,
+        "count",
+    )
 
     assert node_agent.stop() == 0
     assert client.agent_find("word_count") == []
     calls = recorder.stop()
     check_calls_against_headers(calls)
     node_calls = {call[1] for call in calls if call[4:5] == ["node-agent-1"]}
-    assert {"agentfn_agent_register", "agentfn_task_claim", "agentfn_agent_deregister"} <= node_calls
+    assert {
+        "agentfn_agent_register",
+        "agentfn_task_claim",
+        "agentfn_agent_deregister",
+    } <= node_calls

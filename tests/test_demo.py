@@ -13,7 +13,11 @@ import redis
 
 import agentfn
 
-ENV = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")}
+ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")
+}
 
 #: What the issue promises about the demo's duration.
 DEMO_BUDGET_S = 30.0
@@ -21,8 +25,13 @@ DEMO_BUDGET_S = 30.0
 
 def run_demo(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "agentfn", "demo", "--no-live", *args], capture_output=True,
-                          text=True, timeout=120, env=ENV)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentfn", "demo", "--no-live", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     return done, time.monotonic() - began
 
 
@@ -35,8 +44,13 @@ def assert_story(output: str) -> None:
     pid, task_id = int(kill[1]), kill[2]
     assert f"{task_id} is leased to a dead agent" in output
     assert re.search(rf"{task_id} \S+: running on researcher-2 \(attempt 2\)", output), output
-    assert f"{task_id} recovered: researcher-1 was killed holding it, researcher-2 completed it on attempt 2" in output
-    assert "Totals: 2 of 2 workflows completed, 8 steps, 9 attempts (1 retried), 6 messages" in output
+    assert (
+        f"{task_id} recovered: researcher-1 was killed holding it, researcher-2 completed it on attempt 2"
+        in output
+    )
+    assert (
+        "Totals: 2 of 2 workflows completed, 8 steps, 9 attempts (1 retried), 6 messages" in output
+    )
     assert not os.path.exists(f"/proc/{pid}")
 
 
@@ -65,7 +79,25 @@ def test_demo_against_an_existing_redis_uses_a_fresh_namespace(redis_url, r):
     info = agentfn.Client(r, namespace).get_workflow("fan-in")
     assert info.state == agentfn.WorkflowState.COMPLETED
 
-    again = subprocess.run([sys.executable, "-m", "agentfn", "demo", "--no-live", "--url", redis_url,
-                            "--namespace", namespace], capture_output=True, text=True, timeout=60, env=ENV)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentfn",
+            "demo",
+            "--no-live",
+            "--url",
+            redis_url,
+            "--namespace",
+            namespace,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
     assert again.returncode == 1
-    assert again.stderr.strip() == f"agentfn: namespace {namespace} is not empty: pick a new one with --namespace"
+    assert (
+        again.stderr.strip()
+        == f"agentfn: namespace {namespace} is not empty: pick a new one with --namespace"
+    )

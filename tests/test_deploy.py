@@ -12,11 +12,11 @@ import redis
 
 import agentfn
 from agentfn import keys
-from agentfn.deploy import deploy, deployed_library
 from agentfn.errors import DowngradeRefused, LibraryNotReady, MigrationError
-from agentfn.migrate import list_migrations, migrate, schema_version
-from agentfn.paths import migrations_dir
-from agentfn.render import render_library
+from agentfn.library.deploy import deploy, deployed_library
+from agentfn.library.migrate import list_migrations, migrate, schema_version
+from agentfn.library.paths import migrations_dir
+from agentfn.library.render import render_library
 
 from .helpers import ROOT, fcall, pairs
 
@@ -57,7 +57,9 @@ def test_deploy_cli_twice_says_up_to_date(r, redis_url):
 def test_changed_code_is_loaded_again(r):
     deploy(r, "default")
     changed = render_library()
-    changed = type(changed)(changed.source + "\n-- changed\n", changed.version, "0" * 64, changed.schema_version)
+    changed = type(changed)(
+        changed.source + "\n-- changed\n", changed.version, "0" * 64, changed.schema_version
+    )
     r.config_resetstat()
     report = deploy(r, "default", library=changed)
     assert report.loaded
@@ -206,13 +208,21 @@ def test_migration_numbers_must_not_have_gaps(tmp_path):
 
 
 def test_version_cli_prints_package_and_deployed(deployed, redis_url):
-    out = subprocess.run([sys.executable, "-m", "agentfn", "version", "--url", redis_url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "agentfn", "version", "--url", redis_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"package   agentfn {agentfn.__version__}" in out
     assert f"deployed  agentfn {agentfn.__version__}" in out
 
 
 def test_agentfn_version_is_callable_read_only(deployed, library):
     reply = pairs(deployed.execute_command("FCALL_RO", "agentfn_version", 1, ROOT))
-    assert reply == {"library": agentfn.__version__, "code_sha": library.code_sha,
-                     "schema_version": "1", "library_schema_version": "1"}
+    assert reply == {
+        "library": agentfn.__version__,
+        "code_sha": library.code_sha,
+        "schema_version": "1",
+        "library_schema_version": "1",
+    }

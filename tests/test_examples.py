@@ -20,16 +20,26 @@ from agentfn.constants import DEFAULTS, LIMITS
 CHECKOUT = Path(__file__).resolve().parent.parent
 EXAMPLES = CHECKOUT / "examples"
 README = (CHECKOUT / "README.md").read_text(encoding="utf-8")
-ENV = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")}
+ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in ("REDIS_URL", "AGENTFN_NAMESPACE")
+}
 
 #: What each Python example prints when it worked.
 EXPECTED = {
     "agents.py": ["submitted t1", "completed {'topic': 'Redis Functions'", "done by researcher-1"],
-    "workflows.py": ["'code': {'code': \"print('Redis Functions keeps state in Redis')\"}",
-                     "fan-in completed", "'article': 'Streams keeps state in Redis Pub/Sub keeps state in Redis'",
-                     "{'audience': 'operators'}"],
-    "messages.py": ["reply: {'text': 'HELLO'}", "planner-1 got note {'priority': 'high'} from app",
-                    "broadcast reached ['planner-1']"],
+    "workflows.py": [
+        "'code': {'code': \"print('Redis Functions keeps state in Redis')\"}",
+        "fan-in completed",
+        "'article': 'Streams keeps state in Redis Pub/Sub keeps state in Redis'",
+        "{'audience': 'operators'}",
+    ],
+    "messages.py": [
+        "reply: {'text': 'HELLO'}",
+        "planner-1 got note {'priority': 'high'} from app",
+        "broadcast reached ['planner-1']",
+    ],
 }
 
 #: Fenced code blocks of the README: (language, text).
@@ -42,17 +52,33 @@ def test_every_python_example_has_an_expectation():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_python_example_runs(name):
-    done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=60,
-                          env=ENV, cwd=CHECKOUT)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        cwd=CHECKOUT,
+    )
     assert done.returncode == 0, done.stderr
     for fragment in EXPECTED[name]:
         assert fragment in done.stdout, f"{name} did not print {fragment!r}:\n{done.stdout}"
 
 
 def test_redis_cli_example_runs_the_lifecycle_with_fcall_alone(redis_url, r):
-    env = {**ENV, "REDIS_URL": redis_url, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ENV['PATH']}"}
-    done = subprocess.run(["sh", str(EXAMPLES / "redis_cli.sh")], capture_output=True, text=True, timeout=60,
-                          env=env, cwd=CHECKOUT)
+    env = {
+        **ENV,
+        "REDIS_URL": redis_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ENV['PATH']}",
+    }
+    done = subprocess.run(
+        ["sh", str(EXAMPLES / "redis_cli.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=CHECKOUT,
+    )
     assert done.returncode == 0, done.stderr
     assert '"completed"' in done.stdout and r'"{\"words\":3}"' in done.stdout
     namespace = next(key for key in r.scan_iter("agentfn:{cli-example-*}:meta"))
@@ -66,14 +92,20 @@ def test_every_python_block_of_the_readme_is_an_example_file_verbatim():
     for text in python_blocks:
         first, _, body = text.partition("\n")
         match = re.fullmatch(r"# (examples/\S+)", first)
-        assert match, f"a Python block of the README does not start with '# examples/<file>': {first!r}"
-        assert body == (CHECKOUT / match[1]).read_text(encoding="utf-8"), f"README's {match[1]} differs"
+        assert match, (
+            f"a Python block of the README does not start with '# examples/<file>': {first!r}"
+        )
+        assert body == (CHECKOUT / match[1]).read_text(encoding="utf-8"), (
+            f"README's {match[1]} differs"
+        )
         shown.add(match[1])
     assert shown == {f"examples/{name}" for name in EXPECTED}
 
 
 def test_readme_shell_blocks_naming_an_example_show_it_verbatim():
-    named = [text for language, text in BLOCKS if language == "sh" and text.startswith("# examples/")]
+    named = [
+        text for language, text in BLOCKS if language == "sh" and text.startswith("# examples/")
+    ]
     assert named
     for text in named:
         first, _, body = text.partition("\n")

@@ -7,7 +7,8 @@ import asyncio
 import json
 import subprocess
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,22 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from .agent_fixtures import REPO  # noqa: E402
 from .bridge_agents import serving_team  # noqa: E402
 
-TOOLS = {"find_agents", "submit_task", "get_task", "wait_task", "cancel_task", "create_workflow", "get_workflow",
-         "wait_workflow", "cancel_workflow", "answer_input", "read_context", "write_context", "send_message",
-         "read_inbox"}
+TOOLS = {
+    "find_agents",
+    "submit_task",
+    "get_task",
+    "wait_task",
+    "cancel_task",
+    "create_workflow",
+    "get_workflow",
+    "wait_workflow",
+    "cancel_workflow",
+    "answer_input",
+    "read_context",
+    "write_context",
+    "send_message",
+    "read_inbox",
+}
 
 
 @pytest.fixture
@@ -50,27 +64,45 @@ async def refused(session: ClientSession, tool: str, **arguments: Any) -> str:
 async def run_workflow_through_tools(session: ClientSession) -> None:
     listed = await session.list_tools()
     tools = {tool.name: tool for tool in listed.tools}
-    assert TOOLS <= set(tools)
+    assert set(tools) >= TOOLS
     steps_schema = tools["create_workflow"].input_schema
     assert steps_schema["required"] == ["steps"]
     assert steps_schema["$defs"]["StepSpec"]["required"] == ["id", "capability"]
-    assert tools["submit_task"].input_schema["properties"]["priority"]["enum"] == ["high", "normal", "low"]
+    assert tools["submit_task"].input_schema["properties"]["priority"]["enum"] == [
+        "high",
+        "normal",
+        "low",
+    ]
 
     agents = await call(session, "find_agents", capability="research")
     assert [agent["id"] for agent in agents["result"]] == ["team-1"]
 
-    created = await call(session, "create_workflow", workflow_id="article", context={"audience": "ops"}, steps=[
-        {"id": "streams", "capability": "research", "input": {"topic": "streams"}},
-        {"id": "pubsub", "capability": "research", "input": {"topic": "pubsub"}},
-        {"id": "write", "capability": "write", "depends_on": ["streams", "pubsub"]},
-        {"id": "review", "capability": "review", "input": "the article", "depends_on": ["write"]},
-    ])
+    created = await call(
+        session,
+        "create_workflow",
+        workflow_id="article",
+        context={"audience": "ops"},
+        steps=[
+            {"id": "streams", "capability": "research", "input": {"topic": "streams"}},
+            {"id": "pubsub", "capability": "research", "input": {"topic": "pubsub"}},
+            {"id": "write", "capability": "write", "depends_on": ["streams", "pubsub"]},
+            {
+                "id": "review",
+                "capability": "review",
+                "input": "the article",
+                "depends_on": ["write"],
+            },
+        ],
+    )
     assert created["id"] == "article" and created["state"] == "running"
     waiting = await call(session, "wait_workflow", workflow_id="article", timeout_s=20)
     assert waiting["input_required"] == ["review"] and not waiting["done"]
     review = next(step for step in waiting["steps"] if step["id"] == "review")
     assert review["prompt"] == {"question": "publish the article?"}
-    assert waiting["results"]["write"] == {"article": "notes on pubsub / notes on streams", "audience": "ops"}
+    assert waiting["results"]["write"] == {
+        "article": "notes on pubsub / notes on streams",
+        "audience": "ops",
+    }
 
     await call(session, "answer_input", workflow_id="article", step_id="review", value="yes")
     done = await call(session, "wait_workflow", workflow_id="article", timeout_s=20)
@@ -79,19 +111,35 @@ async def run_workflow_through_tools(session: ClientSession) -> None:
 
     context = await call(session, "read_context", workflow_id="article")
     assert context == {"document": {"audience": "ops"}, "version": 0}
-    written = await call(session, "write_context", workflow_id="article", document={"status": "published"},
-                         expect_version=0)
+    written = await call(
+        session,
+        "write_context",
+        workflow_id="article",
+        document={"status": "published"},
+        expect_version=0,
+    )
     assert written == {"document": {"audience": "ops", "status": "published"}, "version": 1}
 
     # Coded errors: the library's refusals, as tool errors that start with their code.
-    assert (await refused(session, "write_context", workflow_id="article", document={"x": 1},
-                          expect_version=0)).startswith("CONFLICT")
+    assert (
+        await refused(
+            session, "write_context", workflow_id="article", document={"x": 1}, expect_version=0
+        )
+    ).startswith("CONFLICT")
     assert (await refused(session, "get_task", task_id="t-ghost")).startswith("NOTFOUND")
-    assert (await refused(session, "answer_input", workflow_id="article", step_id="review",
-                          value=1)).startswith("STATE")
-    assert (await refused(session, "create_workflow", steps=[
-        {"id": "a", "capability": "research", "depends_on": ["b"]},
-        {"id": "b", "capability": "research", "depends_on": ["a"]}])).startswith("CYCLE")
+    assert (
+        await refused(session, "answer_input", workflow_id="article", step_id="review", value=1)
+    ).startswith("STATE")
+    assert (
+        await refused(
+            session,
+            "create_workflow",
+            steps=[
+                {"id": "a", "capability": "research", "depends_on": ["b"]},
+                {"id": "b", "capability": "research", "depends_on": ["a"]},
+            ],
+        )
+    ).startswith("CYCLE")
     schema_error = await refused(session, "submit_task", capability="research", priority="urgent")
     assert "priority" in schema_error  # refused by the input schema before any call
 
@@ -100,14 +148,30 @@ async def message_round_trip(session: ClientSession) -> None:
     sent = await call(session, "send_message", to="team-1", type="ping", content={"n": 1})
     inbox = await call(session, "read_inbox", timeout_s=20)
     [reply] = inbox["messages"]
-    assert (reply["sender"], reply["content"], reply["reply_to"]) == ("team-1", {"pong": {"n": 1}}, sent["id"])
+    assert (reply["sender"], reply["content"], reply["reply_to"]) == (
+        "team-1",
+        {"pong": {"n": 1}},
+        sent["id"],
+    )
     assert (await call(session, "read_inbox", ack=[reply["id"]]))["messages"] == []
 
 
 def test_stdio_tools_run_a_workflow_with_input_and_messages(team, redis_url):
     parameters = StdioServerParameters(
-        command=sys.executable, cwd=str(REPO),
-        args=["-m", "agentfn", "mcp", "--url", redis_url, "--namespace", "default", "--agent-id", "mcp-test"])
+        command=sys.executable,
+        cwd=str(REPO),
+        args=[
+            "-m",
+            "agentfn",
+            "mcp",
+            "--url",
+            redis_url,
+            "--namespace",
+            "default",
+            "--agent-id",
+            "mcp-test",
+        ],
+    )
 
     async def scenario() -> None:
         async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
@@ -123,38 +187,78 @@ def test_stdio_tools_run_a_workflow_with_input_and_messages(team, redis_url):
 
 def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url):
     server = subprocess.Popen(
-        [sys.executable, "-m", "agentfn", "mcp", "--url", redis_url, "--http", "0", "--agent-id", "mcp-http"],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "agentfn",
+            "mcp",
+            "--url",
+            redis_url,
+            "--http",
+            "0",
+            "--agent-id",
+            "mcp-http",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = server.stderr.readline()
         assert line.startswith("agentfn mcp: serving http://"), line
         url = line.split()[3]
 
         async def scenario() -> None:
-            async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+            async with (
+                streamable_http_client(url) as (read, write),
+                ClientSession(read, write) as session,
+            ):
                 await session.initialize()
-                assert TOOLS <= {tool.name for tool in (await session.list_tools()).tools}
-                task = await call(session, "submit_task", capability="research", payload={"topic": "leases"},
-                                  priority="high", idempotency_key="leases-once")
-                again = await call(session, "submit_task", capability="research", payload={"topic": "leases"},
-                                   idempotency_key="leases-once")
+                assert {tool.name for tool in (await session.list_tools()).tools} >= TOOLS
+                task = await call(
+                    session,
+                    "submit_task",
+                    capability="research",
+                    payload={"topic": "leases"},
+                    priority="high",
+                    idempotency_key="leases-once",
+                )
+                again = await call(
+                    session,
+                    "submit_task",
+                    capability="research",
+                    payload={"topic": "leases"},
+                    idempotency_key="leases-once",
+                )
                 assert again["id"] == task["id"]
                 finished = await call(session, "wait_task", task_id=task["id"], timeout_s=20)
-                assert (finished["state"], finished["done"], finished["agent"]) == ("completed", True, "team-1")
+                assert (finished["state"], finished["done"], finished["agent"]) == (
+                    "completed",
+                    True,
+                    "team-1",
+                )
                 assert finished["result"] == {"topic": "leases", "notes": "notes on leases"}
 
                 nobody = await call(session, "submit_task", capability="nobody-serves-it")
                 pending = await call(session, "wait_task", task_id=nobody["id"], timeout_s=0.2)
-                assert (pending["state"], pending["done"]) == ("queued", False)  # bounded: back after 0.2 s
+                assert (pending["state"], pending["done"]) == (
+                    "queued",
+                    False,
+                )  # bounded: back after 0.2 s
                 canceled = await call(session, "cancel_task", task_id=nobody["id"])
                 assert (canceled["state"], canceled["done"]) == ("canceled", True)
 
-                held = await call(session, "create_workflow", steps=[{"id": "h", "capability": "hold"}])
+                held = await call(
+                    session, "create_workflow", steps=[{"id": "h", "capability": "hold"}]
+                )
                 stopped = await call(session, "cancel_workflow", workflow_id=held["id"])
                 assert stopped["state"] == "canceled"
                 resource = await session.read_resource(f"agentfn://workflows/{held['id']}")
                 assert json.loads(resource.contents[0].text)["state"] == "canceled"
-                assert client.get_task(stopped["steps"][0]["task"]).state == "canceled"  # in Redis too
+                assert (
+                    client.get_task(stopped["steps"][0]["task"]).state == "canceled"
+                )  # in Redis too
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
     finally:

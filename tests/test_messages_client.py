@@ -25,7 +25,9 @@ def agents(client):
 
 
 def second_client(redis_proc) -> agentfn.Client:
-    return agentfn.Client(redis.Redis(host=redis_proc.host, port=redis_proc.port, decode_responses=True))
+    return agentfn.Client(
+        redis.Redis(host=redis_proc.host, port=redis_proc.port, decode_responses=True)
+    )
 
 
 def test_send_read_ack_round_trip(agents):
@@ -132,7 +134,11 @@ def test_redelivery_after_the_reader_dies(agents, redis_proc):
     survivor = second_client(redis_proc)
     try:
         messages = survivor.receive("a1", 5)
-        assert [(m.id, m.redelivered) for m in messages] == [(sent[0], True), (sent[1], True), (sent[2], False)]
+        assert [(m.id, m.redelivered) for m in messages] == [
+            (sent[0], True),
+            (sent[1], True),
+            (sent[2], False),
+        ]
     finally:
         survivor.redis.close()
 
@@ -175,8 +181,13 @@ def responder(redis_proc, stop: threading.Event, handled: list) -> threading.Thr
                 for message in client.receive("a2", 0.05):
                     handled.append(message)  # before the reply, which lets the requester go on
                     if message.type == "question":
-                        client.send("a2", message.sender, "answer", {"double": message.content * 2},
-                                    reply_to=message.id)
+                        client.send(
+                            "a2",
+                            message.sender,
+                            "answer",
+                            {"double": message.content * 2},
+                            reply_to=message.id,
+                        )
                     client.ack("a2", message.id)
         finally:
             client.redis.close()
@@ -209,7 +220,9 @@ def test_request_times_out_and_a_late_reply_stays_in_the_inbox(agents, deployed)
         agents.request("a1", "a2", "question", 1, timeout=0.1)
     assert time.monotonic() - begun >= 0.1
     # By default the request expires when its requester stops waiting (the expiry index says when).
-    ((member, expires_ms),) = deployed.zrange(keys.message_expiry("default"), 0, -1, withscores=True)
+    ((member, expires_ms),) = deployed.zrange(
+        keys.message_expiry("default"), 0, -1, withscores=True
+    )
     request_id = member.removeprefix("a2 ")
     assert expires_ms == int(request_id.split("-")[0]) + 100
     with pytest.raises(TimeoutError):
@@ -241,7 +254,9 @@ def test_async_client_receives_iterates_and_requests(redis_proc, deployed):
 
             async def answer_one():
                 async for message in peer.messages("a2"):
-                    await peer.send("a2", message.sender, "answer", message.content + 1, reply_to=message.id)
+                    await peer.send(
+                        "a2", message.sender, "answer", message.content + 1, reply_to=message.id
+                    )
                     return message
 
             answering = asyncio.create_task(answer_one())

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from agentfn.constants import DEFAULTS, LIMITS
-from agentfn.protocol import load_specs
+from agentfn.library.protocol import load_specs
 
 from .helpers import ROOT, assert_refused, fcall, pairs
 
@@ -47,12 +47,29 @@ def ack(r, agent_id, *ids) -> int:
 def test_send_appends_to_the_inbox_and_indexes_the_expiry(deployed):
     register(deployed, "a1")
     before = server_ms(deployed)
-    reply = pairs(fcall(deployed, "agentfn_msg_send", "p1", "a1", "question", '{"q":"ready?"}', "TTL_MS", "60000"))
+    reply = pairs(
+        fcall(
+            deployed,
+            "agentfn_msg_send",
+            "p1",
+            "a1",
+            "question",
+            '{"q":"ready?"}',
+            "TTL_MS",
+            "60000",
+        )
+    )
     after = server_ms(deployed)
     ((entry_id, fields),) = deployed.xrange(f"{INBOX}:a1")
     assert entry_id == reply["id"]
-    assert fields == {"from": "p1", "type": "question", "content": '{"q":"ready?"}', "reply_to": "",
-                      "sent_ms": fields["sent_ms"], "expires_ms": str(reply["expires_ms"])}
+    assert fields == {
+        "from": "p1",
+        "type": "question",
+        "content": '{"q":"ready?"}',
+        "reply_to": "",
+        "sent_ms": fields["sent_ms"],
+        "expires_ms": str(reply["expires_ms"]),
+    }
     assert before <= int(fields["sent_ms"]) <= after
     assert int(fields["expires_ms"]) == int(fields["sent_ms"]) + 60000
     assert deployed.zscore(EXPIRY, f"a1 {entry_id}") == reply["expires_ms"]
@@ -61,15 +78,25 @@ def test_send_appends_to_the_inbox_and_indexes_the_expiry(deployed):
     # The inbox key lives until its last message expires (then it is empty anyway).
     assert 0 < deployed.pttl(f"{INBOX}:a1") <= 60000
     events = [f for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "message.sent"]
-    assert events == [{"type": "message.sent", "message": entry_id, "from": "p1", "to": "a1",
-                       "message_type": "question"}]
+    assert events == [
+        {
+            "type": "message.sent",
+            "message": entry_id,
+            "from": "p1",
+            "to": "a1",
+            "message_type": "question",
+        }
+    ]
 
 
 def test_default_ttl_is_the_retention_time_and_inbox_expiry_only_grows(deployed):
     register(deployed, "a1")
     long_id = send(deployed, "p1", "a1")
     assert deployed.pttl(f"{INBOX}:a1") > DEFAULTS["retention_ms"] - 60_000
-    assert deployed.zscore(EXPIRY, f"a1 {long_id}") > server_ms(deployed) + DEFAULTS["retention_ms"] - 60_000
+    assert (
+        deployed.zscore(EXPIRY, f"a1 {long_id}")
+        > server_ms(deployed) + DEFAULTS["retention_ms"] - 60_000
+    )
     send(deployed, "p1", "a1", "note", "1", "TTL_MS", "1000")
     assert deployed.pttl(f"{INBOX}:a1") > DEFAULTS["retention_ms"] - 60_000
 
@@ -166,14 +193,24 @@ def test_broadcast_reaches_exactly_the_live_agents_with_the_capability(deployed)
     assert sorted(reached) == ["a1", "a2"] and reply["full"] == []
     for agent_id, message_id in reached.items():
         ((message,), _) = read(deployed, agent_id)
-        assert message["id"] == message_id and message["from"] == "sender" and message["content"] == '{"v":2}'
+        assert (
+            message["id"] == message_id
+            and message["from"] == "sender"
+            and message["content"] == '{"v":2}'
+        )
         ack(deployed, agent_id, message_id)
     assert not deployed.exists(f"{INBOX}:short", f"{INBOX}:sender", f"{INBOX}:a3")
-    everyone = pairs(pairs(fcall(deployed, "agentfn_msg_broadcast", "sender", "*", "announce", "1"))["reached"])
+    everyone = pairs(
+        pairs(fcall(deployed, "agentfn_msg_broadcast", "sender", "*", "announce", "1"))["reached"]
+    )
     assert sorted(everyone) == ["a1", "a2", "a3"]
     assert pairs(fcall(deployed, "agentfn_msg_broadcast", "sender", "nobody", "announce", "1")) == {
-        "reached": [], "full": []}
-    kinds = [f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"].startswith("message")]
+        "reached": [],
+        "full": [],
+    }
+    kinds = [
+        f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"].startswith("message")
+    ]
     assert kinds == ["message.broadcast"] * 3
 
 
@@ -189,7 +226,9 @@ def test_broadcast_skips_and_names_full_inboxes(deployed):
 def fill(r, agent_id, count):
     pipe = r.pipeline(transaction=False)
     for i in range(count):
-        pipe.execute_command("FCALL", "agentfn_msg_send", 1, ROOT, "filler", agent_id, "note", str(i))
+        pipe.execute_command(
+            "FCALL", "agentfn_msg_send", 1, ROOT, "filler", agent_id, "note", str(i)
+        )
     pipe.execute()
 
 
@@ -213,7 +252,9 @@ def test_a_full_inbox_refuses_the_sender_and_keeps_every_unread_message(deployed
 
 def test_expired_messages_are_skipped_and_removed_by_read(deployed):
     register(deployed, "a1")
-    short = pairs(fcall(deployed, "agentfn_msg_send", "p1", "a1", "note", '"soon gone"', "TTL_MS", "30"))
+    short = pairs(
+        fcall(deployed, "agentfn_msg_send", "p1", "a1", "note", '"soon gone"', "TTL_MS", "30")
+    )
     kept = send(deployed, "p1", "a1", "note", '"kept"')
     read_early = send(deployed, "p1", "a1", "note", '"read then expired"', "TTL_MS", "30")
     messages, _ = read(deployed, "a1")
@@ -227,11 +268,16 @@ def test_expired_messages_are_skipped_and_removed_by_read(deployed):
     assert deployed.xpending(f"{INBOX}:a1", "agentfn")["pending"] == 1
 
 
-@pytest.mark.skipif("agentfn_reap" not in load_specs(), reason="agentfn_reap is not in the library yet")
+@pytest.mark.skipif(
+    "agentfn_reap" not in load_specs(), reason="agentfn_reap is not in the library yet"
+)
 def test_reap_removes_expired_messages(deployed):
     register(deployed, "a1")
     register(deployed, "a2")
-    gone = [pairs(fcall(deployed, "agentfn_msg_send", "p1", to, "note", "1", "TTL_MS", "30")) for to in ("a1", "a2")]
+    gone = [
+        pairs(fcall(deployed, "agentfn_msg_send", "p1", to, "note", "1", "TTL_MS", "30"))
+        for to in ("a1", "a2")
+    ]
     kept = send(deployed, "p1", "a1")
     read(deployed, "a1")
     wait_past(deployed, max(int(g["expires_ms"]) for g in gone))
@@ -285,7 +331,9 @@ def test_reply_to_is_stored_and_returned(deployed):
     request = send(deployed, "a1", "a2", "question", '{"q":1}')
     answer = send(deployed, "a2", "a1", "answer", '{"a":1}', "REPLY_TO", request)
     ((message,), _) = read(deployed, "a1")
-    assert message["id"] == answer and message["reply_to"] == request and message["type"] == "answer"
+    assert (
+        message["id"] == answer and message["reply_to"] == request and message["type"] == "answer"
+    )
 
 
 def test_read_of_an_inbox_that_does_not_exist_writes_nothing(deployed, raw):
@@ -314,7 +362,11 @@ BAD_INPUT = [
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "REPLY_TO", "1-2-3"]),
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "TTL_MS", "0"]),
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "TTL_MS", "soon"]),
-    ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "TTL_MS", str(LIMITS["duration_ms"] + 1)]),
+    (
+        "BADARG",
+        "agentfn_msg_send",
+        ["p1", "a1", "note", "{}", "TTL_MS", str(LIMITS["duration_ms"] + 1)],
+    ),
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "ALLOW_UNREGISTERED", "maybe"]),
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "TTL_MS", "10", "TTL_MS", "20"]),
     ("BADARG", "agentfn_msg_send", ["p1", "a1", "note", "{}", "PRIORITY", "high"]),
@@ -341,7 +393,11 @@ BAD_INPUT = [
     ("BADARG", "agentfn_msg_read", ["a1", "ACK", ""]),
     ("BADARG", "agentfn_msg_read", ["a1", "ACK", "1-0,,2-0"]),
     ("BADARG", "agentfn_msg_read", ["a1", "ACK", "first"]),
-    ("LIMIT", "agentfn_msg_read", ["a1", "ACK", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))]),
+    (
+        "LIMIT",
+        "agentfn_msg_read",
+        ["a1", "ACK", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
+    ),
     # agentfn_msg_ack
     ("BADARG", "agentfn_msg_ack", ["a1"]),
     ("BADARG", "agentfn_msg_ack", ["", "1-0"]),
@@ -352,7 +408,11 @@ BAD_INPUT = [
     ("BADARG", "agentfn_msg_ack", ["a1", ",1-0"]),
     ("BADARG", "agentfn_msg_ack", ["a1", "1-0,"]),
     ("BADARG", "agentfn_msg_ack", ["a1", "1-0,x"]),
-    ("LIMIT", "agentfn_msg_ack", ["a1", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))]),
+    (
+        "LIMIT",
+        "agentfn_msg_ack",
+        ["a1", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
+    ),
     ("BADARG", "agentfn_msg_ack", ["a1", "1-0", "FORCE", "yes"]),
 ]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from agentfn import protocol_doc
 from agentfn.errors import ErrorCode
-from agentfn.protocol import HeaderError, load_specs, parse_header
-from agentfn.render import lua_literal, render_library
+from agentfn.library import protocol_doc
+from agentfn.library.protocol import HeaderError, load_specs, parse_header
+from agentfn.library.render import lua_literal, render_library
 
 from .helpers import ROOT
 
@@ -21,8 +21,11 @@ LUA_FUNCTIONS = Path(__file__).resolve().parent.parent / "lua" / "functions"
 
 def registered_functions(r: redis.Redis) -> dict[str, list[str]]:
     """Function name -> flags, as FUNCTION LIST reports them (redis-py parses the reply into dicts)."""
-    (library,) = [lib for lib in r.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "agentfn")
-                  if lib["library_name"] == "agentfn"]
+    (library,) = [
+        lib
+        for lib in r.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "agentfn")
+        if lib["library_name"] == "agentfn"
+    ]
     return {fn["name"]: sorted(fn["flags"]) for fn in library["functions"]}
 
 
@@ -45,7 +48,8 @@ def test_generated_reference_is_current():
     _, marker, generated = text.partition(protocol_doc.MARKER)
     assert marker, "docs/PROTOCOL.md lost its generated-section marker"
     assert marker + generated == protocol_doc.render_reference(), (
-        "docs/PROTOCOL.md is stale: run `make protocol` (agentfn protocol --write docs/PROTOCOL.md)")
+        "docs/PROTOCOL.md is stale: run `make protocol` (agentfn protocol --write docs/PROTOCOL.md)"
+    )
 
 
 def test_every_error_code_is_documented():
@@ -82,7 +86,9 @@ def test_header_parser_rejects_malformed_blocks():
     with pytest.raises(HeaderError):
         parse_header("local x = 1\n", "functions/x.lua")
     with pytest.raises(HeaderError, match="out of order"):
-        parse_header("-- agentfn_x: s\n--\n-- flags: none\n-- KEYS[2] root: r\n", "functions/agentfn_x.lua")
+        parse_header(
+            "-- agentfn_x: s\n--\n-- flags: none\n-- KEYS[2] root: r\n", "functions/agentfn_x.lua"
+        )
 
 
 def test_render_is_reproducible_and_signed(library):
@@ -103,13 +109,16 @@ def test_constants_come_from_python(library):
         assert f"{code.name} = '{code.value}'" in library.source
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("a'b\\c\n", "'a\\039b\\092c\\010'"),
-    (5, "5"),
-    (True, "true"),
-    (["x", 1], "{'x', 1}"),
-    ({"b": 1, "a": "z"}, "{a = 'z', b = 1}"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("a'b\\c\n", "'a\\039b\\092c\\010'"),
+        (5, "5"),
+        (True, "true"),
+        (["x", 1], "{'x', 1}"),
+        ({"b": 1, "a": "z"}, "{a = 'z', b = 1}"),
+    ],
+)
 def test_lua_literal(value, expected):
     assert lua_literal(value) == expected
 

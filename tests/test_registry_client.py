@@ -13,7 +13,9 @@ from agentfn.errors import AgentLapsed, BadArgument, LibraryError, NotFound, Sch
 
 
 def test_register_find_deregister(client):
-    agent = client.agent_register("r1", ["web_search", "summarize"], ttl_ms=60_000, metadata={"host": "h1"})
+    agent = client.agent_register(
+        "r1", ["web_search", "summarize"], ttl_ms=60_000, metadata={"host": "h1"}
+    )
     assert agent.capabilities == ("web_search", "summarize")
     assert agent.metadata == {"host": "h1"} and agent.status == "live" and agent.ttl_ms == 60_000
     client.agent_register("w1", ["write"])
@@ -73,7 +75,9 @@ def test_bytes_client_gets_the_same_results(redis_proc, deployed):
 
 def test_async_client_has_the_same_methods(redis_proc, deployed):
     async def scenario():
-        connection = redis.asyncio.Redis(host=redis_proc.host, port=redis_proc.port, decode_responses=True)
+        connection = redis.asyncio.Redis(
+            host=redis_proc.host, port=redis_proc.port, decode_responses=True
+        )
         try:
             client = agentfn.AsyncClient(connection)
             await client.agent_register("r1", ["x"])

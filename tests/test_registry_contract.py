@@ -17,7 +17,10 @@ def register(r, agent_id, caps, *options):
 
 
 def find(r, capability="*", *options):
-    return [pairs(a)["id"] for a in r.execute_command("FCALL_RO", "agentfn_agent_find", 1, ROOT, capability, *options)]
+    return [
+        pairs(a)["id"]
+        for a in r.execute_command("FCALL_RO", "agentfn_agent_find", 1, ROOT, capability, *options)
+    ]
 
 
 def server_ms(r) -> int:
@@ -27,7 +30,15 @@ def server_ms(r) -> int:
 
 def test_register_returns_record_on_server_clock(deployed):
     before = server_ms(deployed)
-    agent = register(deployed, "researcher-1", "web_search,summarize", "TTL_MS", "5000", "METADATA", '{"host":"h1"}')
+    agent = register(
+        deployed,
+        "researcher-1",
+        "web_search,summarize",
+        "TTL_MS",
+        "5000",
+        "METADATA",
+        '{"host":"h1"}',
+    )
     after = server_ms(deployed)
     assert agent["id"] == "researcher-1"
     assert agent["capabilities"] == "web_search,summarize"
@@ -127,7 +138,7 @@ BAD_REGISTER = [
     ("BADARG", ["a1", "x", "TTL_MS", "10", "TTL_MS", "20"]),
     ("BADARG", ["a1", "x", "METADATA", "{not json"]),
     ("BADARG", ["a1", "x", "METADATA", "[1,2]"]),
-    ("BADARG", ["a1", "x", "METADATA", "\"text\""]),
+    ("BADARG", ["a1", "x", "METADATA", '"text"']),
     ("BADARG", ["a1", "x", "COLOR", "blue"]),
 ]
 
@@ -138,49 +149,64 @@ def test_register_bad_input_changes_nothing(deployed, raw, code, args):
     assert_refused(deployed, raw, code, "agentfn_agent_register", *args)
 
 
-@pytest.mark.parametrize("code,function,args", [
-    ("BADARG", "agentfn_agent_heartbeat", []),
-    ("BADARG", "agentfn_agent_heartbeat", ["bad id"]),
-    ("BADARG", "agentfn_agent_heartbeat", ["existing", "TTL_MS", "x"]),
-    ("BADARG", "agentfn_agent_heartbeat", ["existing", "TTL_MS", "0"]),
-    ("BADARG", "agentfn_agent_heartbeat", ["existing", "NOPE", "1"]),
-    ("NOTFOUND", "agentfn_agent_heartbeat", ["ghost"]),
-    ("BADARG", "agentfn_agent_deregister", []),
-    ("BADARG", "agentfn_agent_deregister", ["bad{id}"]),
-    ("BADARG", "agentfn_agent_deregister", ["existing", "EXTRA", "1"]),
-    ("NOTFOUND", "agentfn_agent_deregister", ["ghost"]),
-    ("BADARG", "agentfn_agent_find", []),
-    ("BADARG", "agentfn_agent_find", ["bad cap"]),
-    ("BADARG", "agentfn_agent_find", ["x", "LIMIT", "0"]),
-    ("BADARG", "agentfn_agent_find", ["x", "LIMIT", "many"]),
-    ("BADARG", "agentfn_agent_find", ["x", "ORDER", "asc"]),
-    ("BADARG", "agentfn_version", ["extra"]),
-])
+@pytest.mark.parametrize(
+    "code,function,args",
+    [
+        ("BADARG", "agentfn_agent_heartbeat", []),
+        ("BADARG", "agentfn_agent_heartbeat", ["bad id"]),
+        ("BADARG", "agentfn_agent_heartbeat", ["existing", "TTL_MS", "x"]),
+        ("BADARG", "agentfn_agent_heartbeat", ["existing", "TTL_MS", "0"]),
+        ("BADARG", "agentfn_agent_heartbeat", ["existing", "NOPE", "1"]),
+        ("NOTFOUND", "agentfn_agent_heartbeat", ["ghost"]),
+        ("BADARG", "agentfn_agent_deregister", []),
+        ("BADARG", "agentfn_agent_deregister", ["bad{id}"]),
+        ("BADARG", "agentfn_agent_deregister", ["existing", "EXTRA", "1"]),
+        ("NOTFOUND", "agentfn_agent_deregister", ["ghost"]),
+        ("BADARG", "agentfn_agent_find", []),
+        ("BADARG", "agentfn_agent_find", ["bad cap"]),
+        ("BADARG", "agentfn_agent_find", ["x", "LIMIT", "0"]),
+        ("BADARG", "agentfn_agent_find", ["x", "LIMIT", "many"]),
+        ("BADARG", "agentfn_agent_find", ["x", "ORDER", "asc"]),
+        ("BADARG", "agentfn_version", ["extra"]),
+    ],
+)
 def test_registry_bad_input_changes_nothing(deployed, raw, code, function, args):
     register(deployed, "existing", "x", "TTL_MS", "60000")
     assert_refused(deployed, raw, code, function, *args)
 
 
-@pytest.mark.parametrize("keys", [(), ("agentfn:default",), ("agentfn:{a b}",), (ROOT, ROOT), ("other:{default}",)])
+@pytest.mark.parametrize(
+    "keys", [(), ("agentfn:default",), ("agentfn:{a b}",), (ROOT, ROOT), ("other:{default}",)]
+)
 def test_wrong_root_key_is_refused(deployed, raw, keys):
     assert_refused(deployed, raw, "BADARG", "agentfn_agent_register", "a1", "x", keys=keys)
 
 
 def test_unmigrated_namespace_is_refused_with_version(deployed, raw):
-    message = assert_refused(deployed, raw, "VERSION", "agentfn_agent_register", "a1", "x",
-                             keys=("agentfn:{fresh}",))
+    message = assert_refused(
+        deployed, raw, "VERSION", "agentfn_agent_register", "a1", "x", keys=("agentfn:{fresh}",)
+    )
     assert "agentfn migrate --namespace fresh" in message
 
 
 def test_registry_from_redis_cli_alone(r, redis_cli, library):
     """Load the rendered library with redis-cli, initialise a namespace, register and find."""
-    render = subprocess.run([sys.executable, "-m", "agentfn", "render"], capture_output=True, text=True, check=True)
+    render = subprocess.run(
+        [sys.executable, "-m", "agentfn", "render"], capture_output=True, text=True, check=True
+    )
     assert render.stdout == library.source
-    assert redis_cli("-x", "FUNCTION", "LOAD", "REPLACE", input=render.stdout).stdout.strip() == "agentfn"
+    assert (
+        redis_cli("-x", "FUNCTION", "LOAD", "REPLACE", input=render.stdout).stdout.strip()
+        == "agentfn"
+    )
     init = pathlib.Path(__file__).parent.parent / "migrations" / "0001_init.lua"
     redis_cli("EVAL", init.read_text(), "1", "agentfn:{cli}")
     redis_cli("HSET", "agentfn:{cli}:meta", "schema_version", "1")
-    out = redis_cli("FCALL", "agentfn_agent_register", "1", "agentfn:{cli}", "w1", "write", "TTL_MS", "60000").stdout
+    out = redis_cli(
+        "FCALL", "agentfn_agent_register", "1", "agentfn:{cli}", "w1", "write", "TTL_MS", "60000"
+    ).stdout
     assert "live" in out.split()
-    found = redis_cli("FCALL_RO", "agentfn_agent_find", "1", "agentfn:{cli}", "write").stdout.split()
+    found = redis_cli(
+        "FCALL_RO", "agentfn_agent_find", "1", "agentfn:{cli}", "write"
+    ).stdout.split()
     assert found[:2] == ["id", "w1"]

@@ -7,9 +7,17 @@ import pytest
 from .helpers import ROOT, assert_refused
 from .tasks_helpers import claim, register, submit
 
-TASK_FUNCTIONS = ["agentfn_task_submit", "agentfn_task_claim", "agentfn_task_complete", "agentfn_task_fail",
-                  "agentfn_task_extend", "agentfn_task_cancel", "agentfn_task_get", "agentfn_task_requeue",
-                  "agentfn_reap"]
+TASK_FUNCTIONS = [
+    "agentfn_task_submit",
+    "agentfn_task_claim",
+    "agentfn_task_complete",
+    "agentfn_task_fail",
+    "agentfn_task_extend",
+    "agentfn_task_cancel",
+    "agentfn_task_get",
+    "agentfn_task_requeue",
+    "agentfn_reap",
+]
 
 # A valid call of each function against the fixture's state (t1 running under token 1 for a1).
 VALID = {
@@ -77,7 +85,11 @@ BAD = [
     ("BADARG", "agentfn_task_complete", ["t1", "1", "{}", "NEXT", "-1"]),
     ("BADARG", "agentfn_task_complete", ["t1", "1", "{}", "NEXT", "1001"]),
     ("BADARG", "agentfn_task_complete", ["t1", "1", "{}", "INPUT_REQUIRED", "nope"]),
-    ("BADARG", "agentfn_task_complete", ["t1", "1", "{}", "INPUT_REQUIRED", "{}"]),  # not a workflow task
+    (
+        "BADARG",
+        "agentfn_task_complete",
+        ["t1", "1", "{}", "INPUT_REQUIRED", "{}"],
+    ),  # not a workflow task
     ("BADARG", "agentfn_task_complete", ["t1", "1", "{}", "RETRY", "no"]),
     # fail: task_id, token, error, RETRY, NEXT
     ("BADARG", "agentfn_task_fail", ["t1", "1"]),

@@ -17,20 +17,45 @@ from .tasks_helpers import server_ms, wait_until
 
 def test_submit_claim_complete(client):
     client.agent_register("a1", ["web_search"])
-    task_id = client.submit("web_search", {"q": "redis"}, priority=agentfn.Priority.HIGH, timeout_ms=5_000)
+    task_id = client.submit(
+        "web_search", {"q": "redis"}, priority=agentfn.Priority.HIGH, timeout_ms=5_000
+    )
     assert task_id == "t1"
     claimed = client.claim("a1")
-    assert isinstance(claimed, ClaimResult) and claimed.wait_streams == {} and claimed.next_due_ms is None
+    assert (
+        isinstance(claimed, ClaimResult)
+        and claimed.wait_streams == {}
+        and claimed.next_due_ms is None
+    )
     [task] = claimed.tasks
-    assert task == ClaimedTask(id="t1", capability="web_search", payload={"q": "redis"}, attempt=1, token=1,
-                               lease_deadline_ms=task.lease_deadline_ms, priority="high", workflow=None,
-                               step=None, inputs=None, timeout_ms=5_000)
+    assert task == ClaimedTask(
+        id="t1",
+        capability="web_search",
+        payload={"q": "redis"},
+        attempt=1,
+        token=1,
+        lease_deadline_ms=task.lease_deadline_ms,
+        priority="high",
+        workflow=None,
+        step=None,
+        inputs=None,
+        timeout_ms=5_000,
+    )
     done = client.complete(task.id, task.token, ["a", 1])
     assert done == CompleteResult(id="t1", state="completed", next=None)
     info = client.get_task("t1")
     assert isinstance(info, TaskInfo)
-    assert info.state == agentfn.TaskState.COMPLETED and info.result == ["a", 1] and info.payload == {"q": "redis"}
-    assert info.agent == "a1" and info.attempt == 1 and info.errors == [] and info.cancel_requested is False
+    assert (
+        info.state == agentfn.TaskState.COMPLETED
+        and info.result == ["a", 1]
+        and info.payload == {"q": "redis"}
+    )
+    assert (
+        info.agent == "a1"
+        and info.attempt == 1
+        and info.errors == []
+        and info.cancel_requested is False
+    )
     assert info.finished_ms is not None and info.to is None and info.workflow is None
 
 
@@ -63,8 +88,10 @@ def test_empty_claim_tells_what_to_wait_on(client, deployed):
     client.submit("x", 1, delay_ms=60_000)
     empty = client.claim("a1", count=5)
     assert empty.tasks == []
-    assert set(empty.wait_streams) == {f"{client.root}:direct:a1", f"{client.root}:delayed-wake"} | {
-        f"{client.root}:queue:x:{p}" for p in ("high", "normal", "low")}
+    assert set(empty.wait_streams) == {
+        f"{client.root}:direct:a1",
+        f"{client.root}:delayed-wake",
+    } | {f"{client.root}:queue:x:{p}" for p in ("high", "normal", "low")}
     assert empty.next_due_ms is not None and empty.next_due_ms >= server_ms(deployed) + 59_000
 
 
@@ -79,12 +106,16 @@ def test_partial_claim_and_leases_of_next(client, deployed):
     done = client.complete(first.id, first.token, "ok", next=5, lease_ms=90_000)
     assert done.next is not None and [t.payload for t in done.next.tasks] == [2]
     assert done.next.tasks[0].lease_deadline_ms >= before + 90_000
-    assert f"{client.root}:queue:x:normal" in done.next.wait_streams  # fewer than asked: what to block on
+    assert (
+        f"{client.root}:queue:x:normal" in done.next.wait_streams
+    )  # fewer than asked: what to block on
     failed = client.fail(second.id, second.token, "again", next=1, lease_ms=80_000)
     assert failed.next is not None and failed.next.tasks[0].id == second.id
     assert failed.next.tasks[0].lease_deadline_ms >= before + 80_000
     # Without next nothing is claimed, so no lease is sent.
-    assert client.complete(second.id, failed.next.tasks[0].token, "ok", lease_ms=90_000).next is None
+    assert (
+        client.complete(second.id, failed.next.tasks[0].token, "ok", lease_ms=90_000).next is None
+    )
 
 
 def test_extend_cancel_requeue_reap(client, deployed):
@@ -93,7 +124,10 @@ def test_extend_cancel_requeue_reap(client, deployed):
     [task] = client.claim("a1", lease_ms=2_000).tasks
     extended = client.extend(task.id, task.token, lease_ms=60_000)
     assert isinstance(extended, ExtendResult) and not extended.canceled
-    assert extended.lease_deadline_ms is not None and extended.lease_deadline_ms > task.lease_deadline_ms
+    assert (
+        extended.lease_deadline_ms is not None
+        and extended.lease_deadline_ms > task.lease_deadline_ms
+    )
     assert client.cancel(task.id) == "running"
     assert client.extend(task.id, task.token).canceled is True
     assert client.complete(task.id, task.token, "late").state == "canceled"
@@ -105,8 +139,16 @@ def test_extend_cancel_requeue_reap(client, deployed):
     wait_until(deployed, task.lease_deadline_ms)
     counters = client.reap(limit=10)
     assert counters["expired_leases"] == 1 and counters["dead_lettered"] == 1
-    assert set(counters) == {"expired_leases", "requeued", "dead_lettered", "promoted", "lapsed_agents",
-                             "released", "expired_messages", "trimmed"}
+    assert set(counters) == {
+        "expired_leases",
+        "requeued",
+        "dead_lettered",
+        "promoted",
+        "lapsed_agents",
+        "released",
+        "expired_messages",
+        "trimmed",
+    }
     info = client.get_task(task.id)
     assert info.state == "dead" and info.error == "lease expired" and info.errors[0]["attempt"] == 1
     assert client.requeue(task.id, max_attempts=2) == "queued"
@@ -160,8 +202,17 @@ def test_async_client_runs_the_same_lifecycle(deployed, redis_url):
             canceled = await client.cancel(second_id)
             info = await client.get_task(task_id)
             counters = await client.reap()
-            return {"task": task, "extended": extended, "done": done, "failed": failed, "requeued": requeued,
-                    "canceled": canceled, "info": info, "counters": counters, "second": second}
+            return {
+                "task": task,
+                "extended": extended,
+                "done": done,
+                "failed": failed,
+                "requeued": requeued,
+                "canceled": canceled,
+                "info": info,
+                "counters": counters,
+                "second": second,
+            }
         finally:
             await connection.aclose()
 

@@ -36,7 +36,11 @@ def test_submit_claim_complete_lifecycle(deployed):
     reply = claim(deployed, "a1")
     assert reply["wait"] == {} and reply["next_due_ms"] == ""
     [task] = reply["tasks"]
-    assert task["id"] == "t1" and task["capability"] == "web_search" and task["payload"] == '{"q":"redis"}'
+    assert (
+        task["id"] == "t1"
+        and task["capability"] == "web_search"
+        and task["payload"] == '{"q":"redis"}'
+    )
     assert task["attempt"] == task["token"] == "1" and task["priority"] == "normal"
     assert task["workflow"] == task["step"] == task["inputs"] == "" and task["timeout_ms"] == "5000"
     deadline = int(task["lease_deadline_ms"])
@@ -56,22 +60,57 @@ def test_submit_claim_complete_lifecycle(deployed):
     assert deployed.xlen(f"{QUEUE}:web_search:normal") == 1  # acknowledged: the next reap trims it
     reap(deployed)
     assert deployed.xlen(f"{QUEUE}:web_search:normal") == 0
-    kinds = [fields["type"] for _, fields in deployed.xrange(f"{ROOT}:events") if fields["type"].startswith("task.")]
+    kinds = [
+        fields["type"]
+        for _, fields in deployed.xrange(f"{ROOT}:events")
+        if fields["type"].startswith("task.")
+    ]
     assert kinds == ["task.submitted", "task.running", "task.completed"]
 
 
 def test_every_task_hash_field_is_returned_by_get(deployed):
     register(deployed, "a1", "x")
-    submit(deployed, "x", "[1]", "IDEMPOTENCY_KEY", "k1", "RETENTION_MS", "1000", "MAX_ATTEMPTS", "2")
+    submit(
+        deployed, "x", "[1]", "IDEMPOTENCY_KEY", "k1", "RETENTION_MS", "1000", "MAX_ATTEMPTS", "2"
+    )
     record = get(deployed, "t1")
     assert list(record) == [
-        "id", "capability", "payload", "priority", "state", "attempt", "max_attempts", "backoff_ms",
-        "backoff_max_ms", "timeout_ms", "created_ms", "due_ms", "started_ms", "finished_ms", "agent",
-        "stream", "entry", "lease_deadline_ms", "result", "error", "errors", "to", "idempotency_key",
-        "workflow", "step", "inputs", "prompt", "retention_ms", "cancel_requested"]
+        "id",
+        "capability",
+        "payload",
+        "priority",
+        "state",
+        "attempt",
+        "max_attempts",
+        "backoff_ms",
+        "backoff_max_ms",
+        "timeout_ms",
+        "created_ms",
+        "due_ms",
+        "started_ms",
+        "finished_ms",
+        "agent",
+        "stream",
+        "entry",
+        "lease_deadline_ms",
+        "result",
+        "error",
+        "errors",
+        "to",
+        "idempotency_key",
+        "workflow",
+        "step",
+        "inputs",
+        "prompt",
+        "retention_ms",
+        "cancel_requested",
+    ]
     assert record["idempotency_key"] == "k1" and record["retention_ms"] == "1000"
     assert record["max_attempts"] == "2" and record["attempt"] == "0"
-    assert record["stream"] == f"{QUEUE}:x:normal" and record["entry"] == deployed.xrange(record["stream"])[0][0]
+    assert (
+        record["stream"] == f"{QUEUE}:x:normal"
+        and record["entry"] == deployed.xrange(record["stream"])[0][0]
+    )
     assert set(deployed.hgetall(f"{ROOT}:task:t1")) <= set(record)
 
 
@@ -88,8 +127,14 @@ def test_priority_order_then_age(deployed):
 def test_several_capabilities_take_the_oldest_entry_within_a_priority(deployed):
     """Entry ids are milliseconds: each submit lands in its own millisecond so that age decides."""
     register(deployed, "a1", "x,y,z")
-    for capability, payload, *options in [("y", "1"), ("x", "2"), ("y", "3"), ("z", "4", "PRIORITY", "low"),
-                                          ("z", "5"), ("x", "6", "PRIORITY", "high")]:
+    for capability, payload, *options in [
+        ("y", "1"),
+        ("x", "2"),
+        ("y", "3"),
+        ("z", "4", "PRIORITY", "low"),
+        ("z", "5"),
+        ("x", "6", "PRIORITY", "high"),
+    ]:
         submit(deployed, capability, payload, *options)
         wait_until(deployed, server_ms(deployed) + 1)
     assert claimed_ids(deployed, "a1") == ["t6"]
@@ -159,7 +204,12 @@ def test_retry_backoff_grows_exponentially_and_is_capped(deployed):
     assert fail(deployed, "t1", 5, "last")["state"] == "dead"
     errors = json.loads(get(deployed, "t1")["errors"])
     assert [(e["attempt"], e["error"], e["agent"]) for e in errors] == [
-        (1, "error 1", "a1"), (2, "error 2", "a1"), (3, "error 3", "a1"), (4, "error 4", "a1"), (5, "last", "a1")]
+        (1, "error 1", "a1"),
+        (2, "error 2", "a1"),
+        (3, "error 3", "a1"),
+        (4, "error 4", "a1"),
+        (5, "last", "a1"),
+    ]
 
 
 def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deployed):
@@ -169,7 +219,11 @@ def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deploye
     reply = fail(deployed, "t1", 1, "flaky")
     assert reply["state"] == "queued"
     assert claimed_ids(deployed, "a1") == ["t1"]
-    assert fail(deployed, "t1", 2, "hopeless", "RETRY", "no") == {"id": "t1", "state": "failed", "due_ms": ""}
+    assert fail(deployed, "t1", 2, "hopeless", "RETRY", "no") == {
+        "id": "t1",
+        "state": "failed",
+        "due_ms": "",
+    }
     record = get(deployed, "t1")
     assert record["state"] == "failed" and record["error"] == "hopeless"
     assert deployed.xlen(f"{ROOT}:dead") == 0
@@ -187,7 +241,11 @@ def test_idempotency_key_returns_the_same_task(deployed):
     register(deployed, "a1", "x")
     claim(deployed, "a1")
     complete(deployed, "t1", 1)
-    assert submit(deployed, "x", "3", "IDEMPOTENCY_KEY", "order-7") == {"id": "t1", "state": "completed", "created": 0}
+    assert submit(deployed, "x", "3", "IDEMPOTENCY_KEY", "order-7") == {
+        "id": "t1",
+        "state": "completed",
+        "created": 0,
+    }
     assert 0 < deployed.pttl(f"{ROOT}:idem:order-7") <= deployed.pttl(f"{ROOT}:task:t1") + 5
     # Once the task is gone the key names a new task.
     deployed.delete(f"{ROOT}:task:t1")
@@ -199,7 +257,11 @@ def test_cancel_queued_delayed_running_and_finished(deployed, raw):
     submit(deployed, "x", "1")
     submit(deployed, "x", "2", "DELAY_MS", "60000")
     submit(deployed, "x", "3")
-    assert pairs(fcall(deployed, "agentfn_task_cancel", "t1")) == {"id": "t1", "state": "canceled", "was": "queued"}
+    assert pairs(fcall(deployed, "agentfn_task_cancel", "t1")) == {
+        "id": "t1",
+        "state": "canceled",
+        "was": "queued",
+    }
     assert pairs(fcall(deployed, "agentfn_task_cancel", "t2"))["was"] == "delayed"
     assert deployed.zcard(f"{ROOT}:delayed") == 0
     assert claimed_ids(deployed, "a1") == ["t3"]
@@ -224,7 +286,9 @@ def test_cancel_queued_delayed_running_and_finished(deployed, raw):
     claim(deployed, "a1")
     complete(deployed, "t4", 1)
     assert "completed" in assert_state_refused(deployed, raw, "t4")
-    kinds = [f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.canceled"]
+    kinds = [
+        f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.canceled"
+    ]
     assert len(kinds) == 3
 
 
@@ -292,11 +356,16 @@ def test_dead_letter_and_requeue(deployed, raw):
     assert record["state"] == "dead" and record["entry"] == entry_id
     assert claim(deployed, "a1")["tasks"] == []
 
-    assert pairs(fcall(deployed, "agentfn_task_requeue", "t1", "MAX_ATTEMPTS", "2")) == {"id": "t1", "state": "queued"}
+    assert pairs(fcall(deployed, "agentfn_task_requeue", "t1", "MAX_ATTEMPTS", "2")) == {
+        "id": "t1",
+        "state": "queued",
+    }
     assert deployed.xlen(f"{ROOT}:dead") == 0
     assert deployed.pttl(f"{ROOT}:task:t1") == -1
     record = get(deployed, "t1")
-    assert record["max_attempts"] == "3" and record["attempt"] == "1" and record["finished_ms"] == ""
+    assert (
+        record["max_attempts"] == "3" and record["attempt"] == "1" and record["finished_ms"] == ""
+    )
     [task] = claim(deployed, "a1")["tasks"]
     assert task["token"] == "2"
     assert_refused(deployed, raw, "STATE", "agentfn_task_requeue", "t1")
@@ -312,10 +381,20 @@ def test_reap_expired_lease_redelivers_as_attempt_two_and_records_one_completion
     [first] = claim(deployed, "a1")["tasks"]
     wait_until(deployed, int(first["lease_deadline_ms"]))
     counters = reap(deployed)
-    assert counters == {"expired_leases": 1, "requeued": 1, "dead_lettered": 0, "promoted": 0,
-                        "lapsed_agents": 0, "released": 0, "expired_messages": 0, "trimmed": 0}
+    assert counters == {
+        "expired_leases": 1,
+        "requeued": 1,
+        "dead_lettered": 0,
+        "promoted": 0,
+        "lapsed_agents": 0,
+        "released": 0,
+        "expired_messages": 0,
+        "trimmed": 0,
+    }
     record = get(deployed, "t1")
-    assert record["state"] == "queued" and json.loads(record["errors"])[0]["error"] == "lease expired"
+    assert (
+        record["state"] == "queued" and json.loads(record["errors"])[0]["error"] == "lease expired"
+    )
     [second] = claim(deployed, "a2")["tasks"]
     assert second["attempt"] == "2" and second["token"] == "2"
     assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 1, '"from a1"')
@@ -332,7 +411,11 @@ def test_reap_dead_letters_an_expired_lease_out_of_attempts_and_promotes(deploye
     [task] = claim(deployed, "a1")["tasks"]
     wait_until(deployed, max(int(task["lease_deadline_ms"]), int(get(deployed, "t2")["due_ms"])))
     counters = reap(deployed, "LIMIT", "10")
-    assert counters["expired_leases"] == 1 and counters["dead_lettered"] == 1 and counters["promoted"] == 1
+    assert (
+        counters["expired_leases"] == 1
+        and counters["dead_lettered"] == 1
+        and counters["promoted"] == 1
+    )
     assert get(deployed, "t1")["state"] == "dead" and get(deployed, "t2")["state"] == "queued"
 
 
@@ -342,7 +425,10 @@ def test_deregister_releases_held_tasks_at_once(deployed):
     submit(deployed, "x", "1")
     submit(deployed, "x", "2", "MAX_ATTEMPTS", "1")
     assert claimed_ids(deployed, "a1", "COUNT", "2") == ["t1", "t2"]
-    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {"agent": "a1", "released": 2}
+    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {
+        "agent": "a1",
+        "released": 2,
+    }
     assert get(deployed, "t1")["state"] == "queued"
     assert get(deployed, "t2")["state"] == "dead"
     assert json.loads(get(deployed, "t1")["errors"])[0]["error"] == "agent a1 deregistered"
@@ -360,7 +446,11 @@ def test_lapsed_agent_tasks_are_released_by_reap(deployed):
     claim(deployed, "short")
     wait_until(deployed, int(agent["expires_ms"]))
     counters = reap(deployed)
-    assert counters["lapsed_agents"] == 1 and counters["released"] == 1 and counters["expired_leases"] == 0
+    assert (
+        counters["lapsed_agents"] == 1
+        and counters["released"] == 1
+        and counters["expired_leases"] == 0
+    )
     record = get(deployed, "t1")
     assert record["state"] == "queued" and record["error"] == "agent short lapsed"
     assert deployed.hget(f"{ROOT}:agent:short", "status") == "lapsed"
@@ -376,9 +466,12 @@ def test_complete_with_next_claims_in_the_same_call(deployed):
     assert [pairs(t)["id"] for t in pairs(reply["next"])["tasks"]] == ["t2", "t3"]
     reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "x", "NEXT", "1"))
     nxt = claim_reply(reply["next"])
-    assert reply["state"] == "delayed" and nxt["tasks"] == [] and nxt["next_due_ms"] == reply["due_ms"]
-    assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")] + [
-        f"{ROOT}:delayed-wake"]
+    assert (
+        reply["state"] == "delayed" and nxt["tasks"] == [] and nxt["next_due_ms"] == reply["due_ms"]
+    )
+    assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [
+        f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")
+    ] + [f"{ROOT}:delayed-wake"]
     assert "next" not in complete(deployed, "t3", 1, '"ok"', "NEXT", "0")
 
 
@@ -395,7 +488,17 @@ def test_input_required_only_for_workflow_tasks(deployed, raw):
     register(deployed, "a1", "x")
     submit(deployed, "x", "1")
     claim(deployed, "a1")
-    assert_refused(deployed, raw, "BADARG", "agentfn_task_complete", "t1", 1, "null", "INPUT_REQUIRED", '{"q":"?"}')
+    assert_refused(
+        deployed,
+        raw,
+        "BADARG",
+        "agentfn_task_complete",
+        "t1",
+        1,
+        "null",
+        "INPUT_REQUIRED",
+        '{"q":"?"}',
+    )
 
 
 def test_claim_empty_then_submit_wakes_xread_block_on_the_wait_ids(deployed, redis_url):
@@ -405,7 +508,10 @@ def test_claim_empty_then_submit_wakes_xread_block_on_the_wait_ids(deployed, red
     claim(deployed, "a1")  # the stream exists with a pending entry (ids must not wake on it)
     empty = claim(deployed, "a1")
     assert empty["tasks"] == []
-    assert empty["wait"][f"{QUEUE}:x:normal"] == deployed.xinfo_stream(f"{QUEUE}:x:normal")["last-generated-id"]
+    assert (
+        empty["wait"][f"{QUEUE}:x:normal"]
+        == deployed.xinfo_stream(f"{QUEUE}:x:normal")["last-generated-id"]
+    )
     assert empty["wait"][f"{QUEUE}:y:low"] == "0-0"
     # Nothing new: XREAD with those ids times out (it does not wake on the pending entry).
     assert deployed.xread(empty["wait"], block=30) == []
@@ -456,12 +562,20 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     fail(deployed, tasks[1]["id"], 1)  # retried at once: a new undelivered entry
     fcall(deployed, "agentfn_task_cancel", tasks[2]["id"])
     fcall(deployed, "agentfn_task_cancel", "t10")  # queued: its undelivered entry goes at once
-    assert deployed.xlen(stream) == 10  # 11 entries, one deleted; three acknowledged, not yet trimmed
+    assert (
+        deployed.xlen(stream) == 10
+    )  # 11 entries, one deleted; three acknowledged, not yet trimmed
     reap(deployed)
     pending = deployed.xpending_range(stream, "agentfn", "-", "+", 100)
     in_flight = {tasks[3]["id"], others[0]["id"], others[1]["id"]}
-    assert {deployed.xrange(stream, p["message_id"], p["message_id"])[0][1]["task"] for p in pending} == in_flight
-    undelivered = {get(deployed, f"t{n}")["id"] for n in range(1, 11) if get(deployed, f"t{n}")["state"] == "queued"}
+    assert {
+        deployed.xrange(stream, p["message_id"], p["message_id"])[0][1]["task"] for p in pending
+    } == in_flight
+    undelivered = {
+        get(deployed, f"t{n}")["id"]
+        for n in range(1, 11)
+        if get(deployed, f"t{n}")["state"] == "queued"
+    }
     assert len(undelivered) == 4
     assert deployed.xlen(stream) == len(undelivered) + len(pending)
     assert {f["task"] for _, f in deployed.xrange(stream)} == undelivered | in_flight
@@ -476,7 +590,12 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     for task in (others[1], tasks[3]):
         complete(deployed, task["id"], 1)
     reap(deployed)
-    assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t8", "t9", "t2"]  # t2's retry: last
+    assert [f["task"] for _, f in deployed.xrange(stream)] == [
+        "t7",
+        "t8",
+        "t9",
+        "t2",
+    ]  # t2's retry: last
     submit(deployed, "x", '"direct"', "TO", "a2")
     assert claimed_ids(deployed, "a2", "COUNT", "2") == ["t11", "t7"]
     complete(deployed, "t11", 1)
@@ -512,9 +631,14 @@ def test_reap_trims_dead_letters_past_retention_only(deployed):
 
 
 def test_unknown_task_is_not_found(deployed, raw):
-    for function, args in [("agentfn_task_complete", ["t9", 1, "1"]), ("agentfn_task_fail", ["t9", 1, "e"]),
-                           ("agentfn_task_extend", ["t9", 1]), ("agentfn_task_cancel", ["t9"]),
-                           ("agentfn_task_get", ["t9"]), ("agentfn_task_requeue", ["t9"])]:
+    for function, args in [
+        ("agentfn_task_complete", ["t9", 1, "1"]),
+        ("agentfn_task_fail", ["t9", 1, "e"]),
+        ("agentfn_task_extend", ["t9", 1]),
+        ("agentfn_task_cancel", ["t9"]),
+        ("agentfn_task_get", ["t9"]),
+        ("agentfn_task_requeue", ["t9"]),
+    ]:
         assert_refused(deployed, raw, "NOTFOUND", function, *args)
 
 
@@ -529,18 +653,32 @@ def test_a_partial_claim_names_what_to_block_on_for_the_rest(deployed):
     submit(deployed, "x", "2", "DELAY_MS", "60000")
     partial = claim(deployed, "a1", "COUNT", "5")
     assert [t["id"] for t in partial["tasks"]] == ["t1"]
-    assert list(partial["wait"]) == [f"{ROOT}:direct:a1"] + [f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")] + [WAKE]
+    assert list(partial["wait"]) == [f"{ROOT}:direct:a1"] + [
+        f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")
+    ] + [WAKE]
     assert partial["wait"][f"{QUEUE}:x:normal"] == get(deployed, "t1")["entry"]
     assert int(partial["next_due_ms"]) == int(get(deployed, "t2")["due_ms"])
     assert deployed.xread(partial["wait"], block=30) == []  # the claimed entry does not wake it
     submit(deployed, "x", "3")
     assert deployed.xread(partial["wait"], block=2000)
     # The same through NEXT: fewer than asked names the wait ids too; as many as asked does not.
-    reply = claim_reply(pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))["next"])
-    assert [t["id"] for t in reply["tasks"]] == ["t3"] and WAKE in reply["wait"] and reply["next_due_ms"] != ""
+    reply = claim_reply(
+        pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))["next"]
+    )
+    assert (
+        [t["id"] for t in reply["tasks"]] == ["t3"]
+        and WAKE in reply["wait"]
+        and reply["next_due_ms"] != ""
+    )
     submit(deployed, "x", "4")
-    full = claim_reply(pairs(fcall(deployed, "agentfn_task_complete", "t3", 1, '"ok"', "NEXT", "1"))["next"])
-    assert [t["id"] for t in full["tasks"]] == ["t4"] and full["wait"] == {} and full["next_due_ms"] == ""
+    full = claim_reply(
+        pairs(fcall(deployed, "agentfn_task_complete", "t3", 1, '"ok"', "NEXT", "1"))["next"]
+    )
+    assert (
+        [t["id"] for t in full["tasks"]] == ["t4"]
+        and full["wait"] == {}
+        and full["next_due_ms"] == ""
+    )
 
 
 def test_complete_and_fail_next_take_a_lease(deployed, raw):
@@ -549,18 +687,28 @@ def test_complete_and_fail_next_take_a_lease(deployed, raw):
         submit(deployed, "x", str(n), "TIMEOUT_MS", "1000", "BACKOFF_MS", "0")
     claim(deployed, "a1")
     before = server_ms(deployed)
-    reply = pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1", "LEASE_MS", "90000"))
+    reply = pairs(
+        fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1", "LEASE_MS", "90000")
+    )
     [task] = claim_reply(reply["next"])["tasks"]
     assert task["id"] == "t2" and int(task["lease_deadline_ms"]) >= before + 90000
     assert deployed.zscore(f"{ROOT}:leases", "t2") == int(task["lease_deadline_ms"])
-    reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "e", "NEXT", "1", "LEASE_MS", "80000"))
+    reply = pairs(
+        fcall(deployed, "agentfn_task_fail", "t2", 1, "e", "NEXT", "1", "LEASE_MS", "80000")
+    )
     [task] = claim_reply(reply["next"])["tasks"]
     assert task["id"] == "t3" and int(task["lease_deadline_ms"]) >= before + 80000
     # Without NEXT it claims nothing, so it changes nothing; a bad value is refused first.
-    assert complete(deployed, "t3", 1, '"ok"', "LEASE_MS", "5000") == {"id": "t3", "state": "completed"}
+    assert complete(deployed, "t3", 1, '"ok"', "LEASE_MS", "5000") == {
+        "id": "t3",
+        "state": "completed",
+    }
     [task] = claim(deployed, "a1")["tasks"]
     assert task["id"] == "t2" and int(task["lease_deadline_ms"]) <= server_ms(deployed) + 1000
-    for function, args in [("agentfn_task_complete", ["t2", 2, '"ok"']), ("agentfn_task_fail", ["t2", 2, "e"])]:
+    for function, args in [
+        ("agentfn_task_complete", ["t2", 2, '"ok"']),
+        ("agentfn_task_fail", ["t2", 2, "e"]),
+    ]:
         assert_refused(deployed, raw, "BADARG", function, *args, "NEXT", "1", "LEASE_MS", "0")
 
 
@@ -570,14 +718,20 @@ def test_an_empty_claim_reads_newest_ids_without_xinfo(deployed):
     register(deployed, "a1", "x")
     submit(deployed, "x", "1", "PRIORITY", "high")
     submit(deployed, "x", "2", "PRIORITY", "high")
-    fcall(deployed, "agentfn_task_cancel", "t2")  # deleted: the last generated id is newer than t1's entry
+    fcall(
+        deployed, "agentfn_task_cancel", "t2"
+    )  # deleted: the last generated id is newer than t1's entry
     claim(deployed, "a1")
     deployed.config_resetstat()
     empty = claim(deployed, "a1")
     stats = deployed.info("commandstats")
     assert not any(name.startswith("cmdstat_xinfo") for name in stats), sorted(stats)
     high = f"{QUEUE}:x:high"
-    assert empty["wait"][high] == get(deployed, "t1")["entry"] != deployed.xinfo_stream(high)["last-generated-id"]
+    assert (
+        empty["wait"][high]
+        == get(deployed, "t1")["entry"]
+        != deployed.xinfo_stream(high)["last-generated-id"]
+    )
     assert empty["wait"][f"{QUEUE}:x:low"] == "0-0" and empty["wait"][WAKE] == "0-0"
     assert deployed.xread(empty["wait"], block=30) == []
     submit(deployed, "x", "3", "PRIORITY", "high")
@@ -595,7 +749,9 @@ def test_a_task_becoming_the_earliest_delayed_wakes_blocked_agents(deployed):
     assert [key for key, _ in deployed.xread(empty["wait"], block=2000)] == [WAKE]
     empty = claim(deployed, "a1")
     assert int(empty["next_due_ms"]) == int(get(deployed, "t1")["due_ms"])
-    submit(deployed, "x", "2", "DELAY_MS", "120000")  # not the earliest: the agents wake before it anyway
+    submit(
+        deployed, "x", "2", "DELAY_MS", "120000"
+    )  # not the earliest: the agents wake before it anyway
     assert deployed.xread(empty["wait"], block=30) == []
     submit(deployed, "x", "3", "BACKOFF_MS", "30000")
     [task] = claim(deployed, "a1")["tasks"]

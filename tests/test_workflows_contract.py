@@ -36,41 +36,83 @@ def r(deployed):
 VALID_STEP = {"id": "a", "capability": CAPABILITY}
 
 
-@pytest.mark.parametrize("definition, code, fragment", [
-    ("not json", "BADARG", "not valid JSON"),
-    ([VALID_STEP], "BADARG", "JSON object"),
-    ({}, "BADARG", "steps must be an array"),
-    ({"steps": []}, "BADARG", "no steps"),
-    ({"steps": {"a": VALID_STEP}}, "BADARG", "steps must be an array"),
-    ({"steps": [VALID_STEP], "extra": 1}, "BADARG", 'unknown field "extra"'),
-    ({"steps": [1]}, "BADARG", "steps[0] must be a JSON object"),
-    ({"steps": [{"capability": CAPABILITY}]}, "BADARG", "steps[0].id must be a string"),
-    ({"steps": [{"id": "a b", "capability": CAPABILITY}]}, "BADARG", "steps[0].id may contain only"),
-    ({"steps": [{"id": "_a", "capability": CAPABILITY}]}, "BADARG", "may not start with _"),
-    ({"steps": [{"id": "a"}]}, "BADARG", "step a: capability must be a string"),
-    ({"steps": [{"id": "a", "capability": "no spaces"}]}, "BADARG", "capability may contain only"),
-    ({"steps": [{**VALID_STEP, "depends": ["b"]}]}, "BADARG", 'unknown field "depends"'),
-    ({"steps": [{**VALID_STEP, "depends_on": "b"}]}, "BADARG", "depends_on must be an array"),
-    ({"steps": [{**VALID_STEP, "depends_on": [1]}]}, "BADARG", "depends_on[0] must be a string"),
-    ({"steps": [{**VALID_STEP, "max_attempts": 0}]}, "BADARG", "max_attempts must be an integer"),
-    ({"steps": [{**VALID_STEP, "timeout_ms": 1.5}]}, "BADARG", "timeout_ms must be an integer"),
-    ({"steps": [{**VALID_STEP, "backoff_ms": -1}]}, "BADARG", "backoff_ms must be an integer"),
-    ({"steps": [{**VALID_STEP, "priority": "urgent"}]}, "BADARG", "priority must be one of"),
-    ({"steps": [VALID_STEP, VALID_STEP]}, "BADARG", "step id a is used twice"),
-    ({"steps": steps(("a", ["ghost"]))}, "BADARG", "step a depends on unknown step ghost"),
-    ({"steps": steps(("a", []), ("b", ["a", "a"]))}, "BADARG", "lists dependency a twice"),
-    ({"steps": [VALID_STEP], "policy": "retry"}, "BADARG", "policy must be one of"),
-    ({"steps": [VALID_STEP], "chain": "yes"}, "BADARG", "chain must be true or false"),
-    ({"steps": steps(("a", []), ("b", ["a"])), "chain": True}, "BADARG", "depends_on cannot be given in a chain"),
-    ({"steps": [VALID_STEP], "id": "bad id"}, "BADARG", "definition.id may contain only"),
-    ({"steps": steps(("a", ["a"]))}, "CYCLE", "steps a -> a form a cycle"),
-    ({"steps": steps(("a", ["c"]), ("b", ["a"]), ("c", ["b"]))}, "CYCLE", "steps a -> b -> c -> a form a cycle"),
-    # A cycle behind a valid prefix and with a branch hanging off it: only the cycle is named.
-    ({"steps": steps(("root", []), ("x", ["root", "z"]), ("y", ["x"]), ("z", ["y"]), ("tail", ["y"]))},
-     "CYCLE", "steps x -> y -> z -> x form a cycle"),
-    ({"steps": [{"id": f"s{i}", "capability": CAPABILITY} for i in range(LIMITS["workflow_steps"] + 1)]},
-     "LIMIT", f"at most {LIMITS['workflow_steps']} steps"),
-])
+@pytest.mark.parametrize(
+    "definition, code, fragment",
+    [
+        ("not json", "BADARG", "not valid JSON"),
+        ([VALID_STEP], "BADARG", "JSON object"),
+        ({}, "BADARG", "steps must be an array"),
+        ({"steps": []}, "BADARG", "no steps"),
+        ({"steps": {"a": VALID_STEP}}, "BADARG", "steps must be an array"),
+        ({"steps": [VALID_STEP], "extra": 1}, "BADARG", 'unknown field "extra"'),
+        ({"steps": [1]}, "BADARG", "steps[0] must be a JSON object"),
+        ({"steps": [{"capability": CAPABILITY}]}, "BADARG", "steps[0].id must be a string"),
+        (
+            {"steps": [{"id": "a b", "capability": CAPABILITY}]},
+            "BADARG",
+            "steps[0].id may contain only",
+        ),
+        ({"steps": [{"id": "_a", "capability": CAPABILITY}]}, "BADARG", "may not start with _"),
+        ({"steps": [{"id": "a"}]}, "BADARG", "step a: capability must be a string"),
+        (
+            {"steps": [{"id": "a", "capability": "no spaces"}]},
+            "BADARG",
+            "capability may contain only",
+        ),
+        ({"steps": [{**VALID_STEP, "depends": ["b"]}]}, "BADARG", 'unknown field "depends"'),
+        ({"steps": [{**VALID_STEP, "depends_on": "b"}]}, "BADARG", "depends_on must be an array"),
+        (
+            {"steps": [{**VALID_STEP, "depends_on": [1]}]},
+            "BADARG",
+            "depends_on[0] must be a string",
+        ),
+        (
+            {"steps": [{**VALID_STEP, "max_attempts": 0}]},
+            "BADARG",
+            "max_attempts must be an integer",
+        ),
+        ({"steps": [{**VALID_STEP, "timeout_ms": 1.5}]}, "BADARG", "timeout_ms must be an integer"),
+        ({"steps": [{**VALID_STEP, "backoff_ms": -1}]}, "BADARG", "backoff_ms must be an integer"),
+        ({"steps": [{**VALID_STEP, "priority": "urgent"}]}, "BADARG", "priority must be one of"),
+        ({"steps": [VALID_STEP, VALID_STEP]}, "BADARG", "step id a is used twice"),
+        ({"steps": steps(("a", ["ghost"]))}, "BADARG", "step a depends on unknown step ghost"),
+        ({"steps": steps(("a", []), ("b", ["a", "a"]))}, "BADARG", "lists dependency a twice"),
+        ({"steps": [VALID_STEP], "policy": "retry"}, "BADARG", "policy must be one of"),
+        ({"steps": [VALID_STEP], "chain": "yes"}, "BADARG", "chain must be true or false"),
+        (
+            {"steps": steps(("a", []), ("b", ["a"])), "chain": True},
+            "BADARG",
+            "depends_on cannot be given in a chain",
+        ),
+        ({"steps": [VALID_STEP], "id": "bad id"}, "BADARG", "definition.id may contain only"),
+        ({"steps": steps(("a", ["a"]))}, "CYCLE", "steps a -> a form a cycle"),
+        (
+            {"steps": steps(("a", ["c"]), ("b", ["a"]), ("c", ["b"]))},
+            "CYCLE",
+            "steps a -> b -> c -> a form a cycle",
+        ),
+        # A cycle behind a valid prefix and with a branch hanging off it: only the cycle is named.
+        (
+            {
+                "steps": steps(
+                    ("root", []), ("x", ["root", "z"]), ("y", ["x"]), ("z", ["y"]), ("tail", ["y"])
+                )
+            },
+            "CYCLE",
+            "steps x -> y -> z -> x form a cycle",
+        ),
+        (
+            {
+                "steps": [
+                    {"id": f"s{i}", "capability": CAPABILITY}
+                    for i in range(LIMITS["workflow_steps"] + 1)
+                ]
+            },
+            "LIMIT",
+            f"at most {LIMITS['workflow_steps']} steps",
+        ),
+    ],
+)
 def test_bad_graphs_are_refused_before_any_write(r, raw, definition, code, fragment):
     text = definition if isinstance(definition, str) else json.dumps(definition)
     message = assert_refused(r, raw, code, "agentfn_wf_create", text)
@@ -80,8 +122,9 @@ def test_bad_graphs_are_refused_before_any_write(r, raw, definition, code, fragm
 def test_refused_options_and_an_existing_id_write_nothing(r, raw):
     create(r, {"steps": [VALID_STEP], "id": "taken"})
     definition = json.dumps({"steps": [VALID_STEP]})
-    assert "already exists" in assert_refused(r, raw, "STATE", "agentfn_wf_create",
-                                              json.dumps({"steps": [VALID_STEP], "id": "taken"}))
+    assert "already exists" in assert_refused(
+        r, raw, "STATE", "agentfn_wf_create", json.dumps({"steps": [VALID_STEP], "id": "taken"})
+    )
     assert_refused(r, raw, "BADARG", "agentfn_wf_create", definition, "CONTEXT", "[1]")
     assert_refused(r, raw, "BADARG", "agentfn_wf_create", definition, "RETENTION_MS", "0")
     assert_refused(r, raw, "BADARG", "agentfn_wf_create", definition, "COLOR", "blue")
@@ -94,7 +137,11 @@ def test_create_enqueues_root_steps_and_stores_the_graph(r):
     assert reply == {"id": "w1", "state": "running", "steps": 3, "queued": 2}
     summary, by_id = wf_get(r, "w1")
     assert summary["state"] == "running" and summary["policy"] == "fail_fast"
-    assert summary["step_count"] == "3" and summary["remaining"] == "3" and summary["finished_ms"] == ""
+    assert (
+        summary["step_count"] == "3"
+        and summary["remaining"] == "3"
+        and summary["finished_ms"] == ""
+    )
     assert [by_id[s]["state"] for s in "abc"] == ["queued", "queued", "waiting"]
     assert by_id["c"]["depends_on"] == "a,b" and by_id["c"]["task"] == ""
     task = get(r, by_id["a"]["task"])
@@ -108,22 +155,43 @@ def test_create_enqueues_root_steps_and_stores_the_graph(r):
 
 
 def test_chain_runs_in_order_and_hands_each_result_on(r):
-    create(r, {"steps": [{"id": f"s{i}", "capability": CAPABILITY, "input": i} for i in range(4)], "chain": True})
+    create(
+        r,
+        {
+            "steps": [{"id": f"s{i}", "capability": CAPABILITY, "input": i} for i in range(4)],
+            "chain": True,
+        },
+    )
     seen = []
     while ready := claim_all(r):
         assert len(ready) == 1
-        (step, task), = ready.items()
+        ((step, task),) = ready.items()
         seen.append((step, json.loads(task["payload"]), json.loads(task["inputs"] or "null")))
         finish(r, task, {"from": step})
-    assert seen == [("s0", 0, None), ("s1", 1, {"s0": {"from": "s0"}}),
-                    ("s2", 2, {"s1": {"from": "s1"}}), ("s3", 3, {"s2": {"from": "s2"}})]
+    assert seen == [
+        ("s0", 0, None),
+        ("s1", 1, {"s0": {"from": "s0"}}),
+        ("s2", 2, {"s1": {"from": "s1"}}),
+        ("s3", 3, {"s2": {"from": "s2"}}),
+    ]
     summary, by_id = wf_get(r, "w1")
-    assert summary["state"] == "completed" and summary["completed"] == "4" and summary["remaining"] == "0"
+    assert (
+        summary["state"] == "completed"
+        and summary["completed"] == "4"
+        and summary["remaining"] == "0"
+    )
     assert json.loads(by_id["s3"]["result"]) == {"from": "s3"}
 
 
 def test_diamond_join_is_enqueued_once_with_both_results(r):
-    create(r, {"steps": steps(("top", []), ("left", ["top"]), ("right", ["top"]), ("join", ["left", "right"]))})
+    create(
+        r,
+        {
+            "steps": steps(
+                ("top", []), ("left", ["top"]), ("right", ["top"]), ("join", ["left", "right"])
+            )
+        },
+    )
     finish(r, claim_all(r)["top"])
     middle = claim_all(r)
     assert sorted(middle) == ["left", "right"]
@@ -138,8 +206,10 @@ def test_diamond_join_is_enqueued_once_with_both_results(r):
 
 
 def test_inputs_and_payloads_keep_their_exact_json(r):
-    text = ('{"steps":[{"id":"a","capability":"step","input":{"list":[],"big":123456789012345678901,'
-            '"f":0.1,"s":"\\"q\\" \\u00e9"}},{"id":"b","capability":"step","depends_on":["a"],"input" : [ ] }]}')
+    text = (
+        '{"steps":[{"id":"a","capability":"step","input":{"list":[],"big":123456789012345678901,'
+        '"f":0.1,"s":"\\"q\\" \\u00e9"}},{"id":"b","capability":"step","depends_on":["a"],"input" : [ ] }]}'
+    )
     create(r, text)
     a = claim_all(r)["a"]
     assert a["payload"] == '{"list":[],"big":123456789012345678901,"f":0.1,"s":"\\"q\\" \\u00e9"}'
@@ -176,7 +246,11 @@ def test_fail_fast_cancels_the_rest_and_their_tasks(r):
     assert summary["state"] == "failed" and summary["error"] == "step bad failed: no luck"
     assert summary["failed"] == "1" and summary["canceled"] == "3" and summary["remaining"] == "0"
     assert {s: by_id[s]["state"] for s in by_id} == {
-        "bad": "failed", "running": "canceled", "queued": "canceled", "after": "canceled"}
+        "bad": "failed",
+        "running": "canceled",
+        "queued": "canceled",
+        "after": "canceled",
+    }
     assert by_id["bad"]["error"] == "no luck"
     assert get(r, queued_task)["state"] == "canceled"
     running = get(r, tasks["running"]["id"])
@@ -189,12 +263,28 @@ def test_fail_fast_cancels_the_rest_and_their_tasks(r):
 
 
 def test_continue_skips_dependents_transitively_and_finishes_the_rest(r):
-    create(r, {"policy": "continue", "steps": steps(
-        ("bad", []), ("child", ["bad"]), ("grandchild", ["child", "ok"]), ("ok", []), ("ok2", ["ok"]))})
+    create(
+        r,
+        {
+            "policy": "continue",
+            "steps": steps(
+                ("bad", []),
+                ("child", ["bad"]),
+                ("grandchild", ["child", "ok"]),
+                ("ok", []),
+                ("ok2", ["ok"]),
+            ),
+        },
+    )
     tasks = claim_all(r)
     fail(r, tasks["bad"]["id"], tasks["bad"]["token"], "broken", "RETRY", "no")
-    assert states(r, "w1") == {"bad": "failed", "child": "skipped", "grandchild": "skipped",
-                               "ok": "queued", "ok2": "waiting"}
+    assert states(r, "w1") == {
+        "bad": "failed",
+        "child": "skipped",
+        "grandchild": "skipped",
+        "ok": "queued",
+        "ok2": "waiting",
+    }
     assert wf_get(r, "w1")[0]["state"] == "running"
     finish(r, tasks["ok"])
     ok2 = claim_all(r)
@@ -213,11 +303,20 @@ def test_continue_with_no_failure_completes(r):
 
 
 def test_retries_are_the_tasks_and_a_dead_step_fails_the_workflow(r):
-    create(r, {"steps": [{"id": "a", "capability": CAPABILITY, "max_attempts": 2, "backoff_ms": 0},
-                         {"id": "b", "capability": CAPABILITY}]})
+    create(
+        r,
+        {
+            "steps": [
+                {"id": "a", "capability": CAPABILITY, "max_attempts": 2, "backoff_ms": 0},
+                {"id": "b", "capability": CAPABILITY},
+            ]
+        },
+    )
     tasks = claim_all(r)
     task_id = tasks["a"]["id"]
-    assert fail(r, task_id, 1, "flaky", "RETRY", "yes")["state"] == "queued"  # a retry: the hook does not see it
+    assert (
+        fail(r, task_id, 1, "flaky", "RETRY", "yes")["state"] == "queued"
+    )  # a retry: the hook does not see it
     assert states(r, "w1")["a"] == "queued"
     again = claim_all(r)
     assert again["a"]["attempt"] == "2"
@@ -264,11 +363,16 @@ def test_input_required_then_signal_runs_the_step_again(r, raw):
     finish(r, claim_all(r)["draft"], "text")
     review = claim_all(r)["review"]
     assert_refused(r, raw, "STATE", "agentfn_wf_signal", "w1", "review", "true")  # not waiting yet
-    reply = complete(r, review["id"], review["token"], "null", "INPUT_REQUIRED", '{"question":"ok?"}')
+    reply = complete(
+        r, review["id"], review["token"], "null", "INPUT_REQUIRED", '{"question":"ok?"}'
+    )
     assert reply["state"] == "completed"
     summary, by_id = wf_get(r, "w1")
     assert summary["state"] == "running" and summary["input_required"] == "1"
-    assert by_id["review"]["state"] == "input-required" and by_id["review"]["prompt"] == '{"question":"ok?"}'
+    assert (
+        by_id["review"]["state"] == "input-required"
+        and by_id["review"]["prompt"] == '{"question":"ok?"}'
+    )
     assert claim_all(r) == {}
 
     assert_refused(r, raw, "NOTFOUND", "agentfn_wf_signal", "w1", "ghost", "true")
@@ -276,7 +380,11 @@ def test_input_required_then_signal_runs_the_step_again(r, raw):
     assert_refused(r, raw, "STATE", "agentfn_wf_signal", "w1", "publish", "true")
     assert_refused(r, raw, "BADARG", "agentfn_wf_signal", "w1", "review", "{not json")
     signal = pairs(fcall(r, "agentfn_wf_signal", "w1", "review", '{"approved": true}'))
-    assert signal["workflow"] == "w1" and signal["state"] == "queued" and signal["task"] != review["id"]
+    assert (
+        signal["workflow"] == "w1"
+        and signal["state"] == "queued"
+        and signal["task"] != review["id"]
+    )
     again = claim_all(r)["review"]
     assert again["id"] == signal["task"]
     assert json.loads(again["payload"]) == {"step": "review"}
@@ -292,14 +400,43 @@ def test_get_is_read_only_and_can_leave_out_steps(r, raw):
     create(r, {"steps": steps(("a", []))})
     summary, by_id = wf_get(r, "w1", "STEPS", "no")
     assert by_id == {} and summary["id"] == "w1"
-    assert list(summary) == ["id", "state", "policy", "created_ms", "finished_ms", "error", "step_count", "remaining",
-                             "completed", "failed", "skipped", "canceled", "input_required", "context_version",
-                             "retention_ms"]
+    assert list(summary) == [
+        "id",
+        "state",
+        "policy",
+        "created_ms",
+        "finished_ms",
+        "error",
+        "step_count",
+        "remaining",
+        "completed",
+        "failed",
+        "skipped",
+        "canceled",
+        "input_required",
+        "context_version",
+        "retention_ms",
+    ]
     task = claim_all(r)["a"]
     step = wf_get(r, "w1")[1]["a"]
     assert step["task_state"] == "running" and step["attempts"] == "1" and step["started_ms"] != ""
-    assert list(step) == ["id", "capability", "state", "depends_on", "input", "attempts", "task", "result", "error",
-                          "prompt", "signal", "queued_ms", "started_ms", "finished_ms", "task_state"]
+    assert list(step) == [
+        "id",
+        "capability",
+        "state",
+        "depends_on",
+        "input",
+        "attempts",
+        "task",
+        "result",
+        "error",
+        "prompt",
+        "signal",
+        "queued_ms",
+        "started_ms",
+        "finished_ms",
+        "task_state",
+    ]
     finish(r, task)
     assert_refused(r, raw, "NOTFOUND", "agentfn_wf_get", "ghost")
     assert_refused(r, raw, "BADARG", "agentfn_wf_get", "w1", "STEPS", "maybe")
@@ -329,25 +466,60 @@ def test_transitions_publish_on_the_workflow_channel_and_emit_events(r):
         if message["data"] == "workflow.completed":
             break
     pubsub.close()
-    assert messages == ["workflow.created", "step.completed a", "step.completed b", "workflow.completed"]
-    kinds = [fields["type"] for _, fields in r.xrange(f"{ROOT}:events") if fields.get("workflow") == "w1"]
+    assert messages == [
+        "workflow.created",
+        "step.completed a",
+        "step.completed b",
+        "workflow.completed",
+    ]
+    kinds = [
+        fields["type"] for _, fields in r.xrange(f"{ROOT}:events") if fields.get("workflow") == "w1"
+    ]
     assert kinds == ["workflow.created", "step.completed", "step.completed", "workflow.completed"]
 
 
 def test_context_get_set_merge_and_compare_and_set(r, raw):
     create(r, {"steps": steps(("a", []))}, "CONTEXT", '{"topic": "redis", "notes": []}')
     context = pairs(r.execute_command("FCALL_RO", "agentfn_ctx_get", 1, ROOT, "w1"))
-    assert context == {"workflow": "w1", "document": '{"topic": "redis", "notes": []}', "version": "0"}
-    assert pairs(fcall(r, "agentfn_ctx_set", "w1", '{"notes": ["a"], "n": 1}', "MODE", "merge")) == \
-        {"workflow": "w1", "version": 1}
-    assert pairs(fcall(r, "agentfn_ctx_set", "w1", '{"topic": null, "big": 123456789012345678901}',
-                       "MODE", "merge", "EXPECT_VERSION", "1"))["version"] == 2
+    assert context == {
+        "workflow": "w1",
+        "document": '{"topic": "redis", "notes": []}',
+        "version": "0",
+    }
+    assert pairs(
+        fcall(r, "agentfn_ctx_set", "w1", '{"notes": ["a"], "n": 1}', "MODE", "merge")
+    ) == {"workflow": "w1", "version": 1}
+    assert (
+        pairs(
+            fcall(
+                r,
+                "agentfn_ctx_set",
+                "w1",
+                '{"topic": null, "big": 123456789012345678901}',
+                "MODE",
+                "merge",
+                "EXPECT_VERSION",
+                "1",
+            )
+        )["version"]
+        == 2
+    )
     document = pairs(r.execute_command("FCALL_RO", "agentfn_ctx_get", 1, ROOT, "w1"))["document"]
     assert document == '{"notes":["a"],"n":1,"big":123456789012345678901}'
-    message = assert_refused(r, raw, "CONFLICT", "agentfn_ctx_set", "w1", "{}", "EXPECT_VERSION", "1")
+    message = assert_refused(
+        r, raw, "CONFLICT", "agentfn_ctx_set", "w1", "{}", "EXPECT_VERSION", "1"
+    )
     assert "at version 2, not 1" in message
-    assert pairs(fcall(r, "agentfn_ctx_set", "w1", '{"fresh": true}', "EXPECT_VERSION", "2"))["version"] == 3
-    assert pairs(r.execute_command("FCALL_RO", "agentfn_ctx_get", 1, ROOT, "w1"))["document"] == '{"fresh": true}'
+    assert (
+        pairs(fcall(r, "agentfn_ctx_set", "w1", '{"fresh": true}', "EXPECT_VERSION", "2"))[
+            "version"
+        ]
+        == 3
+    )
+    assert (
+        pairs(r.execute_command("FCALL_RO", "agentfn_ctx_get", 1, ROOT, "w1"))["document"]
+        == '{"fresh": true}'
+    )
     assert_refused(r, raw, "BADARG", "agentfn_ctx_set", "w1", "[1]")
     assert_refused(r, raw, "BADARG", "agentfn_ctx_set", "w1", "{}", "MODE", "append")
     assert_refused(r, raw, "BADARG", "agentfn_ctx_set", "w1", "{}", "EXPECT_VERSION", "-1")
@@ -355,4 +527,6 @@ def test_context_get_set_merge_and_compare_and_set(r, raw):
     assert_refused(r, raw, "NOTFOUND", "agentfn_ctx_get", "ghost")
     half = json.dumps({"blob": "x" * (LIMITS["json_bytes"] // 2 + 10)})
     fcall(r, "agentfn_ctx_set", "w1", half)
-    assert_refused(r, raw, "LIMIT", "agentfn_ctx_set", "w1", half.replace("blob", "blob2"), "MODE", "merge")
+    assert_refused(
+        r, raw, "LIMIT", "agentfn_ctx_set", "w1", half.replace("blob", "blob2"), "MODE", "merge"
+    )

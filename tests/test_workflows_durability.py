@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -32,13 +32,32 @@ class AofServer:
 
     def start(self) -> redis.Redis:
         self.process = subprocess.Popen(
-            [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--daemonize", "no", "--logfile", ""],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            [
+                find_redis_server(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         ready = threading.Event()
         log: list[str] = []
 
-        def drain() -> None:  # read the log (waking the starter at the ready line) so the pipe never fills
+        def drain() -> (
+            None
+        ):  # read the log (waking the starter at the ready line) so the pipe never fills
             assert self.process is not None and self.process.stdout is not None
             for line in self.process.stdout:
                 log.append(line)
@@ -84,8 +103,14 @@ def test_input_required_survives_a_restart_then_the_signal_finishes_it(aof_serve
     client = agentfn.Client(connection)
     client.agent_register("a1", [CAPABILITY], ttl_ms=3_600_000)
     workflow_id = client.create_workflow(
-        [WorkflowStep("build", CAPABILITY), WorkflowStep("approve", CAPABILITY), WorkflowStep("ship", CAPABILITY)],
-        chain=True, context={"release": "1.0"})
+        [
+            WorkflowStep("build", CAPABILITY),
+            WorkflowStep("approve", CAPABILITY),
+            WorkflowStep("ship", CAPABILITY),
+        ],
+        chain=True,
+        context={"release": "1.0"},
+    )
     waiting = run_until(client, "a1", workflow_id, ask_once, until_input=True)
     assert waiting.step("approve").state == StepState.INPUT_REQUIRED
     aof_server.shutdown(connection)

@@ -23,8 +23,14 @@ def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
     steps = []
     for index in range(size):
         depends_on = sorted(draw(st.sets(st.integers(0, index - 1), max_size=4))) if index else []
-        steps.append({"id": f"s{index}", "capability": CAPABILITY, "input": index,
-                      "depends_on": [f"s{dep}" for dep in depends_on]})
+        steps.append(
+            {
+                "id": f"s{index}",
+                "capability": CAPABILITY,
+                "input": index,
+                "depends_on": [f"s{dep}" for dep in depends_on],
+            }
+        )
     return draw(st.permutations(steps))
 
 
@@ -39,7 +45,12 @@ def test_random_dags_run_each_step_once_after_its_dependencies(client):
         return {"step": task.step, "saw": sorted(task.inputs or {})}
 
     with workers(client, 4, handler) as errors:
-        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+        @settings(
+            max_examples=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture],
+        )
         @given(dags())
         def check(steps: list[dict[str, Any]]) -> None:
             workflow_id = client.create_workflow(steps)

@@ -2,7 +2,7 @@
 
 The worker loops stand in for the agent runtime: they claim with the task API, hand each task to
 a handler, and complete (or fail) it. When nothing is ready they block with XREAD BLOCK on the
-streams the empty claim named (agentfn.waiting.wait_for_work), never with a sleep.
+streams the empty claim named (agentfn.client.waiting.wait_for_work), never with a sleep.
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import redis
 
 import agentfn
-from agentfn.api.tasks import ClaimedTask
-from agentfn.waiting import wait_for_work
+from agentfn.client.api.tasks import ClaimedTask
+from agentfn.client.waiting import wait_for_work
 
 from .helpers import ROOT, fcall, pairs
 
@@ -33,7 +34,9 @@ def create(r: redis.Redis, definition: Any, *options: Any) -> dict[str, Any]:
     return pairs(fcall(r, "agentfn_wf_create", text, *options))
 
 
-def wf_get(r: redis.Redis, workflow_id: str, *options: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def wf_get(
+    r: redis.Redis, workflow_id: str, *options: Any
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """agentfn_wf_get (FCALL_RO): the summary and {step id: step fields}."""
     summary = pairs(r.execute_command("FCALL_RO", "agentfn_wf_get", 1, ROOT, workflow_id, *options))
     steps = {step["id"]: step for step in map(pairs, summary.pop("steps", []))}
@@ -46,8 +49,10 @@ def states(r: redis.Redis, workflow_id: str) -> dict[str, str]:
 
 def steps(*specs: tuple[str, list[str]], capability: str = CAPABILITY) -> list[dict[str, Any]]:
     """Definition steps from (id, depends_on) pairs; each input names its step."""
-    return [{"id": step_id, "capability": capability, "input": {"step": step_id}, "depends_on": deps}
-            for step_id, deps in specs]
+    return [
+        {"id": step_id, "capability": capability, "input": {"step": step_id}, "depends_on": deps}
+        for step_id, deps in specs
+    ]
 
 
 @dataclass
@@ -86,8 +91,15 @@ def settle(client: agentfn.Client, task: ClaimedTask, handler: Handler) -> None:
         client.complete(task.id, task.token, outcome)
 
 
-def run_until(client: agentfn.Client, agent_id: str, workflow_id: str, handler: Handler = echo, *,
-              until_input: bool = False, timeout: float = 10.0) -> agentfn.WorkflowInfo:
+def run_until(
+    client: agentfn.Client,
+    agent_id: str,
+    workflow_id: str,
+    handler: Handler = echo,
+    *,
+    until_input: bool = False,
+    timeout: float = 10.0,
+) -> agentfn.WorkflowInfo:
     """One worker loop on this thread until the workflow is no longer running (or, with
     until_input, a step waits for input); returns the workflow with its steps."""
     deadline = time.monotonic() + timeout
@@ -102,13 +114,19 @@ def run_until(client: agentfn.Client, agent_id: str, workflow_id: str, handler: 
             return client.get_workflow(workflow_id)
         remaining_ms = (deadline - time.monotonic()) * 1000
         if remaining_ms <= 0:
-            raise TimeoutError(f"workflow {workflow_id} still running: {client.get_workflow(workflow_id)}")
+            raise TimeoutError(
+                f"workflow {workflow_id} still running: {client.get_workflow(workflow_id)}"
+            )
         wait_for_work(client.redis, claim, remaining_ms)
 
 
 @contextmanager
-def workers(client: agentfn.Client, count: int, handler: Handler = echo,
-            capabilities: tuple[str, ...] = (CAPABILITY,)) -> Iterator[list[BaseException]]:
+def workers(
+    client: agentfn.Client,
+    count: int,
+    handler: Handler = echo,
+    capabilities: tuple[str, ...] = (CAPABILITY,),
+) -> Iterator[list[BaseException]]:
     """``count`` worker threads (agents w0, w1, ...) for the duration of the block; yields the list
     of errors they hit (the block should assert it is empty). On exit a task for WAKE wakes every
     worker blocked on XREAD, so they stop at once."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import RequestHandler
@@ -58,10 +58,12 @@ from a2a.utils.errors import (
 )
 from starlette.applications import Starlette
 
-import agentfn
-from agentfn import AsyncClient, BadArgument, CycleError, InvalidState, LimitExceeded, NotFound, StepState
-from agentfn import WorkflowInfo, keys
-
+from .. import keys
+from ..client.api.workflows import WorkflowInfo
+from ..client.client import AsyncClient
+from ..constants import StepState
+from ..errors import BadArgument, CycleError, InvalidState, LimitExceeded, NotFound
+from ..version import __version__
 from . import mapping
 
 #: The skill id that takes a whole workflow definition.
@@ -111,10 +113,14 @@ class AgentfnRequestHandler(RequestHandler):
     async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
         return await self._task(await self._workflow(params.id))
 
-    async def on_list_tasks(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
+    async def on_list_tasks(
+        self, params: ListTasksRequest, context: ServerCallContext
+    ) -> ListTasksResponse:
         raise UnsupportedOperationError("agentfn keeps no index of workflows to list")
 
-    async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task | None:
+    async def on_cancel_task(
+        self, params: CancelTaskRequest, context: ServerCallContext
+    ) -> Task | None:
         info = await self._workflow(params.id)
         if info.done:
             raise TaskNotCancelableError(f"task {info.id} is already {info.state.value}")
@@ -126,7 +132,9 @@ class AgentfnRequestHandler(RequestHandler):
 
     # -- submitting ------------------------------------------------------------------------
 
-    async def _definition(self, message: Message, request_metadata: dict[str, Any]) -> dict[str, Any]:
+    async def _definition(
+        self, message: Message, request_metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         """create_workflow's arguments for a new task's message (raises _Rejected)."""
         metadata = {**request_metadata, **mapping.struct_dict(message.metadata)}
         value = mapping.parts_value(message.parts)
@@ -134,13 +142,25 @@ class AgentfnRequestHandler(RequestHandler):
         if skill == WORKFLOW_SKILL:
             if not isinstance(value, dict) or not isinstance(value.get("steps"), list):
                 raise _Rejected('BADARG the workflow skill takes a data part {"steps": [...]}')
-            return {"steps": value["steps"], "policy": value.get("policy", "fail_fast"),
-                    "chain": bool(value.get("chain", False)), "context": value.get("context") or {}}
-        live = sorted({capability for agent in await self.client.agent_find() for capability in agent.capabilities})
+            return {
+                "steps": value["steps"],
+                "policy": value.get("policy", "fail_fast"),
+                "chain": bool(value.get("chain", False)),
+                "context": value.get("context") or {},
+            }
+        live = sorted(
+            {
+                capability
+                for agent in await self.client.agent_find()
+                for capability in agent.capabilities
+            }
+        )
         if skill is None and len(live) == 1:
             skill = live[0]
         if skill is None:
-            raise _Rejected(f"BADARG name a skill in the message metadata (skill): one of {', '.join(live)}")
+            raise _Rejected(
+                f"BADARG name a skill in the message metadata (skill): one of {', '.join(live)}"
+            )
         if skill not in live:
             raise _Rejected(f"NOTFOUND no live agent serves {skill}")
         payload = value if isinstance(value, dict) or value is None else {"text": value}
@@ -162,14 +182,18 @@ class AgentfnRequestHandler(RequestHandler):
         """Signal the input-required step a message with a task id answers; returns the task id."""
         info = await self._workflow(message.task_id)
         if info.done:
-            raise UnsupportedOperationError(f"task {info.id} is {info.state.value}: it takes no more messages")
+            raise UnsupportedOperationError(
+                f"task {info.id} is {info.state.value}: it takes no more messages"
+            )
         asking = [step.id for step in info.steps if step.state == StepState.INPUT_REQUIRED]
         chosen = mapping.struct_dict(message.metadata).get("step")
         if chosen is None and len(asking) == 1:
             chosen = asking[0]
         if chosen not in asking:
-            raise InvalidParamsError(f"task {info.id} has no step {chosen!r} waiting for input "
-                                     f"(waiting: {', '.join(asking) or 'none'})")
+            raise InvalidParamsError(
+                f"task {info.id} has no step {chosen!r} waiting for input "
+                f"(waiting: {', '.join(asking) or 'none'})"
+            )
         try:
             await self.client.signal(info.id, chosen, mapping.parts_value(message.parts))
         except (InvalidState, BadArgument) as error:
@@ -187,11 +211,15 @@ class AgentfnRequestHandler(RequestHandler):
             try:
                 return (await self._create(message, mapping.struct_dict(params.metadata)))[0]
             except _Rejected as refusal:
-                return mapping.rejected(str(uuid.uuid4()), message.context_id or str(uuid.uuid4()), str(refusal))
+                return mapping.rejected(
+                    str(uuid.uuid4()), message.context_id or str(uuid.uuid4()), str(refusal)
+                )
 
         return start
 
-    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
+    async def on_message_send(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> Task | Message:
         """SendMessage: create (or answer) the task; unless return_immediately, wait until it is
         done or asks for input, at most BLOCKING_WAIT_S, and return it as it is then."""
         started = await (await self._start(params))()
@@ -204,19 +232,23 @@ class AgentfnRequestHandler(RequestHandler):
                 pass
         return await self._task(await self._workflow(started))
 
-    async def on_message_send_stream(self, params: SendMessageRequest,
-                                     context: ServerCallContext) -> AsyncGenerator[Event]:
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
         """SendStreamingMessage: the task, then each change of state, until it ends or asks."""
         start = await self._start(params)
         async for event in self._follow(start):
             yield event
 
-    async def on_subscribe_to_task(self, params: SubscribeToTaskRequest,
-                                   context: ServerCallContext) -> AsyncGenerator[Event]:
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
         """SubscribeToTask: the task as it is, then each change of state, until it ends or asks."""
         info = await self._workflow(params.id)
         if info.done:
-            raise UnsupportedOperationError(f"task {info.id} is {info.state.value}: nothing more will happen")
+            raise UnsupportedOperationError(
+                f"task {info.id} is {info.state.value}: nothing more will happen"
+            )
 
         async def existing() -> str:
             return info.id
@@ -257,8 +289,12 @@ class AgentfnRequestHandler(RequestHandler):
                 state = mapping.task_state(info)
                 if state == TaskState.TASK_STATE_COMPLETED:
                     for artifact in mapping.artifacts(info):
-                        yield TaskArtifactUpdateEvent(task_id=info.id, context_id=context_id, artifact=artifact,
-                                                      last_chunk=True)
+                        yield TaskArtifactUpdateEvent(
+                            task_id=info.id,
+                            context_id=context_id,
+                            artifact=artifact,
+                            last_chunk=True,
+                        )
                 yield mapping.status_event(info, context_id)
         finally:
             await pubsub.aclose()
@@ -283,34 +319,41 @@ class AgentfnRequestHandler(RequestHandler):
     # -- not offered -----------------------------------------------------------------------
 
     async def on_create_task_push_notification_config(
-            self, params: TaskPushNotificationConfig, context: ServerCallContext) -> TaskPushNotificationConfig:
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
         raise PushNotificationNotSupportedError()
 
     async def on_get_task_push_notification_config(
-            self, params: GetTaskPushNotificationConfigRequest,
-            context: ServerCallContext) -> TaskPushNotificationConfig:
+        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
         raise PushNotificationNotSupportedError()
 
     async def on_list_task_push_notification_configs(
-            self, params: ListTaskPushNotificationConfigsRequest,
-            context: ServerCallContext) -> ListTaskPushNotificationConfigsResponse:
+        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
         raise PushNotificationNotSupportedError()
 
     async def on_delete_task_push_notification_config(
-            self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext) -> None:
+        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> None:
         raise PushNotificationNotSupportedError()
 
-    async def on_get_extended_agent_card(self, params: GetExtendedAgentCardRequest,
-                                         context: ServerCallContext) -> AgentCard:
+    async def on_get_extended_agent_card(
+        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
+    ) -> AgentCard:
         raise ExtendedAgentCardNotConfiguredError()
 
 
 WORKFLOW = AgentSkill(
-    id=WORKFLOW_SKILL, name="workflow", tags=["agentfn", "workflow"],
+    id=WORKFLOW_SKILL,
+    name="workflow",
+    tags=["agentfn", "workflow"],
     description='a graph of steps over the capabilities: a data part {"steps": [{"id", "capability", "input", '
-                '"depends_on"}], "policy", "chain", "context"}; each step gets its dependencies\' results; one '
-                "artifact per completed step",
-    input_modes=["application/json"], output_modes=["application/json"])
+    '"depends_on"}], "policy", "chain", "context"}; each step gets its dependencies\' results; one '
+    "artifact per completed step",
+    input_modes=["application/json"],
+    output_modes=["application/json"],
+)
 
 
 async def capability_skills(client: AsyncClient) -> list[AgentSkill]:
@@ -319,11 +362,18 @@ async def capability_skills(client: AsyncClient) -> list[AgentSkill]:
     for agent in await client.agent_find():
         for capability in agent.capabilities:
             serving.setdefault(capability, []).append(agent.id)
-    return [AgentSkill(id=capability, name=capability, tags=["agentfn", "capability"],
-                       description=f"the {capability} capability of namespace {client.namespace}, served by "
-                                   f"{len(agents)} live agent(s): {', '.join(sorted(agents))}",
-                       input_modes=["application/json", "text/plain"], output_modes=["application/json"])
-            for capability, agents in sorted(serving.items())]
+    return [
+        AgentSkill(
+            id=capability,
+            name=capability,
+            tags=["agentfn", "capability"],
+            description=f"the {capability} capability of namespace {client.namespace}, served by "
+            f"{len(agents)} live agent(s): {', '.join(sorted(agents))}",
+            input_modes=["application/json", "text/plain"],
+            output_modes=["application/json"],
+        )
+        for capability, agents in sorted(serving.items())
+    ]
 
 
 def agent_card(client: AsyncClient, url: str) -> AgentCard:
@@ -331,8 +381,10 @@ def agent_card(client: AsyncClient, url: str) -> AgentCard:
     return AgentCard(
         name=f"agentfn {client.namespace}",
         description=f"The agents of agentfn namespace {client.namespace}: one skill per live capability.",
-        version=agentfn.__version__,
-        supported_interfaces=[AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")],
+        version=__version__,
+        supported_interfaces=[
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+        ],
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["application/json", "text/plain"],
         default_output_modes=["application/json"],
@@ -351,6 +403,8 @@ def build_app(client: AsyncClient, url: str) -> Starlette:
         current.skills.extend([*await capability_skills(client), *served.skills])
         return current
 
-    routes = [*create_agent_card_routes(card, card_modifier=live_card),
-              *create_jsonrpc_routes(AgentfnRequestHandler(client), "/")]
+    routes = [
+        *create_agent_card_routes(card, card_modifier=live_card),
+        *create_jsonrpc_routes(AgentfnRequestHandler(client), "/"),
+    ]
     return Starlette(routes=routes)

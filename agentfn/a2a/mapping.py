@@ -20,18 +20,34 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from a2a.types import Artifact, Message, Part, Role, Task, TaskState, TaskStatus, TaskStatusUpdateEvent
+from a2a.types import (
+    Artifact,
+    Message,
+    Part,
+    Role,
+    Task,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agentfn import StepState, WorkflowInfo, WorkflowState
+from ..client.api.workflows import WorkflowInfo
+from ..constants import StepState, WorkflowState
 
 #: The context document field that keeps the A2A context id of a workflow the gateway created.
 CONTEXT_FIELD = "a2a_context_id"
 
 #: States after which an A2A task never changes; input-required ends a stream too.
-TERMINAL = frozenset({TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED,
-                      TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED})
+TERMINAL = frozenset(
+    {
+        TaskState.TASK_STATE_COMPLETED,
+        TaskState.TASK_STATE_FAILED,
+        TaskState.TASK_STATE_CANCELED,
+        TaskState.TASK_STATE_REJECTED,
+    }
+)
 INTERRUPTED = frozenset({TaskState.TASK_STATE_INPUT_REQUIRED})
 
 _FINISHED = {
@@ -47,8 +63,10 @@ def task_state(info: WorkflowInfo) -> TaskState:
         return _FINISHED[info.state]
     if any(step.state == StepState.INPUT_REQUIRED for step in info.steps):
         return TaskState.TASK_STATE_INPUT_REQUIRED
-    if any(step.attempts > 0 or step.task_state == "running" or step.state == StepState.COMPLETED
-           for step in info.steps):
+    if any(
+        step.attempts > 0 or step.task_state == "running" or step.state == StepState.COMPLETED
+        for step in info.steps
+    ):
         return TaskState.TASK_STATE_WORKING
     return TaskState.TASK_STATE_SUBMITTED
 
@@ -57,7 +75,9 @@ def value_part(value: Any) -> Part:
     """A JSON value as a part: text for a string, data otherwise."""
     if isinstance(value, str):
         return Part(text=value)
-    return Part(data=json_format.ParseDict(value, struct_pb2.Value()), media_type="application/json")
+    return Part(
+        data=json_format.ParseDict(value, struct_pb2.Value()), media_type="application/json"
+    )
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -93,8 +113,13 @@ def _now() -> Timestamp:
 
 def agent_message(task_id: str, context_id: str, value: Any) -> Message:
     """A message from the agent side of a task (a prompt, an error)."""
-    return Message(message_id=f"{task_id}-{datetime.now(timezone.utc).timestamp():.6f}", role=Role.ROLE_AGENT,
-                   task_id=task_id, context_id=context_id, parts=[value_part(value)])
+    return Message(
+        message_id=f"{task_id}-{datetime.now(timezone.utc).timestamp():.6f}",
+        role=Role.ROLE_AGENT,
+        task_id=task_id,
+        context_id=context_id,
+        parts=[value_part(value)],
+    )
 
 
 def status(info: WorkflowInfo, context_id: str) -> TaskStatus:
@@ -113,20 +138,37 @@ def status(info: WorkflowInfo, context_id: str) -> TaskStatus:
 
 def artifacts(info: WorkflowInfo) -> list[Artifact]:
     """One artifact per completed step (artifact id and name: the step id), its result as a part."""
-    return [Artifact(artifact_id=step.id, name=step.id, parts=[value_part(step.result)])
-            for step in info.steps if step.state == StepState.COMPLETED]
+    return [
+        Artifact(artifact_id=step.id, name=step.id, parts=[value_part(step.result)])
+        for step in info.steps
+        if step.state == StepState.COMPLETED
+    ]
 
 
 def task(info: WorkflowInfo, context_id: str) -> Task:
     """The workflow as an A2A task."""
-    return Task(id=info.id, context_id=context_id, status=status(info, context_id), artifacts=artifacts(info))
+    return Task(
+        id=info.id,
+        context_id=context_id,
+        status=status(info, context_id),
+        artifacts=artifacts(info),
+    )
 
 
 def status_event(info: WorkflowInfo, context_id: str) -> TaskStatusUpdateEvent:
-    return TaskStatusUpdateEvent(task_id=info.id, context_id=context_id, status=status(info, context_id))
+    return TaskStatusUpdateEvent(
+        task_id=info.id, context_id=context_id, status=status(info, context_id)
+    )
 
 
 def rejected(task_id: str, context_id: str, reason: str) -> Task:
     """A task the gateway refused to create (it is not stored anywhere)."""
-    return Task(id=task_id, context_id=context_id, status=TaskStatus(
-        state=TaskState.TASK_STATE_REJECTED, timestamp=_now(), message=agent_message(task_id, context_id, reason)))
+    return Task(
+        id=task_id,
+        context_id=context_id,
+        status=TaskStatus(
+            state=TaskState.TASK_STATE_REJECTED,
+            timestamp=_now(),
+            message=agent_message(task_id, context_id, reason),
+        ),
+    )

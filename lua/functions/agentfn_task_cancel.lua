@@ -19,7 +19,7 @@ local function agentfn_task_cancel(keys, args)
   local task_id = check_id(args[1], 'task_id')
   parse_options(args, 2, {})
   check_schema(root, namespace)
-  local task = SETTLE.load_finish(root, task_id)
+  local task = SETTLE.load(root, task_id, false)
   if task.state == '' then
     raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
   end

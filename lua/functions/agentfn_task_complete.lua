@@ -28,22 +28,19 @@
 -- The options' checkers (built once, not on every call).
 local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json, LEASE_MS = OPT.positive_duration}
 
+local function check_result(value)
+  check_json(value, 'result')
+end
+
 local function agentfn_task_complete(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 3, 'task_id, token, result')
-  local task_id = check_id(args[1], 'task_id')
-  local token = TASK.token_arg(args[2])
-  check_json(args[3], 'result')
-  local options = parse_options(args, 4, TASK_COMPLETE_OPTIONS)
-  check_schema(root, namespace)
-  local task = SETTLE.load_finish(root, task_id)
-  local canceled = TASK.check_token(task, task_id, token)
+  local task_id, task, canceled, options = SETTLE.open_attempt(root, namespace, args, 'task_id, token, result',
+    check_result, TASK_COMPLETE_OPTIONS, false)
   if options.INPUT_REQUIRED and task.workflow == '' then
     raise(ERR.BADARG, 'INPUT_REQUIRED is only for workflow tasks; ' .. task_id .. ' has no workflow')
   end
   local now = now_ms()
-  local next_count = options.NEXT or 0
-  local agent = next_count > 0 and live_agent(root, task.agent, now)
+  local agent = SETTLE.next_agent(root, task, options, now)
 
   local state = STATE.CANCELED
   if not canceled then
@@ -55,9 +52,5 @@ local function agentfn_task_complete(keys, args)
       SETTLE.finish(root, task_id, task, state, 'completed', now, {'entry', '', 'result', args[3]})
     end
   end
-  if not agent then
-    return {'id', task_id, 'state', state}
-  end
-  local claimed = TASK.claim(root, task.agent, agent.capabilities, next_count, options.LEASE_MS, now)
-  return {'id', task_id, 'state', state, 'next', claimed}
+  return SETTLE.reply(root, task, agent, options, now, {'id', task_id, 'state', state})
 end

@@ -26,32 +26,23 @@
 -- The options' checkers (built once, not on every call).
 local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}
 
-local function agentfn_task_fail(keys, args)
-  local root, namespace = check_root(keys)
-  check_arity(args, 3, 'task_id, token, error')
-  local task_id = check_id(args[1], 'task_id')
-  local token = TASK.token_arg(args[2])
-  local error_text = args[3]
+local function check_error_text(error_text)
   if #error_text > LIMITS.error_bytes then
     raise(ERR.LIMIT, 'error is longer than ' .. LIMITS.error_bytes .. ' bytes')
   end
-  local options = parse_options(args, 4, TASK_FAIL_OPTIONS)
-  check_schema(root, namespace)
-  local task = TASK.load(root, task_id, SETTLE.FIELDS)
-  local canceled = TASK.check_token(task, task_id, token)
+end
+
+local function agentfn_task_fail(keys, args)
+  local root, namespace = check_root(keys)
+  local task_id, task, canceled, options = SETTLE.open_attempt(root, namespace, args, 'task_id, token, error',
+    check_error_text, TASK_FAIL_OPTIONS, true)
   local now = now_ms()
-  local next_count = options.NEXT or 0
-  local agent = next_count > 0 and live_agent(root, task.agent, now)
+  local agent = SETTLE.next_agent(root, task, options, now)
 
   local state, due_ms = STATE.CANCELED, ''
   if not canceled then
     TASK.unlink(root, task_id, task)
-    state, due_ms = SETTLE.after_failure(root, task_id, task, error_text, now, options.RETRY ~= false, true)
+    state, due_ms = SETTLE.after_failure(root, task_id, task, args[3], now, options.RETRY ~= false, true)
   end
-  local reply = {'id', task_id, 'state', state, 'due_ms', tostring(due_ms)}
-  if agent then
-    reply[7] = 'next'
-    reply[8] = TASK.claim(root, task.agent, agent.capabilities, next_count, options.LEASE_MS, now)
-  end
-  return reply
+  return SETTLE.reply(root, task, agent, options, now, {'id', task_id, 'state', state, 'due_ms', tostring(due_ms)})
 end

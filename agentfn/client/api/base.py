@@ -1,0 +1,70 @@
+"""Argument encoding and reply decoding shared by every API method (sync and asyncio alike)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from typing import Any, TypeVar
+
+from ...library.protocol import load_specs
+
+T = TypeVar("T")
+
+#: A reply parser: turns the decoded reply into the method's return value.
+Parser = Callable[[Any], Any]
+
+
+def encode_value(value: Any) -> str:
+    """One ARGV value as the library expects it (rule 9: plain strings)."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{value!r} is not a whole number")
+        return str(int(value))
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    raise TypeError(f"cannot send a {type(value).__name__} to the library")
+
+
+def build_call(
+    name: str, root: str, positional: Sequence[Any], options: Mapping[str, Any] | None = None
+) -> tuple[str, list[str | int]]:
+    """The FCALL (or FCALL_RO) command and arguments for one function, checked against its spec.
+
+    A mismatch with the function's header (a wrong count of positional values, an option the
+    function does not declare) is a programming error and raises TypeError before anything is sent.
+    """
+    spec = load_specs().get(name)
+    if spec is None:
+        raise TypeError(f"the library has no function {name}")
+    if len(positional) != len(spec.argv):
+        raise TypeError(f"{name} takes {len(spec.argv)} positional values, got {len(positional)}")
+    args: list[str | int] = [name, 1, root]
+    args.extend(encode_value(value) for value in positional)
+    for option, value in (options or {}).items():
+        if value is None:
+            continue
+        if option not in spec.option_names:
+            raise TypeError(f"{name} has no option {option}")
+        args.extend((option, encode_value(value)))
+    return ("FCALL_RO" if spec.read_only else "FCALL"), args
+
+
+class ApiBase:
+    """What every API mixin relies on: one call helper, provided by Client or AsyncClient."""
+
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: Parser | None = None,
+    ) -> Any:
+        """Call one library function (sync: the parsed reply; asyncio: an awaitable of it)."""
+        raise NotImplementedError

@@ -1,0 +1,374 @@
+"""Messages between agents: agentfn_msg_send, _broadcast, _read, _ack, and the blocking helpers.
+
+Every agent has a durable inbox (a stream with one consumer group). A message stays there until
+the agent acknowledges it, so a reader that dies before acknowledging gets it again on its next
+read. The blocking helpers never poll: they block on the inbox with ``XREAD BLOCK`` from the id
+the last read returned, so a message sent in between wakes them at once.
+
+The helpers are written once, as generators of steps (each step a call that returns a value on
+:class:`~agentfn.Client` and an awaitable on :class:`~agentfn.AsyncClient`), and driven by a
+sync or an asyncio runner.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ... import keys
+from ...replies import as_int, as_json, pairs
+from ..waiting import wait_for_work
+from .base import ApiBase
+from .steps import Step, run_async, run_sync
+
+#: How long one XREAD BLOCK lasts when the caller waits without a timeout (then it reads and
+#: blocks again); BLOCK 0 (forever) would outlast any socket timeout.
+UNTIMED_BLOCK_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message from an inbox."""
+
+    id: str
+    """The message id: the inbox stream entry id (``<ms>-<seq>``)."""
+    sender: str
+    """The id the sender gave as ``from``."""
+    to: str
+    """The recipient (the inbox owner)."""
+    type: str
+    content: Any
+    """The content, decoded from JSON."""
+    reply_to: str | None
+    """The id of the message this one answers, or None."""
+    sent_ms: int
+    """When it was sent, on the server's clock."""
+    expires_ms: int
+    """When it expires, on the server's clock."""
+    redelivered: bool = False
+    """True when an earlier read delivered it and it was not acknowledged."""
+
+    @classmethod
+    def from_fields(cls, message_id: str, to: str, fields: dict[str, Any]) -> Message:
+        """A message from its inbox entry's fields (as agentfn_msg_read or XREAD return them)."""
+        return cls(
+            id=message_id,
+            sender=fields["from"],
+            to=to,
+            type=fields["type"],
+            content=as_json(fields["content"]),
+            reply_to=fields.get("reply_to") or None,
+            sent_ms=as_int(fields["sent_ms"]),
+            expires_ms=as_int(fields["expires_ms"]),
+            redelivered=as_int(fields.get("redelivered")) == 1,
+        )
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> Message:
+        fields = pairs(reply)
+        return cls.from_fields(fields["id"], fields["to"], fields)
+
+
+@dataclass(frozen=True)
+class InboxRead:
+    """What agentfn_msg_read returns: the messages, and where to block when there are none."""
+
+    messages: list[Message]
+    wait_stream: str
+    """The inbox key to block on: ``XREAD BLOCK <ms> STREAMS <wait_stream> <wait_id>``."""
+    wait_id: str
+    """The inbox's newest id at the read (0-0 when empty): any message sent later has a larger id."""
+
+    @property
+    def wait_streams(self) -> dict[str, str]:
+        """``{wait_stream: wait_id}``, the shape :func:`agentfn.waiting.wait_for_work` takes."""
+        return {self.wait_stream: self.wait_id}
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> InboxRead:
+        fields = pairs(reply)
+        wait_stream, wait_id = fields["wait"]
+        return cls([Message.from_reply(item) for item in fields["messages"]], wait_stream, wait_id)
+
+
+class Broadcast(dict[str, str]):
+    """Who a broadcast reached: agent id -> message id, in liveness-deadline order.
+
+    ``full`` names the live agents that got nothing because their inbox was full.
+    """
+
+    full: tuple[str, ...]
+
+    def __init__(self, reached: Iterable[tuple[str, str]] = (), full: Iterable[str] = ()) -> None:
+        super().__init__(reached)
+        self.full = tuple(full)
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> Broadcast:
+        fields = pairs(reply)
+        reached = fields["reached"]
+        return cls(zip(reached[0::2], reached[1::2]), fields["full"])
+
+
+def _message_id(reply: Any) -> str:
+    return str(pairs(reply)["id"])
+
+
+def _removed(reply: Any) -> int:
+    return as_int(pairs(reply)["removed"])
+
+
+def _messages(reply: Any) -> list[Message]:
+    return InboxRead.from_reply(reply).messages
+
+
+def _read_options(count: int, ack: Sequence[str]) -> dict[str, Any]:
+    if isinstance(ack, str):
+        raise TypeError("ack is a sequence of message ids, not one string")
+    return {"COUNT": count, "ACK": ",".join(ack) or None}
+
+
+def _content(content: Any) -> str:
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XREAD reply, as (id, fields) with text values, under RESP2 or RESP3."""
+    if isinstance(reply, dict):  # RESP3: {stream: [[entry, ...]]}
+        batches = [
+            batch[0] if batch and isinstance(batch[0], list) else batch for batch in reply.values()
+        ]
+    else:  # RESP2: [[stream, [entry, ...]], ...]
+        batches = [item[1] for item in reply or []]
+    return [
+        (_text(entry_id), {_text(name): _text(value) for name, value in (fields or {}).items()})
+        for batch in batches
+        for entry_id, fields in batch
+    ]
+
+
+def _block_ms(deadline: float | None) -> int | None:
+    """XREAD BLOCK milliseconds until a monotonic deadline (a chunk for None), None when past."""
+    if deadline is None:
+        return UNTIMED_BLOCK_MS
+    remaining = deadline - time.monotonic()
+    return max(1, math.ceil(remaining * 1000)) if remaining > 0 else None
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _receive_steps(
+    api: MessagesApi, agent_id: str, timeout: float | None, count: int, ack: Sequence[str]
+) -> Generator[Step, Any, list[Message]]:
+    deadline = _deadline(timeout)
+    while True:
+        read: InboxRead = yield lambda: api.read_inbox(agent_id, count, ack=ack)
+        ack = ()
+        block = _block_ms(deadline)
+        if read.messages or block is None:
+            return read.messages
+        yield lambda: wait_for_work(api.redis, read, block)
+
+
+def request_ttl_ms(timeout: float, ttl_ms: int | None) -> int:
+    """A request's time to live: ``ttl_ms``, else the wait (it expires when its requester stops waiting)."""
+    return ttl_ms or max(1, math.ceil(timeout * 1000))
+
+
+def no_reply(to: str, request_id: str, timeout: float) -> TimeoutError:
+    """The error of a request whose reply did not come in time."""
+    return TimeoutError(f"no reply from {to} to message {request_id} within {timeout} s")
+
+
+def _request_steps(
+    api: MessagesApi,
+    from_agent: str,
+    to: str,
+    type: str,
+    content: Any,
+    timeout: float,
+    ttl_ms: int | None,
+    allow_unregistered: bool,
+) -> Generator[Step, Any, Message]:
+    inbox = keys.inbox(api.namespace, from_agent)
+    newest = yield lambda: api.redis.execute_command("XREVRANGE", inbox, "+", "-", "COUNT", 1)
+    last_id = _text(newest[0][0]) if newest else "0-0"
+    request_id: str = yield lambda: api.send(
+        from_agent,
+        to,
+        type,
+        content,
+        ttl_ms=request_ttl_ms(timeout, ttl_ms),
+        allow_unregistered=allow_unregistered,
+    )
+    deadline = _deadline(timeout)
+    while (block := _block_ms(deadline)) is not None:
+        reply = yield lambda: api.redis.execute_command(
+            "XREAD", "COUNT", 100, "BLOCK", block, "STREAMS", inbox, last_id
+        )
+        for entry_id, fields in _stream_entries(reply):
+            last_id = entry_id
+            if fields.get("reply_to") == request_id:
+                yield lambda: api.ack(from_agent, entry_id)
+                return Message.from_fields(entry_id, from_agent, fields)
+    raise no_reply(to, request_id, timeout)
+
+
+def _iterate_sync(
+    api: MessagesApi, agent_id: str, count: int, timeout: float | None
+) -> Iterator[Message]:
+    while batch := api.receive(agent_id, timeout, count=count):
+        for message in batch:
+            yield message
+            api.ack(agent_id, message.id)
+
+
+async def _iterate_async(
+    api: MessagesApi, agent_id: str, count: int, timeout: float | None
+) -> AsyncIterator[Message]:
+    while batch := await api.receive(agent_id, timeout, count=count):  # type: ignore[misc]
+        for message in batch:
+            yield message
+            await api.ack(agent_id, message.id)  # type: ignore[misc]
+
+
+class MessagesApi(ApiBase):
+    """Messaging methods, and blocking helpers that work on Client and AsyncClient alike."""
+
+    redis: Any
+    namespace: str
+
+    def _is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.redis.execute_command)
+
+    def _drive(self, steps: Generator[Step, Any, Any]) -> Any:
+        return run_async(steps) if self._is_async() else run_sync(steps)
+
+    def send(
+        self,
+        from_agent: str,
+        to: str,
+        type: str,
+        content: Any,
+        *,
+        reply_to: str | None = None,
+        ttl_ms: int | None = None,
+        allow_unregistered: bool = False,
+    ) -> str:
+        """agentfn_msg_send: put a message (any JSON value) in ``to``'s inbox; returns its id.
+
+        NotFound when ``to`` was never registered (unless allow_unregistered), LimitExceeded when
+        its inbox is full.
+        """
+        return self._call(
+            "agentfn_msg_send",
+            [from_agent, to, type, _content(content)],
+            {
+                "REPLY_TO": reply_to,
+                "TTL_MS": ttl_ms,
+                "ALLOW_UNREGISTERED": allow_unregistered or None,
+            },
+            _message_id,
+        )
+
+    def broadcast(
+        self,
+        from_agent: str,
+        type: str,
+        content: Any,
+        *,
+        capability: str | None = None,
+        ttl_ms: int | None = None,
+    ) -> Broadcast:
+        """agentfn_msg_broadcast: one message to every live agent with ``capability`` (all when None).
+
+        Returns agent id -> message id for each agent reached (the sender is left out); the
+        result's ``full`` names live agents whose inbox was full.
+        """
+        return self._call(
+            "agentfn_msg_broadcast",
+            [from_agent, capability or "*", type, _content(content)],
+            {"TTL_MS": ttl_ms},
+            Broadcast.from_reply,
+        )
+
+    def read_inbox(self, agent_id: str, count: int = 10, *, ack: Sequence[str] = ()) -> InboxRead:
+        """agentfn_msg_read: unacknowledged messages first, then new ones, with the wait position.
+
+        ``ack``: ids of handled messages to acknowledge first, in the same round trip.
+        """
+        return self._call(
+            "agentfn_msg_read", [agent_id], _read_options(count, ack), InboxRead.from_reply
+        )
+
+    def read_messages(
+        self, agent_id: str, count: int = 10, *, ack: Sequence[str] = ()
+    ) -> list[Message]:
+        """agentfn_msg_read: up to ``count`` messages; each comes back until it is acknowledged."""
+        return self._call("agentfn_msg_read", [agent_id], _read_options(count, ack), _messages)
+
+    def ack(self, agent_id: str, *message_ids: str) -> int:
+        """agentfn_msg_ack: take messages out of the inbox for good; returns how many were still in it."""
+        if not message_ids:
+            raise TypeError("ack needs at least one message id")
+        return self._call("agentfn_msg_ack", [agent_id, ",".join(message_ids)], None, _removed)
+
+    def receive(
+        self, agent_id: str, timeout: float | None, *, count: int = 10, ack: Sequence[str] = ()
+    ) -> list[Message]:
+        """Up to ``count`` messages, blocking (XREAD BLOCK, no polling) up to ``timeout`` seconds
+        (None: until one comes) while the inbox has none; [] on timeout. Acknowledge what you
+        handle: with ack() or, in the same round trip as the next read, with ``ack``.
+        """
+        return self._drive(_receive_steps(self, agent_id, timeout, count, ack))
+
+    def messages(
+        self, agent_id: str, *, count: int = 10, timeout: float | None = None
+    ) -> Iterator[Message]:
+        """Iterate over messages as they arrive (``async for`` on AsyncClient).
+
+        Each message is acknowledged when the loop asks for the next one: leave the loop
+        (break, exception) and the message in hand, and any others read with it, stay
+        unacknowledged and come back on the next read. The iteration ends when no message
+        came for ``timeout`` seconds (None: never).
+        """
+        if self._is_async():
+            return _iterate_async(self, agent_id, count, timeout)  # type: ignore[return-value]
+        return _iterate_sync(self, agent_id, count, timeout)
+
+    def request(
+        self,
+        from_agent: str,
+        to: str,
+        type: str,
+        content: Any,
+        timeout: float,
+        *,
+        ttl_ms: int | None = None,
+        allow_unregistered: bool = False,
+    ) -> Message:
+        """Send a request and wait for its reply; raises TimeoutError after ``timeout`` seconds.
+
+        The reply is the first message in ``from_agent``'s inbox whose reply_to is the request's
+        id (the responder calls ``send(..., reply_to=request.id)``); it is acknowledged and
+        returned. Other messages are left untouched for the inbox's normal reader, and so is a
+        reply that comes after the timeout. The request expires when the wait ends (ttl_ms
+        overrides that).
+
+        While an :class:`agentfn.Agent` with message handlers serves ``from_agent``, its mailroom
+        reads that inbox and takes the replies: request through ``agent.request()`` then.
+        """
+        return self._drive(
+            _request_steps(self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered)
+        )

@@ -1,0 +1,346 @@
+"""Task routing: agentfn_task_submit, _claim, _complete, _fail, _extend, _cancel, _get, _requeue,
+agentfn_reap.
+
+Payloads, results, prompts and inputs travel as JSON text; these methods encode what they send
+with :func:`json.dumps` (so a plain string is sent as a JSON string) and decode what they get.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ...constants import Priority
+from ...replies import as_int, as_json, as_optional_int, as_optional_text, pairs
+from .base import ApiBase
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """One task a claim started: run it, then complete or fail it with its token."""
+
+    id: str
+    capability: str
+    payload: Any
+    """The submitted payload, decoded from JSON."""
+    attempt: int
+    token: int
+    """The fencing token (the attempt number) that complete, fail and extend must present."""
+    lease_deadline_ms: int
+    """When the lease ends on the server clock, unless extended."""
+    priority: str
+    workflow: str | None
+    step: str | None
+    inputs: Any
+    """For a workflow step: the results of its dependencies, decoded (None otherwise)."""
+    timeout_ms: int
+    """The task's lease time; extend renews the lease by this much by default."""
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> ClaimedTask:
+        fields = pairs(reply)
+        return cls(
+            id=fields["id"],
+            capability=fields["capability"],
+            payload=as_json(fields["payload"]),
+            attempt=as_int(fields["attempt"]),
+            token=as_int(fields["token"]),
+            lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
+            priority=fields["priority"],
+            workflow=as_optional_text(fields["workflow"]),
+            step=as_optional_text(fields["step"]),
+            inputs=as_json(fields["inputs"]),
+            timeout_ms=as_int(fields["timeout_ms"]),
+        )
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """What a claim returned: tasks and, when fewer than asked, what to block on for the rest."""
+
+    tasks: list[ClaimedTask]
+    wait_streams: dict[str, str]
+    """Stream key -> newest id, for XREAD BLOCK when the claim returned fewer tasks than asked
+    (every stream was drained); empty when it returned as many as asked."""
+    next_due_ms: int | None
+    """With ``wait_streams``: the earliest due time of a delayed task (server clock), or None."""
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> ClaimResult:
+        fields = pairs(reply)
+        return cls(
+            tasks=[ClaimedTask.from_reply(task) for task in fields["tasks"]],
+            wait_streams=pairs(fields["wait"]),
+            next_due_ms=as_optional_int(fields["next_due_ms"]),
+        )
+
+
+def _next_claim(fields: dict[str, Any]) -> ClaimResult | None:
+    return ClaimResult.from_reply(fields["next"]) if "next" in fields else None
+
+
+@dataclass(frozen=True)
+class CompleteResult:
+    """What agentfn_task_complete returned."""
+
+    id: str
+    state: str
+    """completed, or canceled when the task was canceled while running (the result was discarded)."""
+    next: ClaimResult | None
+    """The agent's next claim when ``next`` > 0 was asked for."""
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> CompleteResult:
+        fields = pairs(reply)
+        return cls(id=fields["id"], state=fields["state"], next=_next_claim(fields))
+
+
+@dataclass(frozen=True)
+class FailResult:
+    """What agentfn_task_fail returned."""
+
+    id: str
+    state: str
+    """delayed, queued, failed, dead, or canceled."""
+    due_ms: int | None
+    """When the task is ready again (delayed or queued); None when it finished."""
+    next: ClaimResult | None
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> FailResult:
+        fields = pairs(reply)
+        return cls(
+            id=fields["id"],
+            state=fields["state"],
+            due_ms=as_optional_int(fields["due_ms"]),
+            next=_next_claim(fields),
+        )
+
+
+@dataclass(frozen=True)
+class ExtendResult:
+    """What agentfn_task_extend returned."""
+
+    id: str
+    lease_deadline_ms: int | None
+    canceled: bool
+    """True when the task was canceled: stop working on it."""
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> ExtendResult:
+        fields = pairs(reply)
+        return cls(
+            id=fields["id"],
+            lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
+            canceled=as_int(fields["canceled"]) == 1,
+        )
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task's record (agentfn_task_get); JSON fields decoded, unset fields None."""
+
+    id: str
+    capability: str
+    payload: Any
+    priority: str
+    state: str
+    """A TaskState value."""
+    attempt: int
+    max_attempts: int
+    backoff_ms: int
+    backoff_max_ms: int
+    timeout_ms: int
+    created_ms: int
+    due_ms: int | None
+    started_ms: int | None
+    finished_ms: int | None
+    agent: str | None
+    """The current or last claimer."""
+    stream: str
+    entry: str | None
+    """The stream entry while queued or running; the dead-letter entry while dead."""
+    lease_deadline_ms: int | None
+    result: Any
+    error: str | None
+    """The last error."""
+    errors: list[dict[str, Any]]
+    """Every failed attempt: {attempt, error, agent, at_ms}."""
+    to: str | None
+    idempotency_key: str | None
+    workflow: str | None
+    step: str | None
+    inputs: Any
+    prompt: Any
+    retention_ms: int
+    cancel_requested: bool
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> TaskInfo:
+        fields = pairs(reply)
+        text = {
+            name: as_optional_text(fields[name])
+            for name in ("agent", "entry", "error", "to", "idempotency_key", "workflow", "step")
+        }
+        return cls(
+            id=fields["id"],
+            capability=fields["capability"],
+            payload=as_json(fields["payload"]),
+            priority=fields["priority"],
+            state=fields["state"],
+            attempt=as_int(fields["attempt"]),
+            max_attempts=as_int(fields["max_attempts"]),
+            backoff_ms=as_int(fields["backoff_ms"]),
+            backoff_max_ms=as_int(fields["backoff_max_ms"]),
+            timeout_ms=as_int(fields["timeout_ms"]),
+            created_ms=as_int(fields["created_ms"]),
+            due_ms=as_optional_int(fields["due_ms"]),
+            started_ms=as_optional_int(fields["started_ms"]),
+            finished_ms=as_optional_int(fields["finished_ms"]),
+            stream=fields["stream"],
+            lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
+            result=as_json(fields["result"]),
+            errors=as_json(fields["errors"], []),
+            inputs=as_json(fields["inputs"]),
+            prompt=as_json(fields["prompt"]),
+            retention_ms=as_int(fields["retention_ms"]),
+            cancel_requested=fields["cancel_requested"] == "1",
+            **text,
+        )
+
+
+def _field(name: str) -> Any:
+    return lambda reply: pairs(reply)[name]
+
+
+def _counters(reply: Any) -> dict[str, int]:
+    return {name: as_int(value) for name, value in pairs(reply).items()}
+
+
+class TasksApi(ApiBase):
+    """Task routing methods."""
+
+    def submit(
+        self,
+        capability: str,
+        payload: Any,
+        *,
+        priority: Priority | str | None = None,
+        delay_ms: int | None = None,
+        max_attempts: int | None = None,
+        backoff_ms: int | None = None,
+        backoff_max_ms: int | None = None,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+        to: str | None = None,
+        retention_ms: int | None = None,
+    ) -> str:
+        """agentfn_task_submit: queue a task (payload: any JSON-serialisable value); returns its id.
+
+        With an idempotency key that names a retained task, returns that task's id instead.
+        """
+        return self._call(
+            "agentfn_task_submit",
+            [capability, _json_text(payload)],
+            {
+                "PRIORITY": priority,
+                "DELAY_MS": delay_ms,
+                "MAX_ATTEMPTS": max_attempts,
+                "BACKOFF_MS": backoff_ms,
+                "BACKOFF_MAX_MS": backoff_max_ms,
+                "TIMEOUT_MS": timeout_ms,
+                "IDEMPOTENCY_KEY": idempotency_key,
+                "TO": to,
+                "RETENTION_MS": retention_ms,
+            },
+            _field("id"),
+        )
+
+    def claim(self, agent_id: str, count: int = 1, *, lease_ms: int | None = None) -> ClaimResult:
+        """agentfn_task_claim: claim up to ``count`` tasks for a live agent (never blocks)."""
+        return self._call(
+            "agentfn_task_claim",
+            [agent_id],
+            {"COUNT": count, "LEASE_MS": lease_ms},
+            ClaimResult.from_reply,
+        )
+
+    def complete(
+        self,
+        task_id: str,
+        token: int,
+        result: Any,
+        *,
+        next: int = 0,
+        input_required: Any = None,
+        lease_ms: int | None = None,
+    ) -> CompleteResult:
+        """agentfn_task_complete: finish the attempt with ``result``; ``next`` > 0 claims again,
+        each task claimed with a lease of ``lease_ms`` (as claim's; unused without ``next``).
+
+        ``input_required`` (a workflow task only): a JSON-serialisable prompt; the attempt ends
+        without a result and the workflow step waits for input.
+        """
+        prompt = None if input_required is None else _json_text(input_required)
+        return self._call(
+            "agentfn_task_complete",
+            [task_id, token, _json_text(result)],
+            {
+                "NEXT": next or None,
+                "INPUT_REQUIRED": prompt,
+                "LEASE_MS": lease_ms if next else None,
+            },
+            CompleteResult.from_reply,
+        )
+
+    def fail(
+        self,
+        task_id: str,
+        token: int,
+        error: str,
+        *,
+        retry: bool = True,
+        next: int = 0,
+        lease_ms: int | None = None,
+    ) -> FailResult:
+        """agentfn_task_fail: end the attempt with an error; retried with backoff unless ``retry`` is False.
+        ``next`` and ``lease_ms`` as for complete."""
+        return self._call(
+            "agentfn_task_fail",
+            [task_id, token, error],
+            {
+                "RETRY": None if retry else False,
+                "NEXT": next or None,
+                "LEASE_MS": lease_ms if next else None,
+            },
+            FailResult.from_reply,
+        )
+
+    def extend(self, task_id: str, token: int, lease_ms: int | None = None) -> ExtendResult:
+        """agentfn_task_extend: renew the lease; ``canceled`` tells the worker to stop."""
+        return self._call(
+            "agentfn_task_extend", [task_id, token], {"LEASE_MS": lease_ms}, ExtendResult.from_reply
+        )
+
+    def cancel(self, task_id: str) -> str:
+        """agentfn_task_cancel: cancel an unfinished task; returns the state it was in."""
+        return self._call("agentfn_task_cancel", [task_id], None, _field("was"))
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        """agentfn_task_get: a task's record."""
+        return self._call("agentfn_task_get", [task_id], None, TaskInfo.from_reply)
+
+    def requeue(self, task_id: str, max_attempts: int | None = None) -> str:
+        """agentfn_task_requeue: queue a dead or failed task again with a fresh budget; returns its state."""
+        return self._call(
+            "agentfn_task_requeue", [task_id], {"MAX_ATTEMPTS": max_attempts}, _field("state")
+        )
+
+    def reap(self, limit: int | None = None) -> dict[str, int]:
+        """agentfn_reap: promote due tasks, expire leases, sweep lapsed agents; returns the counters."""
+        return self._call("agentfn_reap", [], {"LIMIT": limit}, _counters)

@@ -1,0 +1,129 @@
+"""Client (redis-py) and AsyncClient (redis.asyncio): one method per library function.
+
+Both share the method definitions of the API mixins; they differ only in the call helper,
+which sends FCALL (FCALL_RO for no-writes functions), decodes the reply, maps a coded error
+to its exception class, and on first use checks that the deployed library is compatible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from .. import keys
+from ..errors import LibraryNotReady, library_error
+from ..library.info import LibraryInfo, compatibility_problem
+from ..replies import decode_reply
+from .api.base import Parser, build_call
+from .api.messages import MessagesApi
+from .api.meta import MetaApi
+from .api.registry import RegistryApi
+from .api.tasks import TasksApi
+from .api.workflows import WorkflowsApi
+
+
+def _translate(error: redis.ResponseError) -> Exception:
+    ours = library_error(str(error))
+    return ours if ours is not None else error
+
+
+def _is_missing_function(error: redis.ResponseError) -> bool:
+    return "function not found" in str(error).lower()
+
+
+def _no_library_or_raise(error: redis.ResponseError) -> None:
+    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
+    if not _is_missing_function(error):
+        raise _translate(error) from None
+    return None
+
+
+class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
+    def __init__(
+        self, redis_client: Any, namespace: str = "default", *, check_library: bool = True
+    ) -> None:
+        self.redis = redis_client
+        self.namespace = keys.validate_namespace(namespace)
+        self.root = keys.root(namespace)
+        self._library_checked = not check_library
+        # A connection that already decodes to str needs no walk over every reply.
+        self.decodes_replies = bool(redis_client.get_connection_kwargs().get("decode_responses"))
+
+    def _finish(self, reply: Any, parse: Parser | None) -> Any:
+        """A call's reply as its method returns it: decoded (unless the connection decodes), parsed."""
+        if not self.decodes_replies:
+            reply = decode_reply(reply)
+        return parse(reply) if parse else reply
+
+    def _raise_if_incompatible(self, reply: Any) -> None:
+        info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
+        problem = compatibility_problem(info, self.namespace)
+        if problem:
+            raise LibraryNotReady(problem)
+        self._library_checked = True
+
+
+class Client(_ClientBase):
+    """Synchronous client over a ``redis.Redis`` connection."""
+
+    redis: redis.Redis
+
+    def check_library(self) -> None:
+        """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
+        try:
+            reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+        except redis.ResponseError as error:
+            reply = _no_library_or_raise(error)
+        self._raise_if_incompatible(reply)
+
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: Parser | None = None,
+    ) -> Any:
+        command, args = build_call(name, self.root, positional, options)
+        if not self._library_checked:
+            self.check_library()
+        try:
+            reply = self.redis.execute_command(command, *args)
+        except redis.ResponseError as error:
+            raise _translate(error) from None
+        return self._finish(reply, parse)
+
+
+class AsyncClient(_ClientBase):
+    """asyncio client over a ``redis.asyncio.Redis`` connection; every method returns an awaitable."""
+
+    redis: redis.asyncio.Redis
+
+    async def check_library(self) -> None:
+        """Raise LibraryNotReady (naming the command to run) unless the deployed library fits."""
+        try:
+            reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
+        except redis.ResponseError as error:
+            reply = _no_library_or_raise(error)
+        self._raise_if_incompatible(reply)
+
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: Parser | None = None,
+    ) -> Any:
+        command, args = build_call(name, self.root, positional, options)
+        return self._send(command, args, parse)
+
+    async def _send(self, command: str, args: list[str | int], parse: Parser | None) -> Any:
+        if not self._library_checked:
+            await self.check_library()
+        try:
+            reply = await self.redis.execute_command(command, *args)
+        except redis.ResponseError as error:
+            raise _translate(error) from None
+        return self._finish(reply, parse)

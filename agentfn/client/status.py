@@ -1,0 +1,268 @@
+"""A namespace's state as an operator sees it: agents, queues, leases, delays, dead letters, workflows.
+
+Everything is read straight from the keys (SCAN within the namespace, XINFO GROUPS, ZCARD,
+XLEN), never through a write, so ``agentfn status`` is safe against a production Redis. The
+numbers are those Redis itself keeps: a queue's *ready* count is its consumer group's lag (or the
+stream length minus the pending entries when Redis cannot compute the lag), its *in flight* count
+is the group's pending-entries list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from .. import keys
+from ..constants import CONSUMER_GROUP, Priority, WorkflowState
+from ..library.deploy import deployed_library
+from ..library.info import LibraryInfo
+
+#: Keys one SCAN call asks for.
+SCAN_COUNT = 1_000
+
+_PRIORITY_ORDER = {priority.value: index for index, priority in enumerate(Priority)}
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """One agent record."""
+
+    id: str
+    capabilities: tuple[str, ...]
+    status: str
+    """live, or lapsed (its deadline passed, whether or not a sweep has marked it yet)."""
+    expires_in_ms: int
+    """Until the liveness deadline (negative once lapsed)."""
+    running: int
+    """Tasks it holds right now."""
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One work stream: a capability at one priority, or an agent's direct stream."""
+
+    stream: str
+    capability: str
+    """The capability, or '@<agent id>' for a direct stream."""
+    priority: str
+    ready: int
+    """Entries not delivered to any agent yet."""
+    in_flight: int
+    """Entries delivered and not acknowledged (the consumer group's pending-entries list)."""
+
+
+@dataclass(frozen=True)
+class NamespaceStatus:
+    """What ``agentfn status`` reports."""
+
+    namespace: str
+    server_ms: int
+    library: LibraryInfo | None
+    agents: list[AgentRow] = field(default_factory=list)
+    queues: list[QueueRow] = field(default_factory=list)
+    running: int = 0
+    """Tasks under a lease (the leases sorted set)."""
+    delayed: int = 0
+    """Tasks waiting for a due time (a delay or a retry backoff)."""
+    dead: int = 0
+    """Entries in the dead-letter stream."""
+    events: int = 0
+    """Entries in the (capped) event stream."""
+    messages: int = 0
+    """Messages in every inbox, not acknowledged yet (unread, or read and not acknowledged)."""
+    workflows: dict[str, int] = field(default_factory=dict)
+    """Workflow count by state."""
+
+    @property
+    def live_agents(self) -> int:
+        return sum(1 for agent in self.agents if agent.status == "live")
+
+    @property
+    def ready(self) -> int:
+        return sum(queue.ready for queue in self.queues)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing at all in the namespace (a fresh one)."""
+        return not (
+            self.agents
+            or self.queues
+            or self.running
+            or self.delayed
+            or self.dead
+            or self.events
+            or self.messages
+            or self.workflows
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["library"] = None if self.library is None else asdict(self.library)
+        data["totals"] = {
+            "live_agents": self.live_agents,
+            "ready": self.ready,
+            "running": self.running,
+            "delayed": self.delayed,
+            "dead": self.dead,
+        }
+        return data
+
+
+def server_ms(client: redis.Redis) -> int:
+    """The Redis server's clock in ms (the clock every deadline is judged by)."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def scan(client: redis.Redis, pattern: str, kind: str) -> Iterator[str]:
+    """Keys matching a pattern, of one Redis type (namespace names contain no glob characters)."""
+    yield from client.scan_iter(match=pattern, count=SCAN_COUNT, _type=kind)
+
+
+def _pipelined(client: redis.Redis, keys_found: list[str], *commands: Any) -> list[list[Any]]:
+    """For each key, the replies of ``command(pipeline, key)`` for every command: one round trip."""
+    pipeline = client.pipeline(transaction=False)
+    for key in keys_found:
+        for command in commands:
+            command(pipeline, key)
+    replies = pipeline.execute()
+    width = len(commands)
+    return [replies[index : index + width] for index in range(0, len(replies), width)]
+
+
+def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
+    """(ready, in flight) of a work stream, from its XINFO GROUPS and XLEN."""
+    group = next((group for group in groups if group["name"] == CONSUMER_GROUP), None)
+    if group is None:
+        return length, 0
+    pending = int(group.get("pending") or 0)
+    lag = group.get("lag")
+    return (int(lag) if lag is not None else max(length - pending, 0)), pending
+
+
+def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
+    """Every capability stream (by capability, then priority) and every direct stream."""
+    root = keys.root(namespace)
+    streams = [
+        *scan(client, f"{root}:queue:*", "stream"),
+        *scan(client, f"{root}:direct:*", "stream"),
+    ]
+    rows = []
+    for stream, (groups, length) in zip(
+        streams, _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k))
+    ):
+        kind, _, rest = stream[len(root) + 1 :].partition(":")
+        capability, priority = (
+            rest.rpartition(":")[::2] if kind == "queue" else ("@" + rest, "direct")
+        )
+        rows.append(QueueRow(stream, capability, priority, *_queue_counts(groups, length)))
+    rows.sort(
+        key=lambda row: (row.capability, _PRIORITY_ORDER.get(row.priority, len(_PRIORITY_ORDER)))
+    )
+    return rows
+
+
+def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]:
+    """Every agent record (live ones first, then by id)."""
+    prefix = f"{keys.root(namespace)}:agent:"
+    records = list(scan(client, f"{prefix}*", "hash"))
+    rows = []
+    for key, ((status, capabilities, expires), running) in zip(
+        records,
+        _pipelined(
+            client,
+            records,
+            lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms"),
+            lambda p, k: p.scard(keys.agent_tasks(namespace, k[len(prefix) :])),
+        ),
+    ):
+        expires_in = int(expires or 0) - now
+        rows.append(
+            AgentRow(
+                id=key[len(prefix) :],
+                capabilities=tuple(c for c in (capabilities or "").split(",") if c),
+                status="live" if status == "live" and expires_in > 0 else "lapsed",
+                expires_in_ms=expires_in,
+                running=running,
+            )
+        )
+    rows.sort(key=lambda row: (row.status != "live", row.id))
+    return rows
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """One workflow record, as lists of workflows show it."""
+
+    id: str
+    state: str
+    created_ms: int
+    step_count: int
+    completed: int
+
+
+def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]:
+    """Every workflow record, newest first."""
+    prefix = f"{keys.root(namespace)}:wf:"
+    records = [
+        key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
+    ]  # not sub-keys
+    fields = _pipelined(
+        client, records, lambda p, k: p.hmget(k, "state", "created_ms", "step_count", "completed")
+    )
+    rows = [
+        WorkflowRow(
+            key[len(prefix) :],
+            state or "unknown",
+            int(created or 0),
+            int(steps or 0),
+            int(done or 0),
+        )
+        for key, ((state, created, steps, done),) in zip(records, fields)
+    ]
+    rows.sort(key=lambda row: (-row.created_ms, row.id))
+    return rows
+
+
+def count_workflows(rows: list[WorkflowRow]) -> dict[str, int]:
+    """How many workflows are in each state (every state listed, zeros included, once any exists)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    if counts:
+        counts = {**{state.value: 0 for state in WorkflowState}, **counts}
+    return counts
+
+
+def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """How many workflows are in each state (every state listed, zeros included, once any exists)."""
+    return count_workflows(read_workflow_rows(client, namespace))
+
+
+def read_inboxes(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """Agent id -> messages in its inbox not acknowledged yet (unread, or read and not acknowledged)."""
+    prefix = f"{keys.root(namespace)}:inbox:"
+    inboxes = list(scan(client, f"{prefix}*", "stream"))
+    lengths = _pipelined(client, inboxes, lambda p, k: p.xlen(k))
+    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths)}
+
+
+def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:
+    """The namespace's state, read from its keys (no writes)."""
+    now = server_ms(client)
+    return NamespaceStatus(
+        namespace=namespace,
+        server_ms=now,
+        library=deployed_library(client, namespace),
+        agents=read_agents(client, namespace, now),
+        queues=read_queues(client, namespace),
+        running=client.zcard(keys.leases(namespace)),
+        delayed=client.zcard(keys.delayed(namespace)),
+        dead=client.xlen(keys.dead_letters(namespace)),
+        events=client.xlen(keys.events(namespace)),
+        messages=sum(read_inboxes(client, namespace).values()),
+        workflows=read_workflows(client, namespace),
+    )

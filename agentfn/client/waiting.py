@@ -1,0 +1,164 @@
+"""Blocking helpers: how an idle agent waits for work without polling (DESIGN rule 7).
+
+A claim that returns fewer tasks than asked (or an inbox read that finds nothing) returns,
+beside its list, the streams it looked at and the newest id of each (``wait``). Blocking with
+``XREAD BLOCK`` on exactly those ids wakes at the first entry added after that claim, so a task
+submitted between "found nothing" and "block" is never missed: its entry id is larger than the
+id the claim returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio
+
+
+class HasWaitStreams(Protocol):
+    """What wait_for_work needs from a claim result: ``{stream key: last id}``."""
+
+    wait_streams: Mapping[str, str]
+
+
+def _xread_args(streams: Mapping[str, str], timeout_ms: float) -> list[Any]:
+    # COUNT 1: the entry itself is not needed, only the wake-up; BLOCK 0 would mean forever.
+    return [
+        "XREAD",
+        "COUNT",
+        1,
+        "BLOCK",
+        max(1, int(timeout_ms)),
+        "STREAMS",
+        *streams.keys(),
+        *streams.values(),
+    ]
+
+
+def wait_on_streams(client: redis.Redis, streams: Mapping[str, str], timeout_ms: float) -> bool:
+    """Block until one of ``streams`` ({key: last id}) gets a newer entry or timeout_ms passes.
+
+    True when an entry arrived. With no streams there is nothing that can wake the caller but
+    time, so it waits out the timeout. A socket timeout shorter than the block counts as a
+    timeout (redis-py drops that connection; the next call reconnects).
+    """
+    if timeout_ms <= 0:
+        return False
+    if not streams:
+        time.sleep(timeout_ms / 1000)
+        return False
+    try:
+        return bool(client.execute_command(*_xread_args(streams, timeout_ms)))
+    except redis.TimeoutError:
+        return False
+
+
+async def wait_on_streams_async(
+    client: redis.asyncio.Redis, streams: Mapping[str, str], timeout_ms: float
+) -> bool:
+    """The asyncio twin of wait_on_streams."""
+    if timeout_ms <= 0:
+        return False
+    if not streams:
+        await asyncio.sleep(timeout_ms / 1000)
+        return False
+    try:
+        return bool(await client.execute_command(*_xread_args(streams, timeout_ms)))
+    except redis.TimeoutError:
+        return False
+
+
+def wait_for_work(
+    client: Any, claim_result: HasWaitStreams, timeout_ms: float
+) -> bool | Awaitable[bool]:
+    """XREAD BLOCK on the streams a claim with fewer tasks than asked named, from the ids it returned.
+
+    ``client`` is a ``redis.Redis`` (returns a bool: True when work may be ready) or a
+    ``redis.asyncio.Redis`` (returns an awaitable of it). Use a connection that nothing else
+    is waiting on: the call holds it for up to ``timeout_ms``. Claim again after it returns.
+    """
+    if isinstance(client, redis.asyncio.Redis):
+        return wait_on_streams_async(client, claim_result.wait_streams, timeout_ms)
+    return wait_on_streams(client, claim_result.wait_streams, timeout_ms)
+
+
+#: How long stop_thread waits for the thread to exit before it sends CLIENT UNBLOCK again (s).
+UNBLOCK_RETRY_S = 0.02
+
+
+class BlockingConnection:
+    """One connection of its own to the server of ``client``, for blocking reads.
+
+    ``unblock()`` ends a blocked read from another thread (CLIENT UNBLOCK, sent on ``client``'s
+    pool): the read returns as on a timeout. The connection's id is looked up again after a
+    connection error, since a reconnect changes it.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        pool = client.connection_pool
+        own_pool = redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=1, **pool.connection_kwargs
+        )
+        self._control = client
+        self.redis = redis.Redis(connection_pool=own_pool, single_connection_client=True)
+        self._id: int | None = None
+
+    def refresh_id(self) -> None:
+        """Learn the connection's id (call before the first block, and after a connection error)."""
+        try:
+            self._id = self.redis.client_id()
+        except redis.RedisError:
+            self._id = None
+
+    def unblock(self) -> None:
+        if self._id is not None:
+            try:
+                self._control.execute_command("CLIENT", "UNBLOCK", self._id)
+            except redis.RedisError:
+                pass
+
+    def stop_thread(self, thread: threading.Thread, timeout_s: float) -> None:
+        """Wake ``thread`` out of its blocked reads until it exits, for at most ``timeout_s``.
+
+        One CLIENT UNBLOCK can arrive while the thread is between two reads, where it does
+        nothing; so the unblock is repeated while the thread lives (each join waits a little).
+        """
+        deadline = time.monotonic() + timeout_s
+        while thread.is_alive() and time.monotonic() < deadline:
+            self.unblock()
+            thread.join(UNBLOCK_RETRY_S)
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+class ServerClock:
+    """An estimate of the Redis server's clock in ms, from server times seen in replies.
+
+    The library keeps time on the server (rule 3); an agent needs the server's "now" only to
+    turn a due time such as ``next_due_ms`` into how long to block. Each observation pairs a
+    server timestamp with the local monotonic midpoint of the call that returned it.
+    """
+
+    def __init__(self) -> None:
+        self._offset_ms: float | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def local_ms() -> float:
+        return time.monotonic() * 1000
+
+    def observe(self, server_ms: int, sent_local_ms: float, received_local_ms: float) -> None:
+        """Record that the server's clock read ``server_ms`` during a call sent and answered at these local times."""
+        with self._lock:
+            self._offset_ms = server_ms - (sent_local_ms + received_local_ms) / 2
+
+    def until(self, server_ms: int) -> float:
+        """Milliseconds from now until the server's clock reads ``server_ms`` (0 when unknown or past)."""
+        if self._offset_ms is None:
+            return 0.0
+        return max(0.0, server_ms - (self.local_ms() + self._offset_ms))

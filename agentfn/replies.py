@@ -1,0 +1,41 @@
+"""Reply decoding: the helpers that turn a library reply (flat arrays of strings) into Python values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+def decode_reply(reply: Any) -> Any:
+    """bytes to str, recursively, so that replies look the same whatever decode_responses is."""
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8")
+    if isinstance(reply, list):
+        return [decode_reply(item) for item in reply]
+    return reply
+
+
+def pairs(flat: Sequence[Any]) -> dict[str, Any]:
+    """A flat field/value array as a dict."""
+    return {flat[index]: flat[index + 1] for index in range(0, len(flat) - 1, 2)}
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """An integer field that may be empty."""
+    return int(value) if value not in (None, "") else default
+
+
+def as_optional_int(value: Any) -> int | None:
+    """An integer field that may be empty (None when it is)."""
+    return int(value) if value not in (None, "") else None
+
+
+def as_optional_text(value: Any) -> str | None:
+    """A text field that may be empty (None when it is)."""
+    return value if value not in (None, "") else None
+
+
+def as_json(value: Any, default: Any = None) -> Any:
+    """A JSON field that may be empty."""
+    return json.loads(value) if value not in (None, "") else default

@@ -1,0 +1,175 @@
+-- SETTLE: how an attempt ends (finish, retry, dead letter, cancel), the shared path of
+-- agentfn_task_complete and agentfn_task_fail, and release_agent_tasks. Listed after the
+-- workflow hook (workflow_hooks.lua) because these call workflow_on_task_finished.
+
+local SETTLE = {}
+
+-- The fields SETTLE.load reads: those SETTLE.finish, SETTLE.cancel and TASK.check_token use, and
+-- with `failing`, those SETTLE.after_failure uses as well (cancel_requested is read apart).
+local SETTLE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms', 'idempotency_key'}
+local SETTLE_FAILURE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms',
+  'idempotency_key', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
+
+-- SETTLE.load(root, task_id, failing): the task fields the settling helpers read ('' for unset),
+-- as one table; with `failing` also those SETTLE.after_failure reads. Every completion reads
+-- them, so: one HMGET of the fewest fields (each costs a scan of the hash), cancel_requested
+-- only for a canceled task (the only state in which it is read), and a table made by one
+-- constructor (sized once).
+function SETTLE.load(root, task_id, failing)
+  local key = K.task(root, task_id)
+  local values = redis.call('HMGET', key, unpack(failing and SETTLE_FAILURE_FIELDS or SETTLE_FIELDS))
+  local task = {state = values[1] or '', attempt = values[2] or '', cancel_requested = '', agent = values[3] or '',
+    stream = values[4] or '', entry = values[5] or '', workflow = values[6] or '', retention_ms = values[7] or '',
+    idempotency_key = values[8] or ''}
+  if failing then
+    task.max_attempts, task.backoff_ms, task.backoff_max_ms = values[9] or '', values[10] or '', values[11] or ''
+    task.capability, task.errors = values[12] or '', values[13] or ''
+  end
+  if task.state == STATE.CANCELED then
+    task.cancel_requested = redis.call('HGET', key, 'cancel_requested') or ''
+  end
+  return task
+end
+
+-- SETTLE.finish(root, task_id, task, state, outcome, now, fields): a terminal state (completed,
+-- failed, dead, canceled): write state, finished_ms and `fields` (a flat list that always sets
+-- entry), expire the task hash and its idempotency key after the task's retention, emit
+-- task.<state>, and tell the task's workflow the `outcome` (no call when outcome is nil).
+-- `task` is a table from SETTLE.load.
+function SETTLE.finish(root, task_id, task, state, outcome, now, fields)
+  local key = K.task(root, task_id)
+  redis.call('HSET', key, 'state', state, 'finished_ms', ms_text(now), unpack(fields))
+  local retention_ms = task.retention_ms ~= '' and task.retention_ms or constant_text(DEFAULTS.retention_ms)
+  redis.call('PEXPIRE', key, retention_ms)
+  if task.idempotency_key ~= '' then
+    redis.call('PEXPIRE', K.idempotency(root, task.idempotency_key), retention_ms)
+  end
+  emit(root, 'task.' .. state, {'task', task_id})
+  if outcome and task.workflow ~= '' then
+    workflow_on_task_finished(root, hash_to_table(redis.call('HGETALL', key)), outcome, now)
+  end
+end
+
+-- SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff): attempt
+-- task.attempt failed and its delivery is already unlinked (TASK.unlink). The error joins the
+-- history (errors: JSON array of {attempt, error, agent, at_ms}). Without retry: failed. Out of
+-- attempts: dead, with an entry in K.dead. Otherwise queued again: delayed by the retry backoff
+-- when `backoff` is true and the delay is positive, else appended to its stream at once.
+-- Returns the new state and due_ms ('' when terminal).
+function SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff)
+  local attempt = tonumber(task.attempt)
+  local record = cjson.encode({attempt = attempt, error = error_text, agent = task.agent, at_ms = now})
+  local errors = '[' .. record .. ']'
+  if task.errors ~= '' then
+    errors = string.sub(task.errors, 1, -2) .. ',' .. record .. ']'
+  end
+  if not retry then
+    SETTLE.finish(root, task_id, task, STATE.FAILED, 'failed', now,
+      {'entry', '', 'error', error_text, 'errors', errors})
+    return STATE.FAILED, ''
+  end
+  if attempt >= tonumber(task.max_attempts) then
+    local dead_entry = redis.call('XADD', K.dead(root), '*', 'task', task_id, 'capability', task.capability,
+      'attempts', attempt, 'error', error_text, 'errors', errors)
+    SETTLE.finish(root, task_id, task, STATE.DEAD, 'dead', now,
+      {'entry', dead_entry, 'error', error_text, 'errors', errors})
+    return STATE.DEAD, ''
+  end
+  local delay = 0
+  if backoff then
+    delay = TASK.retry_delay(tonumber(task.backoff_ms), tonumber(task.backoff_max_ms), attempt)
+  end
+  local key = K.task(root, task_id)
+  if delay > 0 then
+    local due_text = ms_text(now + delay)
+    TASK.delay(root, task_id, due_text)
+    redis.call('HSET', key, 'state', STATE.DELAYED, 'due_ms', due_text, 'entry', '',
+      'error', error_text, 'errors', errors)
+    emit(root, 'task.delayed', {'task', task_id})
+    return STATE.DELAYED, now + delay
+  end
+  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', ms_text(now),
+    'entry', TASK.enqueue(root, task.stream, task_id), 'error', error_text, 'errors', errors)
+  emit(root, 'task.queued', {'task', task_id})
+  return STATE.QUEUED, now
+end
+
+-- SETTLE.cancel(root, task_id, task, now, notify): cancel a queued, delayed or running task
+-- (the caller checked the state): its queue entry, delayed-set member or delivery and lease go;
+-- a running task gets cancel_requested 1 so that its worker learns at its next extend, complete
+-- or fail. The workflow hook runs only when `notify` is true (a workflow canceling its own
+-- tasks passes false).
+function SETTLE.cancel(root, task_id, task, now, notify)
+  local cancel_requested = ''
+  if task.state == STATE.RUNNING then
+    TASK.unlink(root, task_id, task)
+    cancel_requested = '1'
+  elseif task.state == STATE.DELAYED then
+    redis.call('ZREM', K.delayed(root), task_id)
+  elseif task.entry ~= '' then
+    redis.call('XDEL', task.stream, task.entry)
+  end
+  SETTLE.finish(root, task_id, task, STATE.CANCELED, notify and 'canceled' or nil, now,
+    {'entry', '', 'cancel_requested', cancel_requested})
+end
+
+-- SETTLE.open_attempt(root, namespace, args, arity_names, check_third, checkers, failing): the
+-- shared prologue of agentfn_task_complete and agentfn_task_fail after check_root, all before
+-- the first write: the arguments (task_id, token and a third value that check_third(value) checks; arity_names
+-- names them), the options (`checkers` as parse_options takes them), the schema, then the task
+-- (SETTLE.load, `failing` as there) and the fencing rule (TASK.check_token).
+-- Returns task_id, task, canceled (the attempt was canceled while running), options.
+function SETTLE.open_attempt(root, namespace, args, arity_names, check_third, checkers, failing)
+  check_arity(args, 3, arity_names)
+  local task_id = check_id(args[1], 'task_id')
+  local token = TASK.token_arg(args[2])
+  check_third(args[3])
+  local options = parse_options(args, 4, checkers)
+  check_schema(root, namespace)
+  local task = SETTLE.load(root, task_id, failing)
+  return task_id, task, TASK.check_token(task, task_id, token), options
+end
+
+-- SETTLE.next_agent(root, task, options, now): with NEXT n > 0, the live agent that claims next
+-- (LAPSED when it lapsed, so call it before the first write); false without NEXT.
+function SETTLE.next_agent(root, task, options, now)
+  return (options.NEXT or 0) > 0 and live_agent(root, task.agent, now)
+end
+
+-- SETTLE.reply(root, task, agent, options, now, reply): the reply of an ended attempt (a flat
+-- array), with `next, <the agentfn_task_claim reply>` appended when `agent` (from
+-- SETTLE.next_agent) claims its next tasks, under the LEASE_MS option.
+function SETTLE.reply(root, task, agent, options, now, reply)
+  if agent then
+    reply[#reply + 1] = 'next'
+    reply[#reply + 1] = TASK.claim(root, task.agent, agent.capabilities, options.NEXT, options.LEASE_MS, now)
+  end
+  return reply
+end
+
+-- release_agent_tasks(root, agent_id, now, reason): hand back every task an agent holds because
+-- the agent is gone (lapsed or deregistered), at once rather than when the lease ends. Each
+-- counts as a failed attempt with error `reason`: queued again without backoff, or dead when it
+-- is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
+-- the streams it read, so XINFO CONSUMERS lists no ghosts; the agent record must still exist.
+-- Returns how many tasks were released.
+local function release_agent_tasks(root, agent_id, now, reason)
+  local held = K.agent_tasks(root, agent_id)
+  local released = 0
+  for _, task_id in ipairs(redis.call('SMEMBERS', held)) do
+    local task = SETTLE.load(root, task_id, true)
+    if task.state == STATE.RUNNING and task.agent == agent_id then
+      TASK.unlink(root, task_id, task)
+      SETTLE.after_failure(root, task_id, task, reason, now, true, false)
+      released = released + 1
+    end
+  end
+  redis.call('DEL', held)
+  local capabilities = split_csv(redis.call('HGET', K.agent(root, agent_id), 'capabilities') or '')
+  for _, stream in ipairs(TASK.streams_of(root, agent_id, capabilities)) do
+    if redis.call('EXISTS', stream) == 1 then
+      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)
+    end
+  end
+  return released
+end
