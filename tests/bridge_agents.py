@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import agentfn
 from agentfn import keys
 
-from .agent_fixtures import spawn_worker
+from .agent_fixtures import REPO, spawn_worker
 
 team = agentfn.Agent(None, "team-1", concurrency=4, grace_period_s=1.0, lease_ms=3000)
 
@@ -79,3 +80,23 @@ def serving_team(client: agentfn.Client, redis_url: str) -> Iterator[subprocess.
     finally:
         worker.terminate()
         worker.communicate(timeout=15)
+
+
+@contextmanager
+def announced_server(command: str, *arguments: str) -> Iterator[str]:
+    """``agentfn <command> <arguments>`` (mcp --http, a2a) as its own process; yields the URL its
+    first stderr line announces (the socket listens before that line is written)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentfn", command, *arguments],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stderr.readline()
+        assert line.startswith(f"agentfn {command}: serving http://"), line
+        yield line.split()[3]
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)

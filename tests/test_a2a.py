@@ -4,11 +4,7 @@ the card, streamed state changes, input-required answered, cancel, rejected, a w
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,29 +27,9 @@ from google.protobuf import json_format, struct_pb2  # noqa: E402
 
 from agentfn.a2a.mapping import parts_value  # noqa: E402
 
-from .agent_fixtures import REPO  # noqa: E402
-from .bridge_agents import serving_team  # noqa: E402
+from .bridge_agents import announced_server, serving_team  # noqa: E402
 
 S = TaskState
-
-
-@contextmanager
-def gateway(redis_url: str) -> Iterator[str]:
-    """`agentfn a2a --port 0` as its own process; yields the URL it announced."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agentfn", "a2a", "--url", redis_url, "--port", "0"],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = process.stderr.readline()
-        assert line.startswith("agentfn a2a: serving http://"), line  # its first line
-        yield line.split()[3]
-    finally:
-        process.terminate()
-        process.communicate(timeout=15)
 
 
 def message(
@@ -89,7 +65,10 @@ async def stream(
 
 
 def test_gateway_serves_tasks_streams_input_cancel_and_workflows(client, redis_url):
-    with serving_team(client, redis_url), gateway(redis_url) as url:
+    with (
+        serving_team(client, redis_url),
+        announced_server("a2a", "--url", redis_url, "--port", "0") as url,
+    ):
         asyncio.run(asyncio.wait_for(scenario(client, url), 60))
 
 

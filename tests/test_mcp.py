@@ -19,7 +19,7 @@ from mcp.client.stdio import stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from .agent_fixtures import REPO  # noqa: E402
-from .bridge_agents import serving_team  # noqa: E402
+from .bridge_agents import announced_server, serving_team  # noqa: E402
 
 TOOLS = {
     "find_agents",
@@ -186,28 +186,8 @@ def test_stdio_tools_run_a_workflow_with_input_and_messages(team, redis_url):
 
 
 def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url):
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentfn",
-            "mcp",
-            "--url",
-            redis_url,
-            "--http",
-            "0",
-            "--agent-id",
-            "mcp-http",
-        ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = server.stderr.readline()
-        assert line.startswith("agentfn mcp: serving http://"), line
-        url = line.split()[3]
+    serving = announced_server("mcp", "--url", redis_url, "--http", "0", "--agent-id", "mcp-http")
+    with serving as url:
 
         async def scenario() -> None:
             async with (
@@ -261,6 +241,3 @@ def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url
                 )  # in Redis too
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        server.terminate()
-        server.communicate(timeout=15)
