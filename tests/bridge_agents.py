@@ -65,12 +65,13 @@ def ping(message: agentfn.Message) -> dict[str, Any]:
 
 @contextmanager
 def serving_team(client: agentfn.Client, redis_url: str) -> Iterator[subprocess.Popen[str]]:
-    """``team`` in its own OS process (``agentfn worker``), registered when the block starts."""
+    """``team`` in its own OS process (``agentfn worker``) in ``client``'s namespace, registered
+    when the block starts."""
     events = client.redis.pubsub()
     events.subscribe(
         keys.notify_channel(client.namespace, "events")
     )  # before the spawn: no event missed
-    worker = spawn_worker(redis_url, "tests.bridge_agents:team")
+    worker = spawn_worker(redis_url, "tests.bridge_agents:team", "--namespace", client.namespace)
     try:
         while not client.agent_find("research"):  # woken by its agent.registered event
             assert worker.poll() is None, worker.communicate()[1]

@@ -25,8 +25,12 @@ from a2a.types import (  # noqa: E402
 from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError  # noqa: E402
 from google.protobuf import json_format, struct_pb2  # noqa: E402
 
+import agentfn  # noqa: E402
+from agentfn.a2a import RemoteAgent  # noqa: E402
 from agentfn.a2a.mapping import parts_value  # noqa: E402
 
+from . import bridge_agents  # noqa: E402
+from .agent_fixtures import serving  # noqa: E402
 from .bridge_agents import announced_server, serving_team  # noqa: E402
 
 S = TaskState
@@ -173,3 +177,42 @@ async def scenario(agentfn_client, url: str) -> None:
 def _immediately(request: SendMessageRequest) -> SendMessageRequest:
     request.configuration.return_immediately = True
     return request
+
+
+def test_remote_agents_serve_workflow_steps_through_a_gateway(client, r, redis_url):
+    """Namespace 'remote' behind `agentfn a2a`; in 'default', RemoteAgents forward two steps of a
+    workflow to it: the research result flows into a local write step, and the remote review's
+    input-required comes back as the step's, answered with wf_signal."""
+    agentfn.deploy(r, "remote")
+    remote_client = agentfn.Client(r, "remote")
+    with (
+        bridge_agents.serving_team(remote_client, redis_url),
+        announced_server("a2a", "--url", redis_url, "--namespace", "remote", "--port", "0") as url,
+    ):
+        researcher = RemoteAgent(url, "remote-research", skill="research", client=client)
+        reviewer = RemoteAgent(url, "remote-review", skill="review", client=client)
+        writer = agentfn.Agent(client, "writer-1")
+        writer.handler("write")(bridge_agents.write)
+        with serving(researcher), serving(reviewer), serving(writer):
+            workflow_id = client.create_workflow(
+                [
+                    {"id": "r", "capability": "remote-research", "input": {"topic": "remote"}},
+                    {"id": "w", "capability": "write", "input": {}},
+                    {"id": "v", "capability": "remote-review", "input": {"title": "remote"}},
+                ],
+                chain=True,
+            )
+            asking = client.wait_workflow(workflow_id, timeout=30, until_input=True)
+            prompt = asking.step("v").prompt
+            assert prompt["prompt"] == {"question": "publish {'title': 'remote'}?"}
+            remote_task = remote_client.get_workflow(prompt["a2a_task_id"])  # the gateway's task
+            assert remote_task.step("review").state.value == "input-required"
+            client.signal(workflow_id, "v", "ship it")
+            info = client.wait_workflow(workflow_id, timeout=30)
+    assert info.state.value == "completed", info
+    assert info.results == {
+        "r": {"topic": "remote", "notes": "notes on remote"},
+        "w": {"article": "notes on remote", "audience": None},
+        "v": {"reviewed": {"title": "remote"}, "answer": "ship it"},
+    }
+    assert client.get_task(info.step("r").task).agent == "a2a-remote-research"
