@@ -4,6 +4,7 @@ the card, streamed state changes, input-required answered, cancel, rejected, a w
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -32,6 +33,7 @@ from agentfn.a2a.mapping import parts_value  # noqa: E402
 from . import bridge_agents  # noqa: E402
 from .agent_fixtures import serving  # noqa: E402
 from .bridge_agents import announced_server, serving_team  # noqa: E402
+from .test_examples import README  # noqa: E402
 
 S = TaskState
 
@@ -216,3 +218,19 @@ def test_remote_agents_serve_workflow_steps_through_a_gateway(client, r, redis_u
         "v": {"reviewed": {"title": "remote"}, "answer": "ship it"},
     }
     assert client.get_task(info.step("r").task).agent == "a2a-remote-research"
+
+
+def test_the_readme_maps_every_a2a_task_state():
+    """The README's state table has one row per A2A state the gateway uses, in the SDK's names."""
+    rows = re.findall(r"^\| `([a-z-]+)` +\|", README, flags=re.M)
+    names = set(S.keys())
+    states = [state for state in rows if "TASK_STATE_" + state.upper().replace("-", "_") in names]
+    assert states == [
+        "submitted",
+        "working",
+        "input-required",
+        "completed",
+        "failed",
+        "canceled",
+        "rejected",
+    ]

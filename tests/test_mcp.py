@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from .agent_fixtures import REPO  # noqa: E402
 from .bridge_agents import announced_server, serving_team  # noqa: E402
+from .test_examples import BLOCKS  # noqa: E402
 
 TOOLS = {
     "find_agents",
@@ -241,3 +243,25 @@ def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url
                 )  # in Redis too
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_readme_client_configuration_starts_a_working_server(client, redis_url):
+    """The README's mcpServers snippet, as a client would run it (the URL made the test server's)."""
+    [config] = [
+        json.loads(text) for language, text in BLOCKS if language == "json" and "mcpServers" in text
+    ]
+    server = config["mcpServers"]["agentfn"]
+    assert server["command"] == "agentfn"
+    arguments = [
+        redis_url if value == "redis://localhost:6379" else value for value in server["args"]
+    ]
+    parameters = StdioServerParameters(
+        command=str(Path(sys.executable).parent / "agentfn"), args=arguments
+    )
+
+    async def scenario() -> list[str]:
+        async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            return [tool.name for tool in (await session.list_tools()).tools]
+
+    assert set(asyncio.run(asyncio.wait_for(scenario(), 30))) >= TOOLS

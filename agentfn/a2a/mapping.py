@@ -2,17 +2,8 @@
 
 An A2A task served by the gateway *is* an agentfn workflow (same id); a message naming one
 skill becomes a workflow of one step. So every A2A state is read off the workflow and its steps
-(``agentfn_wf_get``), and nothing about a task lives in the gateway's memory:
-
-| A2A task state   | agentfn                                                                      |
-| ---------------- | ---------------------------------------------------------------------------- |
-| submitted        | workflow running, no step started yet (steps waiting or queued)              |
-| working          | workflow running, a step's task running or some step already ran             |
-| input-required   | workflow running, a step input-required (its handler raised InputRequired)   |
-| completed        | workflow completed                                                           |
-| failed           | workflow failed (a step failed, dead-lettered, or was skipped)               |
-| canceled         | workflow canceled (tasks/cancel, agentfn_wf_cancel)                          |
-| rejected         | the library refused to create it (BADARG, CYCLE, LIMIT) or no live agent has the skill; nothing is stored |
+(``agentfn_wf_get``), and nothing about a task lives in the gateway's memory. The state table is
+in README.md ("Agents from other ecosystems"); :func:`task_state` is that table as code.
 """
 
 from __future__ import annotations
