@@ -12,7 +12,7 @@ import redis
 from ..client.routing import describe
 from ..errors import AgentfnError
 from ..version import __version__
-from . import cluster, library, ops, watch, worker
+from . import bridges, cluster, library, ops, watch, worker
 from .common import CliError, Command
 from .demo import command as demo
 
@@ -23,6 +23,7 @@ COMMANDS: dict[str, Command] = {
     **demo.COMMANDS,
     **worker.COMMANDS,
     **watch.COMMANDS,
+    **bridges.COMMANDS,
     **cluster.COMMANDS,
 }
 

@@ -81,14 +81,24 @@ def connect(url: str, **options: Any) -> redis.Redis | redis.cluster.RedisCluste
     return redis.Redis.from_url(url, **options)
 
 
-async def connect_async(
-    url: str, **options: Any
-) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
-    """The asyncio twin of ``connect``: redis.asyncio clients, the cluster already initialized."""
+def asyncio_twin(url: str, connection: Any, **options: Any) -> Any:
+    """The redis.asyncio counterpart of ``connection`` (what ``connect(url)`` returned), built
+    without awaiting: an AsyncClient initializes a cluster's slot map on its first call."""
     if url.startswith(SENTINEL_SCHEME + "://"):
         sentinels, service, auth = _sentinel_parts(url)
         sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **options)
-        primary: redis.asyncio.Redis = sentinel.master_for(service, **auth, **options)
+        return sentinel.master_for(service, **auth, **options)
+    if isinstance(connection, redis.cluster.RedisCluster):
+        return redis.asyncio.cluster.RedisCluster.from_url(url, **options)
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+async def connect_async(
+    url: str, **options: Any
+) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    """The asyncio twin of ``connect``: redis.asyncio clients, a cluster's slot map loaded."""
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        primary: redis.asyncio.Redis = asyncio_twin(url, None, **options)
         return primary
     probe = redis.asyncio.Redis.from_url(
         url, **{k: v for k, v in options.items() if k != "decode_responses"}
@@ -97,8 +107,8 @@ async def connect_async(
         enabled = bool((await probe.info("cluster")).get("cluster_enabled"))
     finally:
         await probe.aclose()
-    if enabled:
-        cluster = redis.asyncio.cluster.RedisCluster.from_url(url, **options)
-        await cluster.initialize()
-        return cluster
-    return redis.asyncio.Redis.from_url(url, **options)
+    if not enabled:
+        return redis.asyncio.Redis.from_url(url, **options)
+    cluster = redis.asyncio.cluster.RedisCluster.from_url(url, **options)
+    await cluster.initialize()
+    return cluster
