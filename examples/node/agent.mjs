@@ -45,8 +45,19 @@ const blocking = redis.duplicate(); // XREAD BLOCK holds its connection: give it
 for (const client of [redis, blocking]) client.on('error', (error) => console.error('redis:', error.message));
 await Promise.all([redis.connect(), blocking.connect()]);
 
-/** FCALL a library function with the namespace root as its one key; arguments are strings. */
-const fcall = (name, ...args) => redis.sendCommand(['FCALL', name, '1', root, ...args.map(String)]);
+/** FCALL a library function with the namespace root as its one key; arguments are strings.
+ *  MOVING (Redis Cluster: the namespace's slot is being moved; nothing was written) is sent
+ *  again after a growing pause, for at most about 30 s. */
+async function fcall(name, ...args) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await redis.sendCommand(['FCALL', name, '1', root, ...args.map(String)]);
+    } catch (error) {
+      if (errorCode(error) !== 'MOVING' || attempt >= 60) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 10 * 2 ** attempt)));
+    }
+  }
+}
 
 /** A flat field/value reply (like HGETALL's) as an object. */
 function record(flat) {
