@@ -57,9 +57,10 @@ local function check_capability(value, what)
   return check_token(value, what, '^[%w_%.%-]+$', LIMITS.capability_length, 'letters, digits, _ . -')
 end
 
--- check_int(value, what, min, max): a decimal integer within [min, max].
+-- check_int(value, what, min, max): a decimal integer within [min, max], written canonically (no
+-- sign but a leading -, no leading zeros, no -0, at most 16 characters).
 local function check_int(value, what, min, max)
-  if type(value) ~= 'string' or not string.find(value, '^%-?%d+$') or #value > 16 then
+  if type(value) ~= 'string' or #value > 16 or not (value == '0' or string.find(value, '^%-?[1-9]%d*$')) then
     raise(ERR.BADARG, what .. ' must be an integer, got ' .. string.format('%q', tostring(value)))
   end
   local number = tonumber(value)
@@ -69,8 +70,8 @@ local function check_int(value, what, min, max)
   return number
 end
 
--- check_json(value, what, kind): valid JSON within the size limit; kind 'object' demands an object.
--- Returns the decoded value (the caller stores the original text).
+-- check_json(value, what, kind): strict JSON (RFC 8259, no duplicate keys: JSON.check) within
+-- the size limit; kind 'object' demands an object. The caller stores the original text.
 local function check_json(value, what, kind)
   if type(value) ~= 'string' or value == '' then
     raise(ERR.BADARG, what .. ' must be JSON text')
@@ -78,14 +79,27 @@ local function check_json(value, what, kind)
   if #value > LIMITS.json_bytes then
     raise(ERR.LIMIT, what .. ' is larger than ' .. LIMITS.json_bytes .. ' bytes')
   end
-  local ok, decoded = pcall(cjson.decode, value)
-  if not ok then
-    raise(ERR.BADARG, what .. ' is not valid JSON')
-  end
-  if kind == 'object' and not string.find(value, '^%s*{') then
+  JSON.check(value, what)
+  if kind == 'object' and not string.find(value, '^[ \t\n\r]*{') then
     raise(ERR.BADARG, what .. ' must be a JSON object')
   end
-  return decoded
+end
+
+-- check_text(value, what, limit): free text (a failed attempt's error) of at most `limit` bytes
+-- that is well-formed UTF-8, so that every client can decode it.
+local function check_text(value, what, limit)
+  if #value > limit then
+    raise(ERR.LIMIT, what .. ' is longer than ' .. limit .. ' bytes')
+  end
+  local at = string.find(value, '[\128-\255]')
+  while at do
+    local last = JSON.utf8_end(value, at)
+    if not last then
+      raise(ERR.BADARG, what .. ' is not valid UTF-8 at byte ' .. (at - 1))
+    end
+    at = string.find(value, '[\128-\255]', last + 1)
+  end
+  return value
 end
 
 -- check_enum(value, what, allowed): one of the allowed strings (a list).
