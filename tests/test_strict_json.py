@@ -186,3 +186,25 @@ def test_duplicate_steps_key_is_refused(r: redis.Redis, raw: redis.Redis, deploy
         '{"steps":1,"steps":[{"id":"a","capability":"c","input":{"q":1}}]}',
     ]:
         assert_refused(r, raw, "BADARG", "agentfn_wf_create", definition)
+
+
+def test_utf8_is_judged_as_python_judges_it(raw: redis.Redis, deployed) -> None:
+    """Random byte strings inside a JSON string: accepted exactly when they are UTF-8 (RFC 3629)."""
+    rng = random.Random(5)
+    alphabet = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE2, 0xED, 0xEF]
+    alphabet += [0xF0, 0xF3, 0xF4, 0xF5, 0xFF]
+    samples = [bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 7))) for _ in range(600)]
+    pipe = raw.pipeline(transaction=False)
+    for sample in samples:
+        pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", b'["' + sample + b'"]')
+    for sample, reply in zip(samples, pipe.execute(raise_on_error=False)):
+        try:
+            sample.decode("utf-8")
+            valid = True
+        except UnicodeDecodeError:
+            valid = False
+        if valid:
+            assert not isinstance(reply, Exception), (sample, reply)
+        else:
+            assert isinstance(reply, redis.ResponseError), sample
+            assert "invalid UTF-8" in str(reply), (sample, reply)

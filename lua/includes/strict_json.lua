@@ -2,190 +2,319 @@
 -- it, with no object holding the same key twice (at any depth) and nesting at most
 -- LIMITS.json_depth deep. cjson.decode lets through NaN, Infinity, hex, leading zeros and '+',
 -- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
--- text later fails after the call committed. One pass over the bytes, no writes: runs of plain
--- characters are skipped with string.find, and a table is made per object (its keys) only.
+-- text later fails after the call committed. No writes.
+--
+-- Kept fast (Lua's pattern matcher costs ~10 ns a byte, a plain string.find runs at memchr's
+-- speed): one anchored pattern run over the whole text finds any control character other than
+-- \t \n \r (invalid anywhere) and any non-ASCII byte (then JSON.check_utf8 runs); the one pass
+-- over the structure then finds the end of each string with plain finds (the closing quote, and
+-- the next backslash, \t, \n, \r, each remembered until passed), makes no table per value, and
+-- one table of keys per nesting depth (reused by the objects met at that depth).
 local JSON = {}
-
--- The bytes that end a run of plain string characters: quote, backslash, control characters
--- (NUL included: %z) and every non-ASCII byte (checked as UTF-8).
-JSON.SPECIAL = '["\\%z\1-\31\128-\255]'
--- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
-JSON.ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
-  [114] = true, [116] = true}
--- Well-formed UTF-8 sequences (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF),
--- by lead byte range, as anchored patterns.
-JSON.UTF8 = {
-  '^[\194-\223][\128-\191]', '^\224[\160-\191][\128-\191]', '^[\225-\236\238\239][\128-\191][\128-\191]',
-  '^\237[\128-\159][\128-\191]', '^\240[\144-\191][\128-\191][\128-\191]',
-  '^[\241-\243][\128-\191][\128-\191][\128-\191]', '^\244[\128-\143][\128-\191][\128-\191]',
-}
-
--- The literals, by their first byte.
-JSON.LITERALS = {[116] = 'true', [102] = 'false', [110] = 'null'}
-
--- JSON.fail(what, reason, at): the BADARG refusal naming the argument and the byte offset.
-function JSON.fail(what, reason, at)
-  raise(ERR.BADARG, what .. ' is not valid JSON: ' .. reason .. ' at byte ' .. (at - 1))
-end
-
--- JSON.utf8_end(text, at): the last position of the well-formed UTF-8 character at `at`, or nil.
-function JSON.utf8_end(text, at)
-  for index = 1, #JSON.UTF8 do
-    local _, last = string.find(text, JSON.UTF8[index], at)
-    if last then
-      return last
+do
+  -- string.find, .byte, .sub and the one-byte strings, set by the first check (the load-time
+  -- sandbox has no `string`).
+  local find, byte, sub, char, NOWHERE
+  local NEVER, LEADS3, LEADS4 = {}, {}, {}
+  local function bind()
+    find, byte, sub, char, NOWHERE = string.find, string.byte, string.sub, string.char, math.huge
+    for code = 192, 255 do
+      if code <= 193 or code >= 245 then
+        NEVER[#NEVER + 1] = char(code)
+      elseif code >= 240 then
+        LEADS4[#LEADS4 + 1] = char(code)
+      elseif code >= 224 then
+        LEADS3[#LEADS3 + 1] = char(code)
+      end
     end
   end
-  return nil
-end
 
--- JSON.string_end(text, quote, what): the position just after the string whose opening quote is
--- at `quote`, and whether it holds an escape; every escape and character is checked.
-function JSON.string_end(text, quote, what)
-  local at, escaped = quote + 1, false
-  while true do
-    local found = string.find(text, JSON.SPECIAL, at)
-    if not found then
-      JSON.fail(what, 'unterminated string', quote)
+  -- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
+  local ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
+    [114] = true, [116] = true}
+  -- The literals, by their first byte.
+  local LITERALS = {[116] = 'true', [102] = 'false', [110] = 'null'}
+
+  -- JSON.fail(what, reason, at): the BADARG refusal naming the argument and the byte offset.
+  local function fail(what, reason, at)
+    raise(ERR.BADARG, what .. ' is not valid JSON: ' .. reason .. ' at byte ' .. (at - 1))
+  end
+
+  -- first_of(text, chars): the first position of any of the one-byte strings, or nil.
+  local function first_of(text, chars)
+    local first
+    for index = 1, #chars do
+      local at = find(text, chars[index], 1, true)
+      if at and (not first or at < first) then
+        first = at
+      end
     end
-    local byte = string.byte(text, found)
-    if byte == 34 then
-      return found + 1, escaped
-    elseif byte == 92 then
+    return first
+  end
+
+  -- earliest(text, found, pattern, offset): the smaller of `found` and the position (+ offset) of
+  -- the pattern's first match.
+  local function earliest(text, found, pattern, offset)
+    local at = find(text, pattern)
+    if at and (not found or at + offset < found) then
+      return at + offset
+    end
+    return found
+  end
+
+  -- JSON.check_utf8(text, what, reason): raise BADARG unless `text` is well-formed UTF-8 (RFC
+  -- 3629). Rather than decode it character by character, look for each way it can be broken: a
+  -- byte that never occurs (C0 C1 F5-FF), a continuation byte first or after an ASCII byte, a
+  -- lead byte followed by too few or too many continuation bytes, an overlong or surrogate or
+  -- beyond-U+10FFFF second byte. Patterns for 3- and 4-byte forms run only when such lead bytes
+  -- occur (plain finds tell).
+  function JSON.check_utf8(text, what, reason)
+    if not find then
+      bind()
+    end
+    local _, ascii = find(text, '^[^\128-\255]*')
+    if ascii < #text then
+      local bad = first_of(text, NEVER)
+      bad = earliest(text, bad, '^[\128-\191]', 0)
+      bad = earliest(text, bad, '[%z\1-\127][\128-\191]', 1)
+      bad = earliest(text, bad, '[\194-\244][%z\1-\127\192-\255]', 0)
+      bad = earliest(text, bad, '[\194-\223][\128-\191][\128-\191]', 0)
+      local tail = #text > 3 and 3 - #text or 0
+      bad = earliest(sub(text, -3), bad, '[\194-\244]$', -tail)
+      if first_of(text, LEADS3) or first_of(text, LEADS4) then
+        bad = earliest(text, bad, '[\224-\244][\128-\191][%z\1-\127\192-\255]', 0)
+        bad = earliest(text, bad, '[\224-\239][\128-\191][\128-\191][\128-\191]', 0)
+        bad = earliest(sub(text, -3), bad, '[\224-\244][\128-\191]$', -tail)
+        if find(text, '\224', 1, true) then
+          bad = earliest(text, bad, '\224[\128-\159]', 0)
+        end
+        if find(text, '\237', 1, true) then
+          bad = earliest(text, bad, '\237[\160-\191]', 0)
+        end
+      end
+      if first_of(text, LEADS4) then
+        bad = earliest(text, bad, '[\240-\244][\128-\191][\128-\191][%z\1-\127\192-\255]', 0)
+        bad = earliest(text, bad, '[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0)
+        bad = earliest(sub(text, -3), bad, '[\240-\244][\128-\191][\128-\191]$', -tail)
+        if find(text, '\240', 1, true) then
+          bad = earliest(text, bad, '\240[\128-\143]', 0)
+        end
+        if find(text, '\244', 1, true) then
+          bad = earliest(text, bad, '\244[\144-\191]', 0)
+        end
+      end
+      if bad then
+        raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
+      end
+    end
+  end
+
+  -- skip(text, at): the position of the first byte at or after `at` that is not JSON whitespace.
+  local function skip(text, at)
+    local next_byte = byte(text, at)
+    if next_byte == 32 or next_byte == 10 or next_byte == 13 or next_byte == 9 then
+      local _, last = find(text, '^[ \t\n\r]*', at)
+      return last + 1
+    end
+    return at
+  end
+
+  -- The next backslash, \n, \r and \t at or after the last position asked for (NOWHERE when
+  -- there is none): reset by each check, moved on by plain finds when passed.
+  local next_backslash, next_newline, next_return, next_tab
+
+  -- check_plain(text, from, before, what): no \n, \r or \t in [from, before) (the only control
+  -- characters the whole-text run lets through: they are whitespace, but not inside a string).
+  local function check_plain(text, from, before, what)
+    if next_newline < from then
+      next_newline = find(text, '\n', from, true) or NOWHERE
+    end
+    if next_return < from then
+      next_return = find(text, '\r', from, true) or NOWHERE
+    end
+    if next_tab < from then
+      next_tab = find(text, '\t', from, true) or NOWHERE
+    end
+    if next_newline < before or next_return < before or next_tab < before then
+      fail(what, 'raw control character in a string', math.min(next_newline, next_return, next_tab))
+    end
+  end
+
+  -- string_end(text, quote, what): the position just after the string whose opening quote is at
+  -- `quote`, and whether it holds an escape.
+  local function string_end(text, quote, what)
+    local at, escaped = quote + 1, false
+    while true do
+      local close = find(text, '"', at, true)
+      if not close then
+        fail(what, 'unterminated string', quote)
+      end
+      if next_backslash < at then
+        next_backslash = find(text, '\\', at, true) or NOWHERE
+      end
+      if next_backslash > close then
+        check_plain(text, at, close, what)
+        return close + 1, escaped
+      end
+      local slash = next_backslash
+      check_plain(text, at, slash, what)
       escaped = true
-      local kind = string.byte(text, found + 1)
+      local kind = byte(text, slash + 1)
       if kind == 117 then
-        local hex = string.match(text, '^%x%x%x%x', found + 2)
-        local code = hex and tonumber(hex, 16)
-        if not code then
-          JSON.fail(what, 'bad \\u escape', found)
-        elseif code >= 0xDC00 and code <= 0xDFFF then
-          JSON.fail(what, 'lone low surrogate escape', found)
-        elseif code >= 0xD800 and code <= 0xDBFF then
-          if not string.find(text, '^\\u[dD][c-fC-F]%x%x', found + 6) then
-            JSON.fail(what, 'high surrogate escape without its low surrogate', found)
+        local hex = find(text, '^%x%x%x%x', slash + 2) and tonumber(sub(text, slash + 2, slash + 5), 16)
+        if not hex then
+          fail(what, 'bad \\u escape', slash)
+        elseif hex >= 0xDC00 and hex <= 0xDFFF then
+          fail(what, 'lone low surrogate escape', slash)
+        elseif hex >= 0xD800 and hex <= 0xDBFF then
+          if not find(text, '^\\u[dD][c-fC-F]%x%x', slash + 6) then
+            fail(what, 'high surrogate escape without its low surrogate', slash)
           end
-          at = found + 12
+          at = slash + 12
         else
-          at = found + 6
+          at = slash + 6
         end
-      elseif JSON.ESCAPES[kind] then
-        at = found + 2
+      elseif ESCAPES[kind] then
+        at = slash + 2
       else
-        JSON.fail(what, 'bad escape', found)
+        fail(what, 'bad escape', slash)
       end
-    elseif byte < 32 then
-      JSON.fail(what, 'raw control character in a string', found)
-    else
-      local last = JSON.utf8_end(text, found)
+    end
+  end
+
+  -- scalar_end(text, at, first, what): the position just after the number or literal at `at`
+  -- (its first byte `first`); what follows is checked by the caller.
+  local function scalar_end(text, at, first, what)
+    if first == 45 or (first >= 48 and first <= 57) then
+      local _, last = find(text, '^%-?%d+', at)
       if not last then
-        JSON.fail(what, 'invalid UTF-8', found)
+        fail(what, 'bad number', at)
       end
-      at = last + 1
-    end
-  end
-end
-
--- JSON.key(text, at, keys, what): read the object key whose quote is at `at` (after whitespace),
--- refuse a duplicate in `keys` (the keys of this object so far, decoded), and return the position
--- of the member's value (after the colon and whitespace).
-function JSON.key(text, at, keys, what)
-  if string.byte(text, at) ~= 34 then
-    JSON.fail(what, 'expected an object key', at)
-  end
-  local after, escaped = JSON.string_end(text, at, what)
-  local key = escaped and cjson.decode(string.sub(text, at, after - 1)) or string.sub(text, at + 1, after - 2)
-  if keys[key] then
-    JSON.fail(what, 'duplicate object key ' .. string.sub(text, at, after - 1), at)
-  end
-  keys[key] = true
-  local _, colon = string.find(text, '^[ \t\n\r]*:[ \t\n\r]*', after)
-  if not colon then
-    JSON.fail(what, 'expected : after an object key', after)
-  end
-  return colon + 1
-end
-
--- JSON.scalar_end(text, at, byte, what): the position just after the number or literal at `at`
--- (its first byte `byte`); what follows is checked by the caller.
-function JSON.scalar_end(text, at, byte, what)
-  if byte == 45 or (byte >= 48 and byte <= 57) then
-    local _, last = string.find(text, '^%-?0', at)
-    if not last then
-      _, last = string.find(text, '^%-?[1-9]%d*', at)
-      if not last then
-        JSON.fail(what, 'bad number', at)
+      local lead = first == 45 and at + 1 or at
+      if last > lead and byte(text, lead) == 48 then
+        fail(what, 'number with a leading zero', at)
       end
-    end
-    local _, fraction = string.find(text, '^%.%d+', last + 1)
-    last = fraction or last
-    local _, exponent = string.find(text, '^[eE][%-+]?%d+', last + 1)
-    return (exponent or last) + 1
-  end
-  local literal = JSON.LITERALS[byte]
-  if literal and string.sub(text, at, at + #literal - 1) == literal then
-    return at + #literal
-  end
-  JSON.fail(what, 'unexpected character', at)
-end
-
--- JSON.check(text, what): see the top of this file. `text` is a string.
-function JSON.check(text, what)
-  local stack, depth = {}, 0 -- per open container: its keys table (object) or false (array)
-  local _, skip = string.find(text, '^[ \t\n\r]*', 1)
-  local at = skip + 1
-  while true do
-    -- A value starts at `at`.
-    local byte = string.byte(text, at)
-    if not byte then
-      JSON.fail(what, 'expected a value', at)
-    end
-    local closed = true
-    if byte == 123 or byte == 91 then
-      if depth == LIMITS.json_depth then
-        JSON.fail(what, 'nested deeper than ' .. LIMITS.json_depth, at)
+      local after = byte(text, last + 1)
+      if after == 46 then
+        _, last = find(text, '^%.%d+', last + 1)
+        if not last then
+          fail(what, 'bad number', at)
+        end
+        after = byte(text, last + 1)
       end
-      _, skip = string.find(text, '^[ \t\n\r]*', at + 1)
-      if string.byte(text, skip + 1) == byte + 2 then -- {} or []
-        at = skip + 2
-      else
-        depth = depth + 1
-        if byte == 123 then
-          stack[depth] = {}
-          at = JSON.key(text, skip + 1, stack[depth], what)
+      if after == 101 or after == 69 then
+        _, last = find(text, '^[eE][%-+]?%d+', last + 1)
+        if not last then
+          fail(what, 'bad number', at)
+        end
+      end
+      return last + 1
+    end
+    local literal = LITERALS[first]
+    if literal and sub(text, at, at + #literal - 1) == literal then
+      return at + #literal
+    end
+    fail(what, 'unexpected character', at)
+  end
+
+  -- key(text, at, keys, serial, what): read the object key whose quote should be at `at`, refuse
+  -- a key this object (number `serial`) has already (keys: key -> serial of the object that had
+  -- it last, shared by the objects at one depth), and return the position of the member's value.
+  local function key(text, at, keys, serial, what)
+    -- The common key (no escape, no control character) in one find; any other the long way.
+    local _, last, name = find(text, '^"([^"\\%c]*)"', at)
+    local after = last and last + 1
+    if not name then
+      if byte(text, at) ~= 34 then
+        fail(what, 'expected an object key', at)
+      end
+      local escaped
+      after, escaped = string_end(text, at, what)
+      name = escaped and cjson.decode(sub(text, at, after - 1)) or sub(text, at + 1, after - 2)
+    end
+    if keys[name] == serial then
+      fail(what, 'duplicate object key ' .. sub(text, at, after - 1), at)
+    end
+    keys[name] = serial
+    after = skip(text, after)
+    if byte(text, after) ~= 58 then
+      fail(what, 'expected : after an object key', after)
+    end
+    return skip(text, after + 1)
+  end
+
+  -- JSON.check(text, what): see the top of this file. `text` is a string.
+  function JSON.check(text, what)
+    if not find then
+      bind()
+    end
+    local _, plain = find(text, '^[^%z\1-\8\11\12\14-\31\128-\255]*')
+    if plain < #text then
+      local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
+      if control then
+        fail(what, 'raw control character', control)
+      end
+      JSON.check_utf8(text, what, ' is not valid JSON: invalid UTF-8')
+    end
+    next_backslash, next_newline, next_return, next_tab = 0, 0, 0, 0
+    -- Per open container, by depth: the object's serial number, or false for an array; the key
+    -- tables by depth.
+    local open, keys, depth, serial = {}, {}, 0, 0
+    local at = skip(text, 1)
+    while true do
+      -- A value starts at `at`.
+      local first = byte(text, at)
+      local closed = true
+      if first == 123 or first == 91 then
+        if depth == LIMITS.json_depth then
+          fail(what, 'nested deeper than ' .. LIMITS.json_depth, at)
+        end
+        local inside = skip(text, at + 1)
+        if byte(text, inside) == first + 2 then -- {} or []
+          at = inside + 1
         else
-          stack[depth] = false
-          at = skip + 1
+          depth = depth + 1
+          closed = false
+          if first == 123 then
+            serial = serial + 1
+            open[depth] = serial
+            keys[depth] = keys[depth] or {}
+            at = key(text, inside, keys[depth], serial, what)
+          else
+            open[depth] = false
+            at = inside
+          end
         end
-        closed = false
-      end
-    elseif byte == 34 then
-      at = JSON.string_end(text, at, what)
-    else
-      at = JSON.scalar_end(text, at, byte, what)
-    end
-    -- After a value: close containers until a comma asks for the next value.
-    while closed do
-      _, skip = string.find(text, '^[ \t\n\r]*', at)
-      at = skip + 1
-      if depth == 0 then
-        if at <= #text then
-          JSON.fail(what, 'unexpected text after the value', at)
-        end
-        return
-      end
-      local keys = stack[depth]
-      byte = string.byte(text, at)
-      if byte == 44 then
-        _, skip = string.find(text, '^[ \t\n\r]*', at + 1)
-        at = keys and JSON.key(text, skip + 1, keys, what) or skip + 1
-        closed = false
-      elseif (byte == 125 and keys) or (byte == 93 and keys == false) then
-        stack[depth] = nil
-        depth = depth - 1
-        at = at + 1
+      elseif first == 34 then
+        at = string_end(text, at, what)
+      elseif first then
+        at = scalar_end(text, at, first, what)
       else
-        JSON.fail(what, keys and 'expected , or } in an object' or 'expected , or ] in an array', at)
+        fail(what, 'expected a value', at)
+      end
+      -- After a value: close containers until a comma asks for the next value.
+      while closed do
+        at = skip(text, at)
+        if depth == 0 then
+          if at <= #text then
+            fail(what, 'unexpected text after the value', at)
+          end
+          return
+        end
+        local object = open[depth]
+        local next_byte = byte(text, at)
+        if next_byte == 44 then
+          at = skip(text, at + 1)
+          if object then
+            at = key(text, at, keys[depth], object, what)
+          end
+          closed = false
+        elseif (next_byte == 125 and object) or (next_byte == 93 and object == false) then
+          depth = depth - 1
+          at = at + 1
+        else
+          fail(what, object and 'expected , or } in an object' or 'expected , or ] in an array', at)
+        end
       end
     end
   end

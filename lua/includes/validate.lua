@@ -91,14 +91,7 @@ local function check_text(value, what, limit)
   if #value > limit then
     raise(ERR.LIMIT, what .. ' is longer than ' .. limit .. ' bytes')
   end
-  local at = string.find(value, '[\128-\255]')
-  while at do
-    local last = JSON.utf8_end(value, at)
-    if not last then
-      raise(ERR.BADARG, what .. ' is not valid UTF-8 at byte ' .. (at - 1))
-    end
-    at = string.find(value, '[\128-\255]', last + 1)
-  end
+  JSON.check_utf8(value, what)
   return value
 end
 
