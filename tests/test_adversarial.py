@@ -25,7 +25,7 @@ import redis
 from agentfn.errors import ErrorCode
 from agentfn.library.protocol import FunctionSpec, Param, load_specs
 
-from .helpers import ROOT, pairs
+from .helpers import ROOT, pairs, strict_json_ok
 
 CASES = int(os.environ.get("AGENTFN_ADVERSARIAL_CASES", "1500"))
 SEED = int(os.environ.get("AGENTFN_ADVERSARIAL_SEED", "1130"))
@@ -288,35 +288,6 @@ def corrupt_json(rng: random.Random) -> bytes | None:
     position = rng.randrange(len(text))
     text[position] = rng.choice(b'{}[],:"\\-+.eE0x\x00\x01\x7f\xff\xc3 ')
     return None if strict_json_ok(bytes(text)) else bytes(text)
-
-
-def strict_json_ok(text: bytes) -> bool:
-    """The test's own oracle of RFC 8259 JSON without duplicate keys or lone surrogates."""
-
-    def no_duplicates(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in items]
-        if len(set(keys)) != len(keys):
-            raise ValueError("duplicate key")
-        return dict(items)
-
-    def reject(name: str) -> Any:
-        raise ValueError(name)
-
-    def clean(value: Any) -> bool:
-        if isinstance(value, str):
-            return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
-        if isinstance(value, list):
-            return all(clean(item) for item in value)
-        if isinstance(value, dict):
-            return all(clean(key) and clean(item) for key, item in value.items())
-        return True
-
-    try:
-        decoded = text.decode("utf-8")
-        value = json.loads(decoded, object_pairs_hook=no_duplicates, parse_constant=reject)
-    except (ValueError, RecursionError):
-        return False
-    return clean(value) and decoded.strip(" \t\n\r") == decoded.strip()
 
 
 def bad_values(

@@ -8,7 +8,7 @@ import random
 import pytest
 import redis
 
-from .helpers import ROOT, assert_refused, fcall, pairs, snapshot
+from .helpers import ROOT, assert_refused, fcall, pairs, snapshot, strict_json_ok
 
 # Texts cjson.decode accepts (or chokes on) that are not one RFC 8259 JSON value.
 REFUSED = [
@@ -191,7 +191,23 @@ def test_duplicate_steps_key_is_refused(r: redis.Redis, raw: redis.Redis, deploy
 def test_utf8_is_judged_as_python_judges_it(raw: redis.Redis, deployed) -> None:
     """Random byte strings inside a JSON string: accepted exactly when they are UTF-8 (RFC 3629)."""
     rng = random.Random(5)
-    alphabet = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE2, 0xED, 0xEF]
+    alphabet = [
+        0x41,
+        0x7F,
+        0x80,
+        0x8F,
+        0x90,
+        0x9F,
+        0xA0,
+        0xBF,
+        0xC0,
+        0xC2,
+        0xDF,
+        0xE0,
+        0xE2,
+        0xED,
+        0xEF,
+    ]
     alphabet += [0xF0, 0xF3, 0xF4, 0xF5, 0xFF]
     samples = [bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 7))) for _ in range(600)]
     pipe = raw.pipeline(transaction=False)
@@ -208,3 +224,30 @@ def test_utf8_is_judged_as_python_judges_it(raw: redis.Redis, deployed) -> None:
         else:
             assert isinstance(reply, redis.ResponseError), sample
             assert "invalid UTF-8" in str(reply), (sample, reply)
+
+
+def test_random_corruptions_are_judged_as_the_oracle_judges_them(
+    raw: redis.Redis, deployed
+) -> None:
+    """One to three random byte changes of valid documents: JSON.check agrees with the test's own
+    strict oracle (Python's json with duplicate keys, NaN and lone surrogates refused)."""
+    rng = random.Random(23)
+    alphabet = b'{}[],:"\\-+.eE0123x nul\x00\x01\t\n\x7f\xc3\xa9\xe2\x82\xac\xff'
+    texts = []
+    for _ in range(800):
+        text = bytearray(json.dumps(_random_value(rng), ensure_ascii=rng.random() < 0.5).encode())
+        for _ in range(rng.randrange(1, 4)):
+            position = rng.randrange(len(text) + 1)
+            if rng.random() < 0.5 and position < len(text):
+                del text[position]
+            else:
+                text[position:position] = bytes([rng.choice(alphabet)])
+        texts.append(bytes(text))
+    pipe = raw.pipeline(transaction=False)
+    for text in texts:
+        pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", text)
+    for text, reply in zip(texts, pipe.execute(raise_on_error=False)):
+        accepted = not isinstance(reply, Exception)
+        if not accepted:
+            assert str(reply).startswith(("BADARG payload", "LIMIT")), (text, reply)
+        assert accepted == strict_json_ok(text), (text, reply)

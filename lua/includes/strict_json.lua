@@ -12,22 +12,38 @@
 -- one table of keys per nesting depth (reused by the objects met at that depth).
 local JSON = {}
 do
-  -- string.find, .byte, .sub and the one-byte strings, set by the first check (the load-time
-  -- sandbox has no `string`).
-  local find, byte, sub, char, NOWHERE
-  local NEVER, LEADS3, LEADS4 = {}, {}, {}
+  -- string.find, .byte, .sub, set by the first check (the load-time sandbox has no `string`).
+  local find, byte, sub, NOWHERE
   local function bind()
-    find, byte, sub, char, NOWHERE = string.find, string.byte, string.sub, string.char, math.huge
-    for code = 192, 255 do
-      if code <= 193 or code >= 245 then
-        NEVER[#NEVER + 1] = char(code)
-      elseif code >= 240 then
-        LEADS4[#LEADS4 + 1] = char(code)
-      elseif code >= 224 then
-        LEADS3[#LEADS3 + 1] = char(code)
-      end
-    end
+    find, byte, sub, NOWHERE = string.find, string.byte, string.sub, math.huge
   end
+
+  -- The bytes that never occur in UTF-8; the lead bytes of 3- and 4-byte forms; of 4-byte forms.
+  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252', '\253',
+    '\254', '\255'}
+  local LEADS4 = {'\240', '\241', '\242', '\243', '\244'}
+  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233', '\234',
+    '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  -- Each other way UTF-8 can break: a pattern, the offset of the bad byte in its match, whether
+  -- it looks at the text's last 3 bytes only, and the bytes one of which must occur for it to
+  -- match (nil: it always runs).
+  local BROKEN = {
+    {'^[\128-\191]', 0, false}, -- a continuation byte first
+    {'[%z\1-\127][\128-\191]', 1, false}, -- a continuation byte after an ASCII byte
+    {'[\194-\244][%z\1-\127\192-\255]', 0, false}, -- a lead byte without its continuation bytes
+    {'[\224-\244][\128-\191][%z\1-\127\192-\255]', 0, false, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191][%z\1-\127\192-\255]', 0, false, LEADS4},
+    {'[\194-\244]$', 0, true}, -- ... at the end of the text
+    {'[\224-\244][\128-\191]$', 0, true, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191]$', 0, true, LEADS4},
+    {'[\194-\223][\128-\191][\128-\191]', 0, false}, -- a lead byte with too many
+    {'[\224-\239][\128-\191][\128-\191][\128-\191]', 0, false, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0, false, LEADS4},
+    {'\224[\128-\159]', 0, false, {'\224'}}, -- overlong 3-byte form
+    {'\237[\160-\191]', 0, false, {'\237'}}, -- a surrogate
+    {'\240[\128-\143]', 0, false, {'\240'}}, -- overlong 4-byte form
+    {'\244[\144-\191]', 0, false, {'\244'}}, -- beyond U+10FFFF
+  }
 
   -- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
   local ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
@@ -52,60 +68,35 @@ do
     return first
   end
 
-  -- earliest(text, found, pattern, offset): the smaller of `found` and the position (+ offset) of
-  -- the pattern's first match.
-  local function earliest(text, found, pattern, offset)
-    local at = find(text, pattern)
-    if at and (not found or at + offset < found) then
-      return at + offset
-    end
-    return found
-  end
-
   -- JSON.check_utf8(text, what, reason): raise BADARG unless `text` is well-formed UTF-8 (RFC
-  -- 3629). Rather than decode it character by character, look for each way it can be broken: a
-  -- byte that never occurs (C0 C1 F5-FF), a continuation byte first or after an ASCII byte, a
-  -- lead byte followed by too few or too many continuation bytes, an overlong or surrogate or
-  -- beyond-U+10FFFF second byte. Patterns for 3- and 4-byte forms run only when such lead bytes
-  -- occur (plain finds tell).
+  -- 3629). Rather than decode it character by character, look for each way it can be broken
+  -- (NEVER, BROKEN), one pattern run each; a form's patterns run only when its lead bytes occur
+  -- (plain finds tell). The error names the first bad byte.
   function JSON.check_utf8(text, what, reason)
     if not find then
       bind()
     end
     local _, ascii = find(text, '^[^\128-\255]*')
-    if ascii < #text then
-      local bad = first_of(text, NEVER)
-      bad = earliest(text, bad, '^[\128-\191]', 0)
-      bad = earliest(text, bad, '[%z\1-\127][\128-\191]', 1)
-      bad = earliest(text, bad, '[\194-\244][%z\1-\127\192-\255]', 0)
-      bad = earliest(text, bad, '[\194-\223][\128-\191][\128-\191]', 0)
-      local tail = #text > 3 and 3 - #text or 0
-      bad = earliest(sub(text, -3), bad, '[\194-\244]$', -tail)
-      if first_of(text, LEADS3) or first_of(text, LEADS4) then
-        bad = earliest(text, bad, '[\224-\244][\128-\191][%z\1-\127\192-\255]', 0)
-        bad = earliest(text, bad, '[\224-\239][\128-\191][\128-\191][\128-\191]', 0)
-        bad = earliest(sub(text, -3), bad, '[\224-\244][\128-\191]$', -tail)
-        if find(text, '\224', 1, true) then
-          bad = earliest(text, bad, '\224[\128-\159]', 0)
-        end
-        if find(text, '\237', 1, true) then
-          bad = earliest(text, bad, '\237[\160-\191]', 0)
+    if ascii >= #text then
+      return
+    end
+    local bad, occurs = first_of(text, NEVER), {}
+    local tail = sub(text, -3)
+    for index = 1, #BROKEN do
+      local pattern, offset, at_end, leads = BROKEN[index][1], BROKEN[index][2], BROKEN[index][3], BROKEN[index][4]
+      if leads and occurs[leads] == nil then
+        occurs[leads] = first_of(text, leads) ~= nil
+      end
+      if not leads or occurs[leads] then
+        local at = find(at_end and tail or text, pattern)
+        at = at and at + offset + (at_end and #text - #tail or 0)
+        if at and (not bad or at < bad) then
+          bad = at
         end
       end
-      if first_of(text, LEADS4) then
-        bad = earliest(text, bad, '[\240-\244][\128-\191][\128-\191][%z\1-\127\192-\255]', 0)
-        bad = earliest(text, bad, '[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0)
-        bad = earliest(sub(text, -3), bad, '[\240-\244][\128-\191][\128-\191]$', -tail)
-        if find(text, '\240', 1, true) then
-          bad = earliest(text, bad, '\240[\128-\143]', 0)
-        end
-        if find(text, '\244', 1, true) then
-          bad = earliest(text, bad, '\244[\144-\191]', 0)
-        end
-      end
-      if bad then
-        raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
-      end
+    end
+    if bad then
+      raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
     end
   end
 
