@@ -26,7 +26,8 @@ local redis = {
 -- without the script-location suffix Redis appends to errors. Any other error (a raw Redis or
 -- Lua error: a defect), and a raise() after the call's first write (the library validates
 -- everything before writing, so that too is a defect: Redis does not roll a function back), is
--- the coded error INTERNAL, saying whether something was written.
+-- the coded error INTERNAL, saying whether something was written. An ACL refusal (NOPERM) of
+-- a command before the first write keeps Redis's code: the user lacks a permission.
 local function guard(callback)
   return function(keys, args)
     CALL.wrote = false
@@ -37,6 +38,10 @@ local function guard(callback)
     local coded = type(result) == 'table' and result.agentfn_code
     if coded and not CALL.wrote then
       return redis.error_reply(coded .. ' ' .. result.message)
+    end
+    local raw = type(result) == 'table' and result.err
+    if not CALL.wrote and type(raw) == 'string' and string.find(raw, '^NOPERM ') then
+      return redis.error_reply(raw) -- an ACL refusal before any write: Redis's own code
     end
     local detail = coded and (coded .. ' ' .. result.message) or (type(result) == 'table' and result.err)
       or result
