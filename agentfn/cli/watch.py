@@ -19,7 +19,7 @@ from ..keys import validate_namespace
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
 from ..server import temporary_server_url
-from .common import CliError, Command, connect
+from .common import CliError, Command, add_url_argument, connect
 
 DEFAULT_PORT = 8321
 METRICS_PORT = 9464
@@ -85,11 +85,7 @@ def _address(sock: socket.socket) -> str:
 
 
 def _common(parser: argparse.ArgumentParser, port: int) -> None:
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)",
-    )
+    add_url_argument(parser)
     parser.add_argument(
         "--namespace",
         action="append",
