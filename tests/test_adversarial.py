@@ -422,7 +422,7 @@ def one_case(spec: FunctionSpec, pool: dict[str, Any], rng: random.Random) -> Ca
         value = rng.choice(bad_values(kind_of(option, True), option.value, spec, pool, rng))
         options = [
             item
-            for pair in zip(options[::2], options[1::2])
+            for pair in zip(options[::2], options[1::2], strict=True)
             if pair[0] != option.name
             for item in pair
         ]
@@ -527,7 +527,7 @@ def test_adversarial_calls_are_refused_without_a_trace(
         batch = cases[start : start + BATCH]
         before = keyspace(raw)
         replies = run_batch(raw, batch)
-        for case, reply in zip(batch, replies):
+        for case, reply in zip(batch, replies, strict=True):
             problem = verdict(case, reply)
             if problem:
                 failures.append(f"{describe(case)}: {problem}")

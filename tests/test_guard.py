@@ -21,7 +21,8 @@ from .helpers import ROOT
 
 DEFECTS = {
     "agentfn_zz_raw_before": "redis.call('HGET', K.meta(keys[1]), 'a', 'b', 'c')",
-    "agentfn_zz_raw_after": "redis.call('SET', K.meta(keys[1]) .. ':zz', '1')\n  redis.call('HSET', K.meta(keys[1]) .. ':zz', 'f', 'v')",
+    "agentfn_zz_raw_after": "redis.call('SET', K.meta(keys[1]) .. ':zz', '1')\n"
+    "  redis.call('HSET', K.meta(keys[1]) .. ':zz', 'f', 'v')",
     "agentfn_zz_lua_error": "local missing = nil\n  local value = missing.field",
     "agentfn_zz_raise_after": "redis.call('SET', K.meta(keys[1]) .. ':zz', '1')\n  raise(ERR.STATE, 'too late')",
     "agentfn_zz_raise_before": "redis.call('GET', K.meta(keys[1]) .. ':zz')\n  raise(ERR.STATE, 'in time')",

@@ -142,7 +142,7 @@ def test_what_python_writes_is_accepted(raw: redis.Redis, deployed) -> None:
         texts.append(text.encode())
         pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", texts[-1])
     replies = pipe.execute(raise_on_error=False)
-    for text, reply in zip(texts, replies):
+    for text, reply in zip(texts, replies, strict=True):
         assert not isinstance(reply, Exception), (text, reply)
         assert raw.hget(f"{ROOT}:task:{reply[1].decode()}", "payload") == text
 
@@ -213,7 +213,7 @@ def test_utf8_is_judged_as_python_judges_it(raw: redis.Redis, deployed) -> None:
     pipe = raw.pipeline(transaction=False)
     for sample in samples:
         pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", b'["' + sample + b'"]')
-    for sample, reply in zip(samples, pipe.execute(raise_on_error=False)):
+    for sample, reply in zip(samples, pipe.execute(raise_on_error=False), strict=True):
         try:
             sample.decode("utf-8")
             valid = True
@@ -246,7 +246,7 @@ def test_random_corruptions_are_judged_as_the_oracle_judges_them(
     pipe = raw.pipeline(transaction=False)
     for text in texts:
         pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", text)
-    for text, reply in zip(texts, pipe.execute(raise_on_error=False)):
+    for text, reply in zip(texts, pipe.execute(raise_on_error=False), strict=True):
         accepted = not isinstance(reply, Exception)
         if not accepted:
             assert str(reply).startswith(("BADARG payload", "LIMIT")), (text, reply)
