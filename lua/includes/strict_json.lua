@@ -212,26 +212,25 @@ do
   -- a key this object (number `serial`) has already (keys: key -> serial of the object that had
   -- it last, shared by the objects at one depth), and return the position of the member's value.
   local function key(text, at, keys, serial, what)
-    -- The common key (no escape, no control character) in one find; any other the long way.
-    local _, last, name = find(text, '^"([^"\\%c]*)"', at)
-    local after = last and last + 1
+    -- The common key (no escape, no control character) and its colon in one find; any other
+    -- the long way.
+    local _, last, name = find(text, '^"([^"\\%c]*)"[ \t\n\r]*:', at)
     if not name then
       if byte(text, at) ~= 34 then
         fail(what, 'expected an object key', at)
       end
-      local escaped
-      after, escaped = string_end(text, at, what)
+      local after, escaped = string_end(text, at, what)
       name = escaped and cjson.decode(sub(text, at, after - 1)) or sub(text, at + 1, after - 2)
+      last = skip(text, after)
+      if byte(text, last) ~= 58 then
+        fail(what, 'expected : after an object key', last)
+      end
     end
     if keys[name] == serial then
-      fail(what, 'duplicate object key ' .. sub(text, at, after - 1), at)
+      fail(what, 'duplicate object key ' .. string.format('%q', sub(name, 1, 64)), at)
     end
     keys[name] = serial
-    after = skip(text, after)
-    if byte(text, after) ~= 58 then
-      fail(what, 'expected : after an object key', after)
-    end
-    return skip(text, after + 1)
+    return skip(text, last + 1)
   end
 
   -- JSON.check(text, what): see the top of this file. `text` is a string.
@@ -285,7 +284,11 @@ do
       end
       -- After a value: close containers until a comma asks for the next value.
       while closed do
-        at = skip(text, at)
+        local next_byte = byte(text, at)
+        if next_byte == 32 or next_byte == 10 or next_byte == 13 or next_byte == 9 then
+          at = skip(text, at)
+          next_byte = byte(text, at)
+        end
         if depth == 0 then
           if at <= #text then
             fail(what, 'unexpected text after the value', at)
@@ -293,7 +296,6 @@ do
           return
         end
         local object = open[depth]
-        local next_byte = byte(text, at)
         if next_byte == 44 then
           at = skip(text, at + 1)
           if object then
