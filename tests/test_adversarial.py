@@ -478,6 +478,8 @@ def verdict(case: Case, reply: Any) -> str | None:
         code = str(reply).split(" ", 1)[0]
         if code not in REFUSAL_CODES:
             return f"raw or internal error: {str(reply)[:300]}"
+        if len(str(reply)) > 1_000:
+            return f"a refusal of {len(str(reply)):,} characters: {str(reply)[:100]}..."
         return "expected a success" if case.expect == "success" else None
     if isinstance(reply, Exception):
         return f"client error {reply!r}"

@@ -19,7 +19,7 @@ function MSG.check_id(value, what)
     ms, seq = string.match(value, '^(%d+)%-(%d+)$')
   end
   if not (ms and MSG.is_uint64(ms) and MSG.is_uint64(seq)) then
-    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. string.format('%q', tostring(value)))
+    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. quoted(value))
   end
   return value
 end

@@ -1,5 +1,11 @@
 -- Validation helpers: each returns the parsed value or raise()s BADARG. No writes here.
 
+-- quoted(value): a value for an error message: quoted, at most its first 64 bytes.
+local function quoted(value)
+  local text = tostring(value)
+  return string.format('%q', string.sub(text, 1, 64)) .. (#text > 64 and ' (' .. #text .. ' bytes)' or '')
+end
+
 -- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
 local function check_root(keys)
   if #keys ~= 1 then
@@ -61,7 +67,7 @@ end
 -- sign but a leading -, no leading zeros, no -0, at most 16 characters).
 local function check_int(value, what, min, max)
   if type(value) ~= 'string' or #value > 16 or not (value == '0' or string.find(value, '^%-?[1-9]%d*$')) then
-    raise(ERR.BADARG, what .. ' must be an integer, got ' .. string.format('%q', tostring(value)))
+    raise(ERR.BADARG, what .. ' must be an integer, got ' .. quoted(value))
   end
   local number = tonumber(value)
   if number < min or number > max then
@@ -103,7 +109,7 @@ local function check_enum(value, what, allowed)
     end
   end
   raise(ERR.BADARG, what .. ' must be one of ' .. table.concat(allowed, ', ') .. ', got '
-    .. string.format('%q', tostring(value)))
+    .. quoted(value))
 end
 
 -- parse_options(args, first, spec): NAME value pairs from args[first]; spec maps each known
@@ -114,7 +120,7 @@ local function parse_options(args, first, spec)
     local name = string.upper(args[index])
     local checker = spec[name]
     if not checker then
-      raise(ERR.BADARG, 'unknown option ' .. string.format('%q', args[index]))
+      raise(ERR.BADARG, 'unknown option ' .. quoted(args[index]))
     end
     if options[name] ~= nil then
       raise(ERR.BADARG, 'option ' .. name .. ' given twice')

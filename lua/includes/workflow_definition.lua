@@ -30,7 +30,7 @@ function WF.object(value, what, allowed)
   end
   for key, field in pairs(value) do
     if not allowed[key] then
-      raise(ERR.BADARG, what .. ' has an unknown field ' .. string.format('%q', tostring(key)))
+      raise(ERR.BADARG, what .. ' has an unknown field ' .. quoted(key))
     end
     if field == cjson.null then
       value[key] = nil
