@@ -150,3 +150,13 @@ def test_cli_prints_rules_and_applies_users_once(
     assert set(r.acl_users()) >= set(passwords)
     for name in passwords:
         r.acl_deluser(name)
+
+
+def test_every_command_of_the_library_is_reached_by_some_function() -> None:
+    """The call graph misses nothing: each redis.call of the library is reachable from a function."""
+    source = render_library().source
+    code = acl._COMMENT.sub("", source)
+    literal = {acl._command(*call) for call in acl._CALL.findall(code)} | set(
+        acl._CHUNKED.findall(code)
+    )
+    assert set().union(*acl.lua_commands(source).values()) == literal
