@@ -32,6 +32,8 @@ class ErrorCode(str, Enum):
     """The namespace's schema version does not match the library: run agentfn migrate."""
     MOVING = "MOVING"
     """Redis Cluster: the namespace's slot is being moved to another node; retry the call."""
+    INTERNAL = "INTERNAL"
+    """A defect in the library: an unexpected error; the message says whether anything was written."""
 
 
 class AgentfnError(Exception):
@@ -107,6 +109,12 @@ class SchemaMismatch(LibraryError):
     code = ErrorCode.VERSION.value
 
 
+class InternalDefect(LibraryError):
+    """INTERNAL: the library hit an unexpected error (a defect; please report it)."""
+
+    code = ErrorCode.INTERNAL.value
+
+
 class LibraryNotReady(AgentfnError):
     """The deployed library is missing or incompatible; the message names the command to run."""
 
@@ -153,6 +161,7 @@ EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
         LimitExceeded,
         SchemaMismatch,
         NamespaceMoving,
+        InternalDefect,
     )
 }
 

@@ -88,11 +88,9 @@ def test_client_refuses_newer_major(r):
         agentfn.Client(r, "default").agent_find("x")
 
 
-def test_client_refuses_older_library(r, monkeypatch):
-    major = agentfn.__version__.split(".")[0]
-    monkeypatch.setattr(agentfn.library.info, "__version__", f"{major}.1.0")  # a newer package
-    deploy(r, "default", library=render_library(version=f"{major}.0.0"))
-    with pytest.raises(LibraryNotReady, match="older.*agentfn deploy"):
+def test_client_refuses_older_library(r):
+    deploy(r, "default", library=render_library(version="0.0.1"))
+    with pytest.raises(LibraryNotReady, match="(older|another major version).*agentfn deploy"):
         agentfn.Client(r, "default").agent_find("x")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..client.routing import is_cluster
-from ..client.slots import MoveRefused, move_namespace
 from .common import CliError, Command, add_common_arguments, connect, print_json
+from .slots import MoveRefused, move_namespace
 
 
 def cmd_cluster(args: argparse.Namespace) -> None:

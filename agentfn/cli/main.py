@@ -12,7 +12,7 @@ import redis
 from ..client.routing import describe
 from ..errors import AgentfnError
 from ..version import __version__
-from . import bridges, cluster, library, ops, watch, worker
+from . import acl, bridges, cluster, library, ops, watch, worker
 from .common import CliError, Command
 from .demo import command as demo
 
@@ -25,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     **watch.COMMANDS,
     **bridges.COMMANDS,
     **cluster.COMMANDS,
+    **acl.COMMANDS,
 }
 
 

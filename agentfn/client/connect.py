@@ -39,6 +39,8 @@ def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
     probe = redis.Redis.from_url(url, **probe_options)
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.exceptions.NoPermissionError:
+        return False  # a user without +info (a cluster user needs it: README "Redis Cluster")
     finally:
         probe.close()
 
@@ -105,6 +107,8 @@ async def connect_async(
     )
     try:
         enabled = bool((await probe.info("cluster")).get("cluster_enabled"))
+    except redis.exceptions.NoPermissionError:
+        enabled = False
     finally:
         await probe.aclose()
     if not enabled:

@@ -120,6 +120,10 @@ class Durability:
     def wait_command(self) -> list[Any]:
         return ["WAIT", self.replicas, self.timeout_ms]
 
+    def queue_wait(self, pipe: Any) -> None:
+        """Add WAIT to a pipeline, after its writes (agentfn acl grants +wait from this line)."""
+        pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+
     def check(self, acknowledged: Any, where: str, reply: Any = None) -> None:
         """NotReplicated (carrying the write's ``reply``) unless WAIT counts enough replicas."""
         if isinstance(acknowledged, Exception):
@@ -226,7 +230,7 @@ class Route:
             return self.redis.execute_command(*args)
         pipe = self.redis.pipeline(transaction=False)  # WAIT counts this connection's writes
         pipe.execute_command(*args)
-        pipe.execute_command(*durability.wait_command())
+        durability.queue_wait(pipe)
         reply, acknowledged = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             raise reply
@@ -239,7 +243,7 @@ class Route:
             return await self.redis.execute_command(*args)
         pipe = self.redis.pipeline(transaction=False)
         pipe.execute_command(*args)
-        pipe.execute_command(*durability.wait_command())
+        durability.queue_wait(pipe)
         reply, acknowledged = await pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             raise reply
