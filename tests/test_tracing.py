@@ -4,6 +4,7 @@ attempt that two agent processes run for them (a retry included) and of the mess
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -59,6 +61,12 @@ def span_ids(span: Any) -> tuple[str, str]:
     return f"0x{context.trace_id:032x}", f"0x{context.span_id:016x}"
 
 
+def traceparent_of(span: Any) -> str:
+    """A span's W3C traceparent (its flags included)."""
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
 def in_memory_tracer() -> tuple[Any, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()  # this test's own, not the process's global one
@@ -104,7 +112,7 @@ def test_one_trace_spans_the_workflow_and_the_attempts_in_two_agent_processes(
     mine = {span.name: span for span in exporter.get_finished_spans()}
     assert {span.context.trace_id for span in mine.values()} == {root.get_span_context().trace_id}
     assert mine["wait for the workflow"].attributes["agentfn.workflow_state"] == "completed"
-    assert info.traceparent is not None and info.traceparent.split("-")[1] == trace_id[2:]
+    assert info.traceparent == traceparent_of(root)
     assert client.ctx_get(workflow_id).document == {}  # the shared context is the agents' own
 
 
@@ -118,11 +126,7 @@ def test_one_trace_spans_a_submit_retried_in_another_process_and_a_message_handl
         task_id = client.submit("flaky", {"n": 1}, backoff_ms=0, max_attempts=3)
     task = wait_for_task(client, task_id, {"completed"}, timeout=30)
     assert reply.content == {"pong": "beta"}
-    assert task.attempt == 2 and task.traceparent is not None
-    assert task.traceparent.split("-")[1:3] == [
-        span_ids(submitting)[0][2:],
-        span_ids(submitting)[1][2:],
-    ]
+    assert (task.attempt, task.traceparent) == (2, traceparent_of(submitting))
 
     spans = exported(agent_spans)
     attempts = sorted(
@@ -154,6 +158,33 @@ def test_an_explicit_traceparent_travels_with_a_task_and_a_message(client: agent
     client.broadcast("p1", "note", {})
     traced, plain = client.read_messages("a1")
     assert (traced.traceparent, plain.traceparent) == (TRACEPARENT, None)
+
+
+def test_async_client_and_batch_attach_the_current_span(
+    client: agentfn.Client, redis_url: str
+) -> None:
+    tracer, _ = in_memory_tracer()
+    client.agent_register("a1", ["x"])
+
+    async def traced_calls() -> tuple[str, str]:
+        connection = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            async_client = agentfn.AsyncClient(connection, "default")
+            with tracer.start_as_current_span("async") as span:
+                task_id = await async_client.submit("x", {})
+                await async_client.broadcast("p1", "note", {})
+            return task_id, traceparent_of(span)
+        finally:
+            await connection.aclose()
+
+    task_id, expected = asyncio.run(traced_calls())
+    assert client.get_task(task_id).traceparent == expected
+    assert [message.traceparent for message in client.read_messages("a1")] == [expected]
+    batch = agentfn.Batch(client)
+    with tracer.start_as_current_span("batch") as span:
+        batch.submit("x", {})
+    (batched,) = batch.execute()
+    assert client.get_task(batched).traceparent == traceparent_of(span)
 
 
 def test_without_a_current_span_nothing_carries_a_trace_context(client: agentfn.Client) -> None:
