@@ -34,33 +34,39 @@ def test_reshard_a_busy_namespace_every_acknowledged_submit_completes_once(
     acknowledged: list[str] = []
     stop = threading.Event()
     failures: list[BaseException] = []
+    progress = threading.Condition()
 
     def submitter() -> None:
         submit_client = agentfn.Client(connection, namespace)
         n = 0
         while not stop.is_set():
             try:
-                acknowledged.append(submit_client.submit("echo", {"n": n}))
+                task_id = submit_client.submit("echo", {"n": n})
             except agentfn.NamespaceMoving:
-                pass  # not acknowledged: the caller may submit again
+                continue  # not acknowledged: the caller may submit again
             except BaseException as error:  # noqa: BLE001 - reported by the test
-                failures.append(error)
+                with progress:
+                    failures.append(error)
+                    progress.notify_all()
                 return
+            with progress:
+                acknowledged.append(task_id)
+                progress.notify_all()
             n += 1
+
+    def wait_acknowledged(count: int) -> None:
+        with progress:
+            assert progress.wait_for(lambda: len(acknowledged) >= count or failures, timeout=60)
 
     thread = agent.start()
     submitters = [threading.Thread(target=submitter) for _ in range(2)]
     for worker in submitters:
         worker.start()
     try:
-        wait_all_completed(client, [], timeout=1)
-        while len(acknowledged) < 400 and not failures:  # a busy, bigger namespace to move
-            stop.wait(0.01)
+        wait_acknowledged(400)  # a busy, bigger namespace to move
         output = reshard_one_slot(cluster, source, target)
         assert f"Moving slot {slot} from" in output
-        moved_at = len(acknowledged)
-        while len(acknowledged) < moved_at + 20 and not failures:
-            stop.wait(0.01)
+        wait_acknowledged(len(acknowledged) + 20)  # submitters go on after the move
     finally:
         stop.set()
         for worker in submitters:
