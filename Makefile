@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 
-.PHONY: demo test lint bench redis-deps system-deps protocol clean
+.PHONY: demo test lint bench redis-deps system-deps protocol async-surface clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
@@ -41,6 +41,11 @@ $(STAMP): pyproject.toml
 # Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
 protocol: $(STAMP)
 	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
+
+# Regenerate agentfn/client/async_surface.pyi (AsyncClient's methods as mypy sees them) after
+# adding or changing a method of the API mixins (agentfn/client/api/).
+async-surface: $(STAMP)
+	$(BIN)/python -m agentfn.client.surface --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
