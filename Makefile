@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 
-.PHONY: demo test lint bench redis-deps system-deps protocol async-surface clean
+.PHONY: demo test lint bench redis-deps system-deps protocol clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
@@ -20,6 +20,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Regenerate agentfn/client/async_surface.pyi (AsyncClient's methods as mypy sees them) after
+# adding or changing a method of the API mixins (agentfn/client/api/); a test fails until then.
+.PHONY: async-surface
+async-surface: $(STAMP)
+	$(BIN)/python -m agentfn.client.surface --write
 
 bench: $(STAMP) redis-deps
 	$(BIN)/python bench/run.py
@@ -41,11 +47,6 @@ $(STAMP): pyproject.toml
 # Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
 protocol: $(STAMP)
 	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
-
-# Regenerate agentfn/client/async_surface.pyi (AsyncClient's methods as mypy sees them) after
-# adding or changing a method of the API mixins (agentfn/client/api/).
-async-surface: $(STAMP)
-	$(BIN)/python -m agentfn.client.surface --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

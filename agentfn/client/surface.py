@@ -5,8 +5,8 @@ AsyncClient method returns an awaitable, because its ``_call`` (or ``steps.drive
 definitions are typed as Client returns their values. The stub declares, for type checkers only,
 each public mixin method as it behaves on AsyncClient, with the same parameters:
 
-- ``async def`` with the same result type when the method returns ``self._call(...)`` or
-  ``drive(...)``;
+- ``async def`` with the same result type when each of its returns is ``return
+  self._call(...)`` or ``return drive(...)``;
 - when the method picks its asyncio implementation itself (``if is_async(self.redis): return
   f(...)``): ``async def`` returning what ``f`` returns if ``f`` is a coroutine function, a plain
   ``def`` returning ``f``'s annotation if ``f`` is an async generator (``messages``: ``async for``);
@@ -79,10 +79,14 @@ def mixin_classes() -> list[type]:
 
 
 def public_methods(cls: type) -> Iterator[tuple[str, Callable[..., Any]]]:
-    """The public methods a mixin defines itself, in source order."""
+    """The public methods a mixin defines itself, in source order (SurfaceError on anything else
+    public: a property or a static method would need a declaration of its own)."""
     for name, value in vars(cls).items():
-        if not name.startswith("_") and inspect.isfunction(value):
-            yield name, value
+        if name.startswith("_"):
+            continue
+        if not inspect.isfunction(value):
+            raise SurfaceError(f"{cls.__name__}.{name} is public but not a plain method")
+        yield name, value
 
 
 def _function_node(
@@ -218,8 +222,8 @@ def declare(function: Callable[..., Any], api_names: set[str]) -> Declaration:
             raise SurfaceError(f"{branch} has no return annotation")
         returns, returns_node = _text(impl_source, impl_node.returns), impl_node.returns
         is_async = inspect.iscoroutinefunction(implementation)
-    elif _returned_calls(node) & {"self._call", "drive"}:
-        is_async = True
+    elif _returned_calls(node) <= {"self._call", "drive"} and _returned_calls(node):
+        is_async = True  # every return hands back what _call or drive gives: an awaitable
     elif not _mentions_a_call(node, api_names):
         is_async = False
     else:
@@ -242,7 +246,8 @@ def declarations() -> list[tuple[type, list[Declaration]]]:
 
 
 def _module_sources(module: ModuleType) -> dict[str, tuple[str, str]]:
-    """Name -> (module, name in it) for every top-level name a module defines or imports."""
+    """Name -> (module, name in it) for every top-level name a module defines or imports
+    (``import x.y`` binds ``x``: (``x.y``, ""))."""
     tree = ast.parse(inspect.getsource(module))
     package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
     found: dict[str, tuple[str, str]] = {}
@@ -251,6 +256,9 @@ def _module_sources(module: ModuleType) -> dict[str, tuple[str, str]]:
         statement = statements.pop(0)
         if isinstance(statement, ast.If):  # `if TYPE_CHECKING:` imports
             statements.extend(statement.body)
+        elif isinstance(statement, ast.Import):
+            for alias in statement.names:
+                found[alias.asname or alias.name.split(".")[0]] = (alias.name, "")
         elif isinstance(statement, ast.ImportFrom):
             base = statement.module or ""
             if statement.level:
@@ -282,7 +290,8 @@ def _relative(module: str) -> str:
 def _imports(every: list[Declaration]) -> list[str]:
     """The stub's import lines, grouped and ordered as ruff's isort orders them."""
     sources: dict[str, dict[str, tuple[str, str]]] = {}
-    wanted: dict[str, set[str]] = {}
+    wanted: dict[str, set[str]] = {}  # module -> the names imported from it
+    modules: set[str] = set()  # modules imported whole (``import redis.asyncio``)
     for declaration in every:
         for name, module in declaration.names.items():
             if module.__name__ not in sources:
@@ -293,24 +302,31 @@ def _imports(every: list[Declaration]) -> list[str]:
                     continue
                 raise SurfaceError(f"{declaration.name}: where does {name} come from?")
             origin, original = source
-            if original != name:
+            if original == name:
+                wanted.setdefault(_relative(origin), set()).add(name)
+            elif original == "" and origin.split(".")[0] == name:
+                modules.add(origin)
+            else:
                 raise SurfaceError(f"{declaration.name}: {name} is imported under an alias")
-            wanted.setdefault(_relative(origin), set()).add(name)
-    absolute = sorted(origin for origin in wanted if not origin.startswith("."))
-    stdlib = [origin for origin in absolute if origin.split(".")[0] in sys.stdlib_module_names]
-    third_party = [origin for origin in absolute if origin not in stdlib]
-    local = sorted(
+    lines: list[str] = []
+    for stdlib in (True, False):  # the standard library, then third-party packages
+        group = [f"import {module}" for module in sorted(modules) if _is_stdlib(module) == stdlib]
+        group.extend(
+            _import_line(origin, sorted(wanted[origin], key=_isort_key))
+            for origin in sorted(wanted)
+            if not origin.startswith(".") and _is_stdlib(origin) == stdlib
+        )
+        lines.extend([*group, ""] if group else [])
+    local = sorted(  # ours, relative: the farthest first
         (origin for origin in wanted if origin.startswith(".")),
         key=lambda origin: (-(len(origin) - len(origin.lstrip("."))), origin.lstrip(".")),
     )
-    lines: list[str] = []
-    for group in (stdlib, third_party, local):
-        lines.extend(
-            _import_line(origin, sorted(wanted[origin], key=_isort_key)) for origin in group
-        )
-        if group:
-            lines.append("")
-    return lines
+    lines.extend(_import_line(origin, sorted(wanted[origin], key=_isort_key)) for origin in local)
+    return [*lines, ""] if local else lines
+
+
+def _is_stdlib(module: str) -> bool:
+    return module.split(".")[0] in sys.stdlib_module_names
 
 
 def _isort_key(name: str) -> tuple[int, str]:
