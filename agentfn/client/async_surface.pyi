@@ -47,6 +47,7 @@ class AsyncApi:
         reply_to: str | None = None,
         ttl_ms: int | None = None,
         allow_unregistered: bool = False,
+        traceparent: str | None = None,
     ) -> str: ...
     async def broadcast(
         self,
@@ -56,6 +57,7 @@ class AsyncApi:
         *,
         capability: str | None = None,
         ttl_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> Broadcast: ...
     async def read_inbox(
         self,
@@ -114,6 +116,7 @@ class AsyncApi:
         idempotency_key: str | None = None,
         to: str | None = None,
         retention_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> str: ...
     async def claim(
         self,
@@ -163,6 +166,7 @@ class AsyncApi:
         chain: bool = False,
         context: Mapping[str, Any] | None = None,
         retention_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> str: ...
     async def get_workflow(self, workflow_id: str, *, steps: bool = True) -> WorkflowInfo: ...
     async def cancel_workflow(self, workflow_id: str) -> str: ...
