@@ -112,8 +112,11 @@ LIMITS: dict[str, int] = {
     "sweep_batch": 100,
     # Most delayed tasks one claim or reap promotes.
     "promote_batch": 100,
-    # Most expired leases one reap handles.
+    # Most expired leases, expired messages, orphaned direct tasks and dead letters one reap
+    # handles (each), and most stream entries it looks at between pending ones.
     "reap_batch": 1_000,
+    # Most work streams one reap visits through the trim index (trims, deletes when unused).
+    "trim_batch": 100,
     # Most messages one read returns or one ack acknowledges.
     "message_batch": 1_000,
 }
@@ -130,8 +133,16 @@ DEFAULTS: dict[str, int] = {
     "backoff_ms": 1_000,
     # Cap on the retry backoff.
     "backoff_max_ms": 60_000,
-    # How long finished tasks, workflows, messages and lapsed agent records are kept: 24 h.
+    # How long finished tasks, workflows and messages are kept: 24 h.
     "retention_ms": 86_400_000,
+    # How long a lapsed agent's record is kept (namespace config agent_retention_ms): 24 h.
+    "agent_retention_ms": 86_400_000,
+    # How long a dead letter (and its task's record) is kept (namespace config
+    # dead_retention_ms): 24 h.
+    "dead_retention_ms": 86_400_000,
+    # How long a direct task waits for its agent once the agent is gone (deregistered, lapsed,
+    # or not live at submit) before it is dead-lettered with error 'agent gone' (GRACE_MS).
+    "direct_grace_ms": 300_000,
     # Approximate cap on the namespace event stream (XADD MAXLEN ~).
     "events_max": 10_000,
     # Approximate cap on the namespace's delayed-wake stream (XADD MAXLEN ~): only its newest

@@ -89,6 +89,21 @@ def streams(namespace: str) -> str:
     return f"{root(namespace)}:streams"
 
 
+def trim_index(namespace: str) -> str:
+    """Sorted set: work streams that may need trimming or deleting, scored by due time (ms)."""
+    return f"{root(namespace)}:trim"
+
+
+def orphans(namespace: str) -> str:
+    """Sorted set: ids of departed agents whose direct stream may hold tasks, by next check (ms)."""
+    return f"{root(namespace)}:orphans"
+
+
+def orphans_since(namespace: str) -> str:
+    """Hash: departed agent id -> when its direct tasks lost their agent (ms)."""
+    return f"{root(namespace)}:orphans-since"
+
+
 def leases(namespace: str) -> str:
     """Sorted set: ids of running tasks, scored by lease deadline (ms)."""
     return f"{root(namespace)}:leases"

@@ -148,6 +148,8 @@ def test_extend_cancel_requeue_reap(client, deployed):
         "released",
         "expired_messages",
         "trimmed",
+        "orphaned",
+        "deleted_streams",
     }
     info = client.get_task(task.id)
     assert info.state == "dead" and info.error == "lease expired" and info.errors[0]["attempt"] == 1

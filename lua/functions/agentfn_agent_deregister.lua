@@ -1,7 +1,9 @@
 -- agentfn_agent_deregister: remove an agent for good.
 --
--- Invariant: a deregistered agent is in no index, its record is deleted, and every task it
--- held is handed back at once (not after its lease).
+-- Invariant: a deregistered agent is in no index, its record is deleted, every task it held is
+-- handed back at once (not after its lease), and it is a consumer of no group. Its direct
+-- tasks wait their grace (GRACE_MS of agentfn_task_submit), then agentfn_reap dead-letters
+-- them ('agent gone') and deletes its direct stream.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}

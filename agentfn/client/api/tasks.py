@@ -179,6 +179,8 @@ class TaskInfo:
     prompt: Any
     retention_ms: int
     cancel_requested: bool
+    grace_ms: int | None = None
+    """A direct task's grace once its agent is gone (GRACE_MS); None: the default."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> TaskInfo:
@@ -210,6 +212,7 @@ class TaskInfo:
             prompt=as_json(fields["prompt"]),
             retention_ms=as_int(fields["retention_ms"]),
             cancel_requested=fields["cancel_requested"] == "1",
+            grace_ms=as_optional_int(fields.get("grace_ms", "")),
             **text,
         )
 
@@ -238,11 +241,14 @@ class TasksApi(ApiBase):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         to: str | None = None,
+        grace_ms: int | None = None,
         retention_ms: int | None = None,
     ) -> str:
         """agentfn_task_submit: queue a task (payload: any JSON-serialisable value); returns its id.
 
         With an idempotency key that names a retained task, returns that task's id instead.
+        ``grace_ms`` (with ``to``): how long the task waits for its agent once the agent is gone
+        before it is dead-lettered with error ``agent gone``.
         """
         return self._call(
             "agentfn_task_submit",
@@ -256,6 +262,7 @@ class TasksApi(ApiBase):
                 "TIMEOUT_MS": timeout_ms,
                 "IDEMPOTENCY_KEY": idempotency_key,
                 "TO": to,
+                "GRACE_MS": grace_ms,
                 "RETENTION_MS": retention_ms,
             },
             _field("id"),
