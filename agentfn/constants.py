@@ -96,29 +96,42 @@ LIMITS: dict[str, int] = {
     "capability_length": 64,
     # Most capabilities one agent may register.
     "capabilities_per_agent": 32,
-    # Largest JSON argument (payload, metadata, result, content, context) in bytes.
-    "json_bytes": 1_048_576,
+    # Largest JSON argument (payload, metadata, result, content, signal value) in bytes: decoding
+    # it to check it costs ~9 ms of Redis time per MiB.
+    "json_bytes": 262_144,
+    # Largest workflow context document in bytes (a merge decodes and encodes it whole).
+    "context_bytes": 65_536,
     # Longest error text kept for a failed attempt, in bytes (longer text is refused).
     "error_bytes": 8_192,
-    # Most tasks one claim may return.
-    "claim_count": 1_000,
-    # Most steps in one workflow.
-    "workflow_steps": 5_000,
+    # Most tasks one claim (or NEXT) may return.
+    "claim_count": 50,
+    # Most steps in one workflow: creating one, or completing the root of a fan-out over all of
+    # them, stays within ~10 ms of Redis time (about 35 µs a step).
+    "workflow_steps": 200,
     # Largest time value (ms) accepted for a TTL, delay, timeout or retention: 365 days.
     "duration_ms": 31_536_000_000,
     # Most attempts a task may be given.
     "max_attempts": 1_000,
-    # Most lapsed agents one sweep removes from the indexes (the rest go at the next sweep).
-    "sweep_batch": 100,
+    # Most lapsed agents one sweep removes from the indexes (the rest go at the next sweep); a
+    # registry call's sweep also hands back at most this many of their tasks.
+    "sweep_batch": 20,
+    # Most tasks a deregistering agent hands back at once (any more come back when their leases
+    # expire).
+    "release_batch": 100,
     # Most delayed tasks one claim or reap promotes.
     "promote_batch": 100,
-    # Most expired leases, expired messages, orphaned direct tasks and dead letters one reap
-    # handles (each), and most stream entries it looks at between pending ones.
-    "reap_batch": 1_000,
+    # A reap's budget (its largest LIMIT, and the default): the due delayed tasks, expired leases,
+    # lapsed agents and their tasks, expired messages, orphaned direct tasks, work streams and
+    # stream entries, and dead letters it handles, in all.
+    "reap_batch": 200,
     # Most work streams one reap visits through the trim index (trims, deletes when unused).
     "trim_batch": 100,
     # Most messages one read returns or one ack acknowledges.
-    "message_batch": 1_000,
+    "message_batch": 200,
+    # Most agents agentfn_agent_find returns (its largest LIMIT).
+    "find_count": 500,
+    # Most agents one broadcast may reach (more live recipients: refused with LIMIT).
+    "broadcast_recipients": 250,
 }
 
 #: Defaults for options a caller leaves out (rendered as ``DEFAULTS``).

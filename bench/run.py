@@ -1,5 +1,6 @@
-"""Run every benchmark present (bench/tasks.py, bench/messages.py, bench/workflows.py) and write
-bench/RESULTS.md: one table per benchmark, figure / target / measured / pass.
+"""Run every benchmark present (bench/tasks.py, bench/messages.py, bench/workflows.py,
+bench/bounded.py) and write bench/RESULTS.md: one table per benchmark, figure / target /
+measured / pass. With ``--only``, the sections of the benchmarks not run are kept as they were.
 
 ``make bench`` runs this. Each module exposes ``run() -> dict`` and starts its own redis-server.
 A figure's value is either a plain number (measured, no target), or a dict with ``measured``,
@@ -26,7 +27,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 #: The benchmark modules, in the order they run and appear.
-MODULES = ("tasks", "messages", "workflows")
+MODULES = ("tasks", "messages", "workflows", "bounded")
 #: Everything from this line on in the results file is hand-written analysis, kept across runs.
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 
@@ -93,6 +94,18 @@ def table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sections(text: str) -> dict[str, list[str]]:
+    """The module sections ("## name (...)" up to the next "## ") of a results file, by name."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].split(" ")[0], [])
+        if current is not None:
+            current.append(line)
+    return sections
+
+
 def _machine() -> str:
     try:
         server = subprocess.run(
@@ -151,6 +164,8 @@ def main() -> int:
     output = Path(options.output)
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
     notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else ""
+    kept = _sections(previous[: len(previous) - len(notes)])
+    lines += [line for name in MODULES if name not in present for line in kept.get(name, [])]
     output.write_text(
         "\n".join(lines).rstrip() + "\n" + ("\n" + notes if notes else ""), encoding="utf-8"
     )

@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import agentfn  # noqa: E402
 from agentfn.client.api.tasks import ClaimResult  # noqa: E402
 from agentfn.client.waiting import wait_for_work  # noqa: E402
+from agentfn.constants import LIMITS  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
 
 #: Tasks claimed at once by the fan-out worker.
-BATCH = 100
+BATCH = min(100, LIMITS["claim_count"])
 #: The worker's agent id and the steps' capability.
 WORKER = "bench-worker"
 CAPABILITY = "bench-step"
@@ -103,7 +104,7 @@ def _create_ms(client: agentfn.Client, steps: int, runs: int) -> tuple[float, fl
     return round(statistics.median(times), 2), round(min(times), 2)
 
 
-def run(steps: int = 1_000, creates: int = 20) -> dict[str, Any]:
+def run(steps: int = LIMITS["workflow_steps"], creates: int = 20) -> dict[str, Any]:
     """Measure on a private redis-server; returns the figures (rates in steps/s, times in ms)."""
     with EmbeddedRedis() as server:
         connection = redis.Redis(host=server.host, port=server.port)
@@ -127,7 +128,7 @@ def main() -> None:
     parser.add_argument(
         "--steps",
         type=int,
-        default=1_000,
+        default=LIMITS["workflow_steps"],
         help="steps in the chain, width of the fan-out, graph size",
     )
     parser.add_argument("--creates", type=int, default=20, help="graph creations to time")

@@ -3,12 +3,20 @@ forever, dead letters own their task records, the reaper reads indexes of what i
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
 import redis
 
+import agentfn
+from agentfn.constants import LIMITS
 from agentfn.library.migrate import list_migrations, migrate
 from agentfn.library.paths import migrations_dir
 
-from .helpers import ROOT, fcall
+from .helpers import ROOT, assert_refused, fcall
 from .tasks_helpers import (
     claim,
     complete,
@@ -20,6 +28,7 @@ from .tasks_helpers import (
     submit,
     wait_until,
 )
+from .workflows_helpers import create, wf_get
 
 QUEUE = f"{ROOT}:queue"
 
@@ -212,10 +221,6 @@ def test_migration_0003_indexes_existing_streams_and_keeps_dead_tasks(r):
     migration the reaper visits (and deletes) the unused streams, and the record is kept."""
     directory = migrations_dir()
     before = [m for m in list_migrations(directory) if m.number < 3]
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
         for m in before:
             shutil.copy(m.path, Path(tmp) / m.path.name)
@@ -226,11 +231,65 @@ def test_migration_0003_indexes_existing_streams_and_keeps_dead_tasks(r):
     r.hset(f"{ROOT}:task:t1", mapping={"state": "dead", "entry": "5-0"})
     r.pexpire(f"{ROOT}:task:t1", 600_000)
     r.xadd(f"{ROOT}:dead", {"task": "t1"}, id="5-0")
-    import agentfn
-
     agentfn.deploy(r, "default")
     assert r.zcard(f"{ROOT}:trim") == 1200 and r.pttl(f"{ROOT}:task:t1") == -1
     assert not r.hexists(f"{ROOT}:meta", "migration_0003_phase")
     while reap(r)["deleted_streams"]:
         pass
     assert r.scard(f"{ROOT}:streams") == 0
+
+
+def test_a_broadcast_beyond_its_recipient_limit_is_refused_unchanged(deployed, raw):
+    limit = LIMITS["broadcast_recipients"]
+    pipe = deployed.pipeline(transaction=False)
+    for n in range(limit + 1):
+        pipe.execute_command("FCALL", "agentfn_agent_register", 1, ROOT, f"b{n}", "x")
+    pipe.execute()
+    assert_refused(deployed, raw, "LIMIT", "agentfn_msg_broadcast", "s", "x", "t", "{}")
+    # the sender is left out: from one of them, exactly the limit is reached
+    reply = dict(zip(*[iter(fcall(deployed, "agentfn_msg_broadcast", "b0", "x", "t", "{}"))] * 2))
+    assert len(reply["reached"]) == 2 * limit
+
+
+def test_wf_get_pages_steps_in_definition_order(deployed):
+    ids = [f"s{n}" for n in range(7)]
+    create(deployed, {"steps": [{"id": i, "capability": "x"} for i in ids]})
+    summary, page = wf_get(deployed, "w1", "OFFSET", "2", "COUNT", "3")
+    assert list(page) == ids[2:5] and summary["step_count"] == "7"
+    assert list(wf_get(deployed, "w1", "OFFSET", "6", "COUNT", "3")[1]) == ids[6:]
+    assert list(wf_get(deployed, "w1")[1]) == ids
+
+
+def test_context_documents_are_bounded(deployed, raw):
+    big = json.dumps({"blob": "x" * LIMITS["context_bytes"]})
+    step = json.dumps({"steps": [{"id": "s", "capability": "x"}]})
+    assert_refused(deployed, raw, "LIMIT", "agentfn_wf_create", step, "CONTEXT", big)
+    create(deployed, json.loads(step))
+    assert_refused(deployed, raw, "LIMIT", "agentfn_ctx_set", "w1", big)
+
+
+def test_a_deregistering_agent_hands_back_a_batch_the_rest_with_their_leases(deployed):
+    held = LIMITS["release_batch"] + 5
+    register(deployed, "a1", "x")
+    pipe = deployed.pipeline(transaction=False)
+    for _ in range(held):
+        pipe.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "x", "{}", "TIMEOUT_MS", "1")
+    pipe.execute()
+    claimed = 0
+    while claimed < held:
+        claimed += len(claim(deployed, "a1", "COUNT", str(LIMITS["claim_count"]))["tasks"])
+    released = dict(zip(*[iter(fcall(deployed, "agentfn_agent_deregister", "a1"))] * 2))
+    assert released["released"] == LIMITS["release_batch"]
+    wait_until(deployed, server_ms(deployed) + 2)
+    assert reap(deployed)["expired_leases"] == 5  # the rest came back when their leases ended
+    assert deployed.zcard(f"{ROOT}:leases") == 0
+
+
+def test_protocol_lists_every_bounding_limit_with_its_value():
+    text = (Path(__file__).parent.parent / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    table = text.split("## Bounded calls", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([\d,]+)( KiB)? \|", table, flags=re.M)
+    assert len(rows) >= 10
+    for name, value, kib in rows:
+        number = int(value.replace(",", "")) * (1024 if kib else 1)
+        assert LIMITS[name] == number, name

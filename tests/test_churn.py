@@ -13,6 +13,8 @@ from typing import Any
 
 import redis
 
+from agentfn.constants import LIMITS
+
 from .helpers import ROOT, pairs
 from .tasks_helpers import claim_reply, server_ms, wait_until
 
@@ -117,7 +119,9 @@ def test_agent_churn_leaves_only_live_work(deployed):
     pipelined(r, [("agentfn_agent_register", "drainer", ",".join(CAPABILITIES))])
     finished = 0
     while True:
-        [reply] = pipelined(r, [("agentfn_task_claim", "drainer", "COUNT", "1000")])
+        [reply] = pipelined(
+            r, [("agentfn_task_claim", "drainer", "COUNT", str(LIMITS["claim_count"]))]
+        )
         tasks = claim_reply(reply)["tasks"]
         if not tasks:
             break

@@ -609,7 +609,8 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t8", "t9", "t2"]
     for task_id in ("t8", "t9", "t2"):
         complete(deployed, task_id, 2 if task_id == "t2" else 1)
-    reap(deployed, "LIMIT", "1")  # looks at one entry after the oldest pending one (t7) at most
+    # a budget of 2: the stream, then one entry after the oldest pending one (t7) at most
+    reap(deployed, "LIMIT", "2")
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t9", "t2"]
     reap(deployed)  # attempts that ended while an older one runs on: deleted
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7"]

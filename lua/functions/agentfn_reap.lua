@@ -20,9 +20,10 @@
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
--- OPTION LIMIT n: handle at most n expired leases, n expired messages, n orphaned direct tasks
---   (stream entries) and n dead letters, and look at n stream entries after the oldest pending
---   ones, 1 to 1000 (default 1000)
+-- OPTION LIMIT n: the call's budget, 1 to 200 (default 200): the due delayed tasks, expired
+--   leases, lapsed agents and the tasks they hand back, expired messages, direct stream entries
+--   of departed agents, work streams visited and the entries looked at in them, and dead
+--   letters it handles, in all (in that order; what is left waits for the next reap)
 -- returns: flat array (integers): expired_leases, requeued (expired leases queued again),
 --   dead_lettered (expired leases out of attempts), promoted (delayed tasks queued),
 --   lapsed_agents, released (tasks the lapsed agents held), expired_messages, trimmed
@@ -37,15 +38,36 @@ local function agentfn_reap(keys, args)
   local options = parse_options(args, 1, {LIMIT = OPT.count(LIMITS.reap_batch)})
   check_schema(root, namespace)
   local now = now_ms()
-  local limit = options.LIMIT or LIMITS.reap_batch
+  -- One budget for the whole call, spent in this order: each part takes what it handles.
+  local budget = options.LIMIT or LIMITS.reap_batch
 
-  local promoted = TASK.promote_due(root, now, LIMITS.promote_batch)
-  local expired, requeued, dead_lettered = REAP.expired_leases(root, now, limit)
-  local lapsed, released = sweep_lapsed_agents(root, now)
-  local expired_messages = expire_messages(root, now, limit)
-  local orphaned = REAP.orphans(root, now, limit)
-  local deleted_streams = REAP.visit_streams(root, now, limit)
-  local trimmed = REAP.trim_dead_letters(root, now, limit)
+  local promoted = TASK.promote_due(root, now, math.min(LIMITS.promote_batch, budget))
+  budget = budget - promoted
+  local expired, requeued, dead_lettered = 0, 0, 0
+  if budget > 0 then
+    expired, requeued, dead_lettered = REAP.expired_leases(root, now, budget)
+    budget = budget - expired
+  end
+  local lapsed, released = {}, 0
+  if budget > 0 then
+    lapsed, released = sweep_lapsed_agents(root, now, budget)
+    budget = budget - #lapsed - released
+  end
+  local expired_messages = budget > 0 and expire_messages(root, now, budget) or 0
+  budget = budget - expired_messages
+  local orphaned = 0
+  if budget > 0 then
+    local looked
+    orphaned, looked = REAP.orphans(root, now, budget)
+    budget = budget - looked
+  end
+  local deleted_streams = 0
+  if budget > 0 then
+    local visited
+    deleted_streams, visited = REAP.visit_streams(root, now, budget)
+    budget = budget - visited
+  end
+  local trimmed = budget > 0 and REAP.trim_dead_letters(root, now, budget) or 0
   return {'expired_leases', expired, 'requeued', requeued, 'dead_lettered', dead_lettered,
     'promoted', promoted, 'lapsed_agents', #lapsed, 'released', released,
     'expired_messages', expired_messages, 'trimmed', trimmed, 'orphaned', orphaned,

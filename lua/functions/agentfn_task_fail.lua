@@ -13,7 +13,7 @@
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
 -- ARGV[3] error: what went wrong, text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
--- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
 --   (default: each task's timeout_ms; ignored without NEXT)
 -- returns: flat array: id, state (delayed, queued, failed, dead, or canceled when it was

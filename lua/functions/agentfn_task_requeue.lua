@@ -28,6 +28,9 @@ local function agentfn_task_requeue(keys, args)
 
   if task.state == STATE.DEAD and task.entry ~= '' then
     redis.call('XDEL', K.dead(root), task.entry)
+    if redis.call('XLEN', K.dead(root)) == 0 then
+      redis.call('DEL', K.dead(root))
+    end
   end
   local key = K.task(root, task_id)
   local now = now_ms()

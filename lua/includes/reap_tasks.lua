@@ -68,13 +68,14 @@ end
 -- entries at most. An agent whose direct stream holds tasks still in their grace is checked
 -- again at the earliest end of grace; once the stream holds none, the stream is deleted and the
 -- agent leaves K.orphans; an agent that came back leaves K.orphans. Returns how many tasks were
--- dead-lettered.
+-- dead-lettered and how much of `limit` it used (agents and entries).
 function REAP.orphans(root, now, limit)
   local orphans, since_key = K.orphans(root), K.orphans_since(root)
   local due = redis.call('ZRANGE', orphans, '-inf', ms_text(now), 'BYSCORE', 'LIMIT', '0',
     constant_text(LIMITS.sweep_batch))
-  local dead_lettered = 0
+  local dead_lettered, budget = 0, limit
   for _, agent_id in ipairs(due) do
+    limit = limit - 1
     if limit <= 0 then
       break
     end
@@ -119,7 +120,7 @@ function REAP.orphans(root, now, limit)
       end
     end
   end
-  return dead_lettered
+  return dead_lettered, budget - math.max(limit, 0)
 end
 
 -- REAP.drop_stream(root, stream): delete a work stream and its place in K.streams and K.trim.
@@ -227,17 +228,19 @@ end
 
 -- REAP.visit_streams(root, now, limit): REAP.visit_stream for the streams of the trim index
 -- that are due (at most LIMITS.trim_batch, oldest first), looking at `limit` entries between
--- pending ones in all: the reaper's cost follows the work that ended since, not the number of
--- streams the namespace ever had. Returns how many streams were deleted.
+-- pending ones in all, each stream counting 1 more: the reaper's cost follows the work that
+-- ended since, not the number of streams the namespace ever had. Returns how many streams were
+-- deleted and how much of `limit` it used.
 function REAP.visit_streams(root, now, limit)
-  local deleted = 0
+  local deleted, budget = 0, limit
   for _, stream in ipairs(redis.call('ZRANGE', K.trim(root), '-inf', ms_text(now), 'BYSCORE', 'LIMIT', '0',
-      constant_text(LIMITS.trim_batch))) do
-    local looked, dropped = REAP.visit_stream(root, stream, limit, now)
+      string.format('%d', math.min(LIMITS.trim_batch, limit)))) do
+    limit = limit - 1
+    local looked, dropped = REAP.visit_stream(root, stream, math.max(limit, 0), now)
     limit = math.max(limit - looked, 0)
     if dropped then
       deleted = deleted + 1
     end
   end
-  return deleted
+  return deleted, budget - limit
 end

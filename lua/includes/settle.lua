@@ -165,17 +165,18 @@ function SETTLE.reply(root, task, agent, options, now, reply)
   return reply
 end
 
--- release_agent_tasks(root, agent_id, now, reason): hand back every task an agent holds because
--- the agent is gone (lapsed or deregistered), at once rather than when the lease ends. Each
--- counts as a failed attempt with error `reason`: queued again without backoff, or dead when it
--- is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
+-- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
+-- because the agent is gone (lapsed or deregistered), at once rather than when the lease ends,
+-- `budget` of them at most (a call's time stays bounded; any others come back when their
+-- leases expire, through agentfn_reap). Each counts as a failed attempt with error `reason`:
+-- queued again without backoff, or dead when it is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
 -- every stream it read (its direct stream, its capabilities' and those it still held tasks of
 -- when it dropped them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those
 -- streams join the trim index (agentfn_reap deletes them once unused); a direct stream that
 -- still holds tasks is watched as an orphan's (TASK.watch_direct). The agent record must still
 -- exist and the agent must have left K.agents (or be past its deadline). Returns how many tasks
 -- were released.
-local function release_agent_tasks(root, agent_id, now, reason)
+local function release_agent_tasks(root, agent_id, now, reason, budget)
   local held = K.agent_tasks(root, agent_id)
   local record = redis.call('HMGET', K.agent(root, agent_id), 'capabilities', 'lingering')
   local capabilities = split_csv(record[1] or '')
@@ -188,7 +189,7 @@ local function release_agent_tasks(root, agent_id, now, reason)
     listed[stream] = true
   end
   local released = 0
-  for _, task_id in ipairs(redis.call('SMEMBERS', held)) do
+  for _, task_id in ipairs(redis.call('SRANDMEMBER', held, string.format('%d', budget))) do
     local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING and task.agent == agent_id then
       if not listed[task.stream] then

@@ -324,12 +324,24 @@ class WorkflowsApi(ApiBase):
             _workflow_id,
         )
 
-    def get_workflow(self, workflow_id: str, *, steps: bool = True) -> WorkflowInfo:
-        """agentfn_wf_get: the workflow's state and (unless steps=False) every step's."""
+    def get_workflow(
+        self,
+        workflow_id: str,
+        *,
+        steps: bool = True,
+        offset: int | None = None,
+        count: int | None = None,
+    ) -> WorkflowInfo:
+        """agentfn_wf_get: the workflow's state and (unless steps=False) its steps', all of them
+        or a page: ``count`` steps from position ``offset`` of the definition order."""
         return self._call(
             "agentfn_wf_get",
             [workflow_id],
-            {"STEPS": None if steps else False},
+            {
+                "STEPS": None if steps else False,
+                "OFFSET": offset if steps else None,
+                "COUNT": count if steps else None,
+            },
             WorkflowInfo.from_reply,
         )
 
