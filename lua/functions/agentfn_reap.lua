@@ -55,19 +55,10 @@ local function agentfn_reap(keys, args)
   end
   local expired_messages = budget > 0 and expire_messages(root, now, budget) or 0
   budget = budget - expired_messages
-  local orphaned = 0
-  if budget > 0 then
-    local looked
-    orphaned, looked = REAP.orphans(root, now, budget)
-    budget = budget - looked
-  end
-  local deleted_streams = 0
-  if budget > 0 then
-    local visited
-    deleted_streams, visited = REAP.visit_streams(root, now, budget)
-    budget = budget - visited
-  end
-  local trimmed = budget > 0 and REAP.trim_dead_letters(root, now, budget) or 0
+  local orphaned, deleted_streams, trimmed
+  orphaned, budget = REAP.spend(budget, REAP.orphans, root, now)
+  deleted_streams, budget = REAP.spend(budget, REAP.visit_streams, root, now)
+  trimmed, budget = REAP.spend(budget, REAP.trim_dead_letters, root, now)
   return {'expired_leases', expired, 'requeued', requeued, 'dead_lettered', dead_lettered,
     'promoted', promoted, 'lapsed_agents', #lapsed, 'released', released,
     'expired_messages', expired_messages, 'trimmed', trimmed, 'orphaned', orphaned,

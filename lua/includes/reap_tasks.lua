@@ -26,20 +26,32 @@ function REAP.expired_leases(root, now, limit)
   return expired, requeued, dead_lettered
 end
 
+-- REAP.spend(budget, part, root, now): run a part of the reap that returns (its count, the
+-- budget it used) with what is left of the budget, when any is; returns its count (0 when it
+-- did not run) and the budget left.
+function REAP.spend(budget, part, root, now)
+  if budget <= 0 then
+    return 0, budget
+  end
+  local count, used = part(root, now, budget)
+  return count, budget - used
+end
+
 -- REAP.trim_dead_letters(root, now, limit): drop up to `limit` dead letters older than the
 -- namespace's dead_retention_ms, and with each the record of its task (and the task's
 -- idempotency key) when the task is still dead under that entry (a requeued task lives on): a
 -- dead task's record lives exactly as long as its dead letter, so requeue works on every dead
--- letter listed. The stream goes when it is empty. Returns how many entries went.
+-- letter listed. The stream goes when it is empty. Returns how many entries went, twice (its
+-- count and the budget it used, for REAP.spend).
 function REAP.trim_dead_letters(root, now, limit)
   local dead = K.dead(root)
   local before = now - CONFIG.duration(root, 'dead_retention_ms') - 1
   if before < 0 then
-    return 0
+    return 0, 0
   end
   local entries = redis.call('XRANGE', dead, '-', string.format('%d', before), 'COUNT', string.format('%d', limit))
   if #entries == 0 then
-    return 0
+    return 0, 0
   end
   local ids = {}
   for index, entry in ipairs(entries) do
@@ -58,7 +70,7 @@ function REAP.trim_dead_letters(root, now, limit)
   if redis.call('XLEN', dead) == 0 then
     redis.call('DEL', dead)
   end
-  return #entries
+  return #entries, #entries
 end
 
 -- REAP.orphans(root, now, limit): the direct tasks of departed agents (K.orphans, due first)
