@@ -107,7 +107,7 @@ LIMITS: dict[str, int] = {
     "claim_count": 50,
     # Most steps in one workflow: creating one, or completing the root of a fan-out over all of
     # them, stays within ~10 ms of Redis time (about 35 µs a step).
-    "workflow_steps": 200,
+    "workflow_steps": 150,
     # Largest time value (ms) accepted for a TTL, delay, timeout or retention: 365 days.
     "duration_ms": 31_536_000_000,
     # Most attempts a task may be given.
@@ -123,7 +123,7 @@ LIMITS: dict[str, int] = {
     # A reap's budget (its largest LIMIT, and the default): the due delayed tasks, expired leases,
     # lapsed agents and their tasks, expired messages, orphaned direct tasks, work streams and
     # stream entries, and dead letters it handles, in all.
-    "reap_batch": 200,
+    "reap_batch": 150,
     # Most work streams one reap visits through the trim index (trims, deletes when unused).
     "trim_batch": 100,
     # Most messages one read returns or one ack acknowledges.

@@ -20,7 +20,7 @@
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
--- OPTION LIMIT n: the call's budget, 1 to 200 (default 200): the due delayed tasks, expired
+-- OPTION LIMIT n: the call's budget, 1 to 150 (default 150): the due delayed tasks, expired
 --   leases, lapsed agents and the tasks they hand back, expired messages, direct stream entries
 --   of departed agents, work streams visited and the entries looked at in them, and dead
 --   letters it handles, in all (in that order; what is left waits for the next reap)
