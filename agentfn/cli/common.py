@@ -35,12 +35,17 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_url_argument(parser: argparse.ArgumentParser) -> None:
+    """--url: the Redis to use (a temporary embedded redis-server when neither it nor $REDIS_URL is given)."""
     parser.add_argument(
         "--url",
         default=None,
         help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)",
     )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    add_url_argument(parser)
     parser.add_argument(
         "--namespace",
         default=os.environ.get("AGENTFN_NAMESPACE", "default"),
