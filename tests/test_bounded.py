@@ -16,7 +16,7 @@ from agentfn.constants import LIMITS
 from agentfn.library.migrate import list_migrations, migrate
 from agentfn.library.paths import migrations_dir
 
-from .helpers import ROOT, assert_refused, fcall
+from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
 from .tasks_helpers import (
     claim,
     complete,
@@ -24,9 +24,7 @@ from .tasks_helpers import (
     get,
     reap,
     register,
-    server_ms,
     submit,
-    wait_until,
 )
 from .workflows_helpers import create, wf_get
 
@@ -43,7 +41,7 @@ def consumers(r: redis.Redis, stream: str) -> list[str]:
 
 def lapse(r: redis.Redis, agent_id: str) -> None:
     """Make a live agent lapse: a heartbeat with a 1 ms TTL, then wait for the server clock."""
-    record = dict(zip(*[iter(fcall(r, "agentfn_agent_heartbeat", agent_id, "TTL_MS", "1"))] * 2))
+    record = pairs(fcall(r, "agentfn_agent_heartbeat", agent_id, "TTL_MS", "1"))
     wait_until(r, int(record["expires_ms"]))
 
 
@@ -247,7 +245,7 @@ def test_a_broadcast_beyond_its_recipient_limit_is_refused_unchanged(deployed, r
     pipe.execute()
     assert_refused(deployed, raw, "LIMIT", "agentfn_msg_broadcast", "s", "x", "t", "{}")
     # the sender is left out: from one of them, exactly the limit is reached
-    reply = dict(zip(*[iter(fcall(deployed, "agentfn_msg_broadcast", "b0", "x", "t", "{}"))] * 2))
+    reply = pairs(fcall(deployed, "agentfn_msg_broadcast", "b0", "x", "t", "{}"))
     assert len(reply["reached"]) == 2 * limit
 
 
@@ -278,7 +276,7 @@ def test_a_deregistering_agent_hands_back_a_batch_the_rest_with_their_leases(dep
     claimed = 0
     while claimed < held:
         claimed += len(claim(deployed, "a1", "COUNT", str(LIMITS["claim_count"]))["tasks"])
-    released = dict(zip(*[iter(fcall(deployed, "agentfn_agent_deregister", "a1"))] * 2))
+    released = pairs(fcall(deployed, "agentfn_agent_deregister", "a1"))
     assert released["released"] == LIMITS["release_batch"]
     wait_until(deployed, server_ms(deployed) + 2)
     assert reap(deployed)["expired_leases"] == 5  # the rest came back when their leases ended

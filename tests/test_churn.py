@@ -15,8 +15,8 @@ import redis
 
 from agentfn.constants import LIMITS
 
-from .helpers import ROOT, pairs
-from .tasks_helpers import claim_reply, server_ms, wait_until
+from .helpers import ROOT, pairs, server_ms, wait_until
+from .tasks_helpers import claim_reply
 
 AGENTS = 2_000
 CAPABILITIES = ["churn.a", "churn.b", "churn.c", "churn.d"]
@@ -32,7 +32,7 @@ def pipelined(r: redis.Redis, calls: list[tuple[str, ...]]) -> list[Any]:
 
 def claims(r: redis.Redis, ids: list[str], count: int) -> dict[str, list[dict[str, Any]]]:
     replies = pipelined(r, [("agentfn_task_claim", agent, "COUNT", str(count)) for agent in ids])
-    return {agent: claim_reply(reply)["tasks"] for agent, reply in zip(ids, replies)}
+    return {agent: claim_reply(reply)["tasks"] for agent, reply in zip(ids, replies, strict=True)}
 
 
 def reap_until_quiet(r: redis.Redis) -> None:
