@@ -136,7 +136,10 @@ def main() -> int:
     wanted = [name for name in options.only.split(",") if name] or list(MODULES)
     present = [name for name in wanted if (BENCH / f"{name}.py").exists()]
     written = f"Written by `make bench` (bench/run.py) on {datetime.date.today().isoformat()}: {_machine()}."
+    if present != list(MODULES):
+        written += f" This run: {', '.join(present)}; the other sections are from an earlier run."
     lines = ["# Benchmark results", "", written, ""]
+    sections: dict[str, list[str]] = {}
     failed = False
     for name in present:
         print(f"== bench/{name}.py", flush=True)
@@ -146,7 +149,7 @@ def main() -> int:
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
             traceback.print_exc()
-            lines += [
+            sections[name] = [
                 f"## {name}",
                 "",
                 "Failed:",
@@ -160,12 +163,16 @@ def main() -> int:
         elapsed = time.perf_counter() - began
         section = [f"## {name} ({elapsed:.0f} s)", "", *table(results), ""]
         print("\n".join(section), flush=True)
-        lines += section
+        sections[name] = section
     output = Path(options.output)
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
     notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else ""
-    kept = _sections(previous[: len(previous) - len(notes)])
-    lines += [line for name in MODULES if name not in present for line in kept.get(name, [])]
+    sections.update(
+        (name, lines)
+        for name, lines in _sections(previous[: len(previous) - len(notes)]).items()
+        if name in MODULES and name not in present
+    )
+    lines += [line for name in MODULES for line in sections.get(name, [])]
     output.write_text(
         "\n".join(lines).rstrip() + "\n" + ("\n" + notes if notes else ""), encoding="utf-8"
     )
