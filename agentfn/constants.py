@@ -98,6 +98,8 @@ LIMITS: dict[str, int] = {
     "json_bytes": 262_144,
     # Largest workflow context document in bytes (a merge decodes and encodes it whole).
     "context_bytes": 65_536,
+    # Deepest nesting of arrays and objects in a JSON argument.
+    "json_depth": 128,
     # Longest error text kept for a failed attempt, in bytes (longer text is refused).
     "error_bytes": 8_192,
     # Most tasks one claim (or NEXT) may return.

@@ -8,14 +8,28 @@
 local MSG = {}
 
 -- The fields of an inbox entry, in the order a message is returned (after id).
-MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
+MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms', 'traceparent'}
 
--- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id).
+-- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id), as
+-- Redis writes it: each part a decimal without leading zeros within 64 bits (so that XACK and
+-- XDEL cannot refuse it).
 function MSG.check_id(value, what)
-  if type(value) ~= 'string' or #value > 41 or not string.find(value, '^%d+%-%d+$') then
-    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. string.format('%q', tostring(value)))
+  local ms, seq
+  if type(value) == 'string' and #value <= 41 then
+    ms, seq = string.match(value, '^(%d+)%-(%d+)$')
+  end
+  if not (ms and MSG.is_uint64(ms) and MSG.is_uint64(seq)) then
+    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. quoted(value))
   end
   return value
+end
+
+-- MSG.is_uint64(digits): the decimal digits are 0 or start with 1-9, and are at most 2^64 - 1.
+function MSG.is_uint64(digits)
+  if #digits > 1 and string.byte(digits) == 48 then
+    return false
+  end
+  return #digits < 20 or (#digits == 20 and digits <= '18446744073709551615')
 end
 
 -- MSG.check_ids(text, what): a comma-separated list of message ids without empty items.
@@ -50,16 +64,24 @@ end
 -- MSG.append(root, to, message): add a message to an inbox (creating the stream and its group
 -- at '0' when new), index its expiry, keep the inbox key alive until its last message expires,
 -- and publish the message id on the inbox's channel. `message` holds from, type, content,
--- reply_to, sent_ms, expires_ms. Returns the message id.
+-- reply_to, sent_ms, expires_ms and optionally traceparent (an entry field only when given).
+-- Returns the message id.
 function MSG.append(root, to, message)
   local inbox = K.inbox(root, to)
   local fresh = redis.call('EXISTS', inbox) == 0
   if fresh then
     redis.call('XGROUP', 'CREATE', inbox, GROUP, '0', 'MKSTREAM')
   end
-  local id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
-    'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
-    'expires_ms', message.expires_ms)
+  local id
+  if message.traceparent then
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms, 'traceparent', message.traceparent)
+  else
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms)
+  end
   redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
   if fresh then
     redis.call('PEXPIREAT', inbox, message.expires_ms)

@@ -30,7 +30,7 @@ function WF.object(value, what, allowed)
   end
   for key, field in pairs(value) do
     if not allowed[key] then
-      raise(ERR.BADARG, what .. ' has an unknown field ' .. string.format('%q', tostring(key)))
+      raise(ERR.BADARG, what .. ' has an unknown field ' .. quoted(key))
     end
     if field == cjson.null then
       value[key] = nil
@@ -186,7 +186,8 @@ end
 -- policy, steps = {step...}} where each step has id, capability, input (JSON text as written),
 -- depends_on, dependents, max_attempts, timeout_ms and priority.
 function WF.parse_definition(text)
-  local definition = WF.object(check_json(text, 'definition', 'object'), 'definition', WF.DEFINITION_FIELDS)
+  check_json(text, 'definition', 'object')
+  local definition = WF.object(cjson.decode(text), 'definition', WF.DEFINITION_FIELDS)
   local raw_steps = definition.steps
   if not WF.is_array(raw_steps) then
     raise(ERR.BADARG, 'definition.steps must be an array of steps')
@@ -249,19 +250,20 @@ function WF.store_steps(root, workflow_id, steps)
   WF.call_chunked('HSET', K.workflow_unmet(root, workflow_id), unmet)
 end
 
--- WF.existing(root, workflow_id): the workflow's state, policy and retention as a table; raises
+-- WF.existing(root, workflow_id): the workflow's state, policy, retention and traceparent as a table; raises
 -- NOTFOUND when it does not exist (or expired). No writes.
 function WF.existing(root, workflow_id)
-  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms')
+  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms', 'traceparent')
   if not record[1] then
     raise(ERR.NOTFOUND, 'workflow ' .. workflow_id .. ' does not exist')
   end
-  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3])}
+  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3]),
+    traceparent = record[4]}
 end
 
 -- The fields of agentfn_wf_get's reply, in order.
 WF.SUMMARY_FIELDS = {'id', 'state', 'policy', 'created_ms', 'finished_ms', 'error', 'step_count', 'remaining',
-  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms'}
+  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms', 'traceparent'}
 WF.STEP_REPLY_FIELDS = {'id', 'capability', 'state', 'depends_on', 'input', 'attempts', 'task', 'result', 'error',
   'prompt', 'signal', 'queued_ms', 'started_ms', 'finished_ms'}
 
