@@ -6,12 +6,23 @@ namespace in one cluster slot. Functions receive the root as ``KEYS[1]`` and der
 
 from __future__ import annotations
 
+import os
 import re
 
 from .constants import LIMITS
 
 #: Characters allowed in a namespace name.
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+#: The environment variable naming the namespace when none is given explicitly.
+NAMESPACE_VARIABLE = "AGENTFN_NAMESPACE"
+
+
+def resolve_namespace(namespace: str | None = None) -> str:
+    """The one rule everywhere (Client, AsyncClient, deploy, migrate, the CLI): an explicit
+    namespace wins, else $AGENTFN_NAMESPACE, else ``default``."""
+    return namespace or os.environ.get(NAMESPACE_VARIABLE) or "default"
 
 
 def validate_namespace(namespace: str) -> str:

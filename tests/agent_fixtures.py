@@ -139,3 +139,12 @@ def spawn_worker(redis_url: str, target: str, *options: str) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+#: An agent without a single handler: `agentfn worker` refuses it.
+idle = agentfn.Agent(None, "idle-agent")
+
+
+def broken_factory(client: agentfn.Client) -> agentfn.Agent:
+    """An agent factory that fails (a missing setting): `agentfn worker` reports it in one line."""
+    raise KeyError("MODEL")

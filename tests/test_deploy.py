@@ -89,7 +89,8 @@ def test_client_refuses_newer_major(r):
 
 
 def test_client_refuses_older_library(r):
-    deploy(r, "default", library=render_library(version="0.0.1"))
+    older = agentfn.__version__.rsplit(".", 1)[0]  # 2.0 < 2.0.0: same major, older
+    deploy(r, "default", library=render_library(version=older))
     with pytest.raises(LibraryNotReady, match="older.*agentfn deploy"):
         agentfn.Client(r, "default").agent_find("x")
 

@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..client.api.messages import Message, request_ttl_ms
-from ..client.client import Client
+from ..client.client import AsyncClient, Client, sync_twin
 from ..constants import DEFAULTS
 from .runtime import Runtime
 from .types import Handler, TaskHandler
@@ -79,7 +79,7 @@ class Agent:
 
     def __init__(
         self,
-        client: Client | None,
+        client: Client | AsyncClient | None,
         agent_id: str | None = None,
         *,
         concurrency: int = 1,
@@ -108,6 +108,8 @@ class Agent:
         self.ready = threading.Event()
         """Set once the agent is registered and serving (cleared when it stops)."""
         self._runtime: Runtime | None = None
+        self._sync: Client | None = None
+        """The synchronous twin of an AsyncClient, made on first use outside a run."""
         self._lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------
@@ -117,9 +119,15 @@ class Agent:
         """The capabilities it registers: the names of its task handlers."""
         return list(self.task_handlers)
 
-    def bind(self, client: Client) -> Agent:
-        """Use ``client`` (e.g. the one ``agentfn worker`` builds from --url/--namespace)."""
+    def bind(self, client: Client | AsyncClient) -> Agent:
+        """Use ``client`` (e.g. the one ``agentfn worker`` builds from --url/--namespace).
+
+        With an :class:`agentfn.AsyncClient`, serve with ``await agent.run_async()``: handlers
+        get the AsyncClient as ``task.client`` (await its methods), and the runtime does its
+        own Redis I/O on a synchronous twin connected to the same server.
+        """
         self.client = client
+        self._sync = None
         return self
 
     def handler(self, capability: str) -> Callable[[TaskHandler], TaskHandler]:
@@ -239,11 +247,17 @@ class Agent:
         )
 
     def _bound_client(self) -> Client:
+        """The synchronous client of the agent (for an AsyncClient, a twin of it)."""
         if self.client is None:
             raise RuntimeError(
                 "the agent has no client: pass one to Agent() or call agent.bind(client)"
             )
-        return self.client
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime.client
+        if self._sync is None:
+            self._sync = sync_twin(self.client)
+        return self._sync
 
     # -- running ---------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ import redis
 from ..client.api.messages import Message, no_reply
 from ..client.waiting import BlockingConnection, wait_on_streams
 from .executors import error_text
+from .recovery import Recovery, run_thread
 
 if TYPE_CHECKING:
     from .services import RuntimeServices
@@ -47,9 +48,6 @@ log = logging.getLogger("agentfn.agent")
 
 #: Messages read at a time.
 READ_BATCH = 10
-
-#: Pause before reading again after a connection error (s).
-RETRY_PAUSE_S = 1.0
 
 #: The message whose handler runs in this context (the handler's thread or its asyncio task).
 _HANDLING: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
@@ -81,7 +79,11 @@ class Mailroom:
         self._connection.close()
 
     def _run(self) -> None:
+        run_thread(self._runtime, "the mailroom", self._serve)
+
+    def _serve(self) -> None:
         runtime = self._runtime
+        recovery = Recovery(runtime, "reading the inbox")
         handled: list[str] = []  # acknowledged by the next read (its ACK option), or at the end
         while not self._closed.is_set():
             try:
@@ -98,10 +100,13 @@ class Mailroom:
                         {read.wait_stream: read.wait_id},
                         runtime.agent.heartbeat_interval_ms,
                     )
-            except redis.ConnectionError as error:  # `handled` is acknowledged again: harmless
-                log.warning("agent %s: reading the inbox failed: %s", runtime.agent_id, error)
-                self._connection.refresh_id()
-                self._closed.wait(RETRY_PAUSE_S)
+                recovery.succeeded()
+            except Exception as error:  # noqa: BLE001 - `handled` is acknowledged again: harmless
+                if self._closed.is_set():
+                    break
+                if isinstance(error, redis.ConnectionError):
+                    self._connection.refresh_id()
+                self._closed.wait(recovery.failed(error))
         if handled:
             try:
                 runtime.client.ack(runtime.agent_id, *handled)
@@ -182,7 +187,18 @@ class Mailroom:
         client = runtime.client
         handler = runtime.agent.message_handlers.get(message.type)
         reply: Any = None
-        if handler is None:
+        if message.problem is not None:
+            log.warning(
+                "agent %s: message %s (type %r from %r) is malformed: %s; replied with an "
+                "error and acknowledged",
+                runtime.agent_id,
+                message.id,
+                message.type,
+                message.sender,
+                message.problem,
+            )
+            reply = {"error": f"PoisonMessage: {message.problem}"} if message.sender else None
+        elif handler is None:
             log.warning(
                 "agent %s: no handler for message type %r (message %s from %s)",
                 runtime.agent_id,
@@ -193,9 +209,16 @@ class Mailroom:
         else:
             try:
                 reply = self._call(handler, message)
-            except Exception as error:
-                log.exception(
-                    "agent %s: handler of message %s failed", runtime.agent_id, message.id
+            except BaseException as error:  # noqa: BLE001 - SystemExit too: the thread goes on
+                log.warning(
+                    "agent %s: handler of message %s (type %r from %s) failed: %s; replied "
+                    "with the error and acknowledged",
+                    runtime.agent_id,
+                    message.id,
+                    message.type,
+                    message.sender,
+                    error_text(error),
+                    exc_info=error,
                 )
                 reply = {"error": error_text(error)}
         if reply is not None:
@@ -209,11 +232,21 @@ class Mailroom:
                     allow_unregistered=True,
                 )
             except (TypeError, ValueError) as error:
-                log.error(
-                    "agent %s: reply to message %s is not JSON-serialisable: %s",
+                log.warning(
+                    "agent %s: the reply of the handler of message %s (type %r) is not "
+                    "JSON-serialisable (%s): replied with the error instead",
                     runtime.agent_id,
                     message.id,
+                    message.type,
                     error,
+                )
+                client.send(
+                    runtime.agent_id,
+                    message.sender,
+                    message.type,
+                    {"error": f"the handler's reply cannot be sent: {error_text(error)}"},
+                    reply_to=message.id,
+                    allow_unregistered=True,
                 )
 
     def _call(self, handler: Any, message: Message) -> Any:

@@ -1,18 +1,26 @@
-"""The agentfn command line: one parser over the command tables of the command modules."""
+"""The agentfn command line: one parser over the command tables of the command modules.
+
+Every failure is one line on stderr: exit status 2 for a command line that cannot work as
+written (argparse's errors, a bad --url, --namespace or option value), 1 for everything else
+(Redis down or refusing, the library not loaded, a library error). No traceback is printed
+unless --log-level DEBUG.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import redis
 
 from ..errors import AgentfnError
 from ..version import __version__
 from . import library, ops, worker
-from .common import CliError, Command
+from .common import CliError, Command, UsageError
 from .demo import command as demo
 
 #: Every subcommand, in the order `agentfn --help` lists them.
@@ -23,13 +31,23 @@ COMMANDS: dict[str, Command] = {
     **worker.COMMANDS,
 }
 
+log = logging.getLogger("agentfn.cli")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, reporting a usage error in one line (and where to read the usage) with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("agentfn").strip()
+        self.exit(
+            2, f"agentfn: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n"
+        )
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agentfn", description="Coordinate AI agents through Redis Functions."
-    )
+    parser = Parser(prog="agentfn", description="Coordinate AI agents through Redis Functions.")
     parser.add_argument("--version", action="version", version=f"agentfn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     for name, (setup, handler, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -38,15 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(error: BaseException, text: str, debug: bool) -> None:
+    if debug:
+        log.debug("traceback of the error below", exc_info=error)
+    print(f"agentfn: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = str(getattr(args, "log_level", "") or "").upper() == "DEBUG"
+    if debug and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.handler(args)
+    except UsageError as error:
+        _report(error, str(error), debug)
+        return 2
     except (CliError, AgentfnError) as error:
-        print(f"agentfn: {error}", file=sys.stderr)
+        _report(error, str(error), debug)
         return 1
     except redis.RedisError as error:
-        print(f"agentfn: redis: {error}", file=sys.stderr)
+        _report(error, f"redis: {error}", debug)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -55,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from the interpreter's final flush of stdout.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # noqa: BLE001 - a defect: still one line unless debugging
+        hint = "" if debug else " (run with --log-level DEBUG for the traceback)"
+        _report(error, f"unexpected error: {type(error).__name__}: {error}{hint}", debug)
+        return 1
     return 0
 
 

@@ -82,10 +82,14 @@ def schema_version(client: redis.Redis, namespace: str) -> int:
     return int(value) if value is not None else 0
 
 
-def migrate(client: redis.Redis, namespace: str, directory: Path | None = None) -> list[Migration]:
-    """Apply every pending migration to a namespace; returns the ones applied."""
+def migrate(
+    client: redis.Redis, namespace: str | None = None, directory: Path | None = None
+) -> list[Migration]:
+    """Apply every pending migration to a namespace ($AGENTFN_NAMESPACE, else ``default``, when
+    None); returns the ones applied."""
     from .paths import migrations_dir
 
+    namespace = keys.resolve_namespace(namespace)
     migrations = list_migrations(directory or migrations_dir())
     current = schema_version(client, namespace)
     if current > len(migrations):

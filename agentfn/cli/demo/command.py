@@ -30,6 +30,7 @@ from ... import keys
 from ...client.client import Client
 from ...library.deploy import deploy
 from ...server import EmbeddedRedis
+from ...urls import redact_url
 from ..common import CliError, Command, connect
 from ..views import make_console
 from .fleet import Fleet
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
         raise CliError(f"--namespace {namespace!r}: {error}") from None
     with contextlib.ExitStack() as stack:
         if args.url:
-            url = where = args.url
+            url, where = args.url, redact_url(args.url)
         else:
             server = stack.enter_context(EmbeddedRedis())
             url, where = (
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> None:
         if args.url:
             print(
                 f"The demo's keys stay in namespace {namespace} until they expire: "
-                f"agentfn status --url {url} --namespace {namespace}"
+                f"agentfn status --url {where} --namespace {namespace}"
             )
     stopped = (
         "the agents are stopped" if args.url else "the agents and the redis-server are stopped"

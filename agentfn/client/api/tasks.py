@@ -40,22 +40,35 @@ class ClaimedTask:
     """For a workflow step: the results of its dependencies, decoded (None otherwise)."""
     timeout_ms: int
     """The task's lease time; extend renews the lease by this much by default."""
+    problem: str | None = None
+    """Why the task cannot be run as stored (its payload or inputs are not valid JSON: data
+    written before the library checked JSON strictly, or by a raw HSET); payload and inputs
+    are then None. The claim still succeeds, so that the caller can fail the attempt."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> ClaimedTask:
         fields = pairs(reply)
+        problems = []
+        decoded = {}
+        for name in ("payload", "inputs"):
+            try:
+                decoded[name] = as_json(fields[name])
+            except ValueError as error:
+                decoded[name] = None
+                problems.append(f"its {name} is not valid JSON ({error})")
         return cls(
             id=fields["id"],
             capability=fields["capability"],
-            payload=as_json(fields["payload"]),
+            payload=decoded["payload"],
             attempt=as_int(fields["attempt"]),
             token=as_int(fields["token"]),
             lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
             priority=fields["priority"],
             workflow=as_optional_text(fields["workflow"]),
             step=as_optional_text(fields["step"]),
-            inputs=as_json(fields["inputs"]),
+            inputs=decoded["inputs"],
             timeout_ms=as_int(fields["timeout_ms"]),
+            problem="; ".join(problems) or None,
         )
 
 
@@ -110,6 +123,10 @@ class FailResult:
     due_ms: int | None
     """When the task is ready again (delayed or queued); None when it finished."""
     next: ClaimResult | None
+    attempt: int | None = None
+    """The attempt that failed (None from a library before 2.0)."""
+    max_attempts: int | None = None
+    """The task's attempts in all (None from a library before 2.0)."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> FailResult:
@@ -119,6 +136,8 @@ class FailResult:
             state=fields["state"],
             due_ms=as_optional_int(fields["due_ms"]),
             next=_next_claim(fields),
+            attempt=as_optional_int(fields.get("attempt", "")),
+            max_attempts=as_optional_int(fields.get("max_attempts", "")),
         )
 
 
