@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,6 +57,16 @@ def redact_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: The password part of any URL in a text: scheme://[user]:<password>@
+_PASSWORD_IN_TEXT = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:@/\[<]*:)[^\s@/<]+@", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by *** (a last line of defence
+    for messages that quote what the user typed)."""
+    return _PASSWORD_IN_TEXT.sub(lambda match: f"{match[1]}{MASK}@", text)
 
 
 def url_of(redis_client: Any) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -43,12 +45,14 @@ def agentfn(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def assert_error(done: subprocess.CompletedProcess[str], first_line: str, status: int) -> None:
-    """The command failed with ``status``, its stderr's first line is ``first_line``, and it
-    printed no traceback and no password."""
+def assert_error(
+    done: subprocess.CompletedProcess[str], first_line: str, status: int | None
+) -> None:
+    """The command failed with ``status`` (None: any failure), its stderr's first line is
+    ``first_line``, and it printed no traceback and no password."""
     lines = done.stderr.splitlines()
     assert lines and lines[0] == first_line, done.stderr
-    assert done.returncode == status, done.stderr
+    assert done.returncode == status if status is not None else done.returncode != 0
     assert "Traceback" not in done.stderr
     assert PASSWORD not in done.stderr + done.stdout
 
@@ -218,6 +222,16 @@ def test_a_namespace_that_cannot_be_a_key(redis_url, deployed):
             "agentfn: dead-letters list: argument --count: 'many' is not a whole number "
             "(see agentfn dead-letters list --help)",
         ),
+        (
+            ["render", "--url", f"redis://:{PASSWORD}@localhost:6379"],
+            "agentfn: unrecognized arguments: --url redis://:***@localhost:6379 "
+            "(see agentfn --help)",
+        ),
+        (
+            ["demo", "--timeout", "-1"],
+            "agentfn: demo: argument --timeout: -1 is not a duration above 0 s "
+            "(see agentfn demo --help)",
+        ),
     ],
 )
 def test_a_bad_option_value_is_one_usage_line(args, line):
@@ -346,3 +360,32 @@ def test_debug_log_level_shows_the_traceback():
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("agentfn: cannot reach Redis at")
+
+
+# -- the README's list ----------------------------------------------------------------------
+
+README = (agent_fixtures.REPO / "README.md").read_text(encoding="utf-8")
+MISTAKES = README.partition("\n## When something goes wrong\n")[2].partition("\n## ")[0]
+#: ($ command, the first line it prints) of the console block of that section.
+README_CASES = re.findall(r"^\$ (.+)\n(agentfn: .+)$", MISTAKES, flags=re.M)
+
+
+def test_the_readme_lists_the_common_mistakes():
+    assert len(README_CASES) >= 12
+
+
+def test_each_mistake_in_the_readme_gets_the_line_it_shows(redis_proc, deployed, other_port):
+    """Run every command of "When something goes wrong" against the servers it names."""
+    with redis_server() as bare, redis_server("--requirepass", "secret") as locked:
+        ports = {6379: redis_proc.port, 6380: bare, 6381: free_port(), 6382: locked}
+        ports[8080] = other_port
+
+        def here(text: str) -> str:
+            return re.sub(r"localhost:(\d+)", lambda m: f"127.0.0.1:{ports[int(m[1])]}", text)
+
+        for command, line in README_CASES:
+            words = shlex.split(here(command))
+            env = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
+            program, *args = words[len(env) :]
+            assert program == "agentfn", command
+            assert_error(agentfn(*args, env=env), here(line), None)

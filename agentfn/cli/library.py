@@ -9,6 +9,7 @@ from pathlib import Path
 from ..library import protocol_doc
 from ..library.deploy import deploy, deployed_library
 from ..library.migrate import migrate
+from ..library.release import write_release
 from ..library.render import render_library
 from ..version import __version__
 from .common import (
@@ -23,7 +24,19 @@ from .common import (
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    sys.stdout.write(render_library().source)
+    if args.release:
+        changed = write_release(Path(args.release))
+        print(f"{args.release}: " + (f"updated {', '.join(changed)}" if changed else "up to date"))
+    else:
+        sys.stdout.write(render_library().source)
+
+
+def _setup_render(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release",
+        metavar="DIR",
+        help="write the release files (library, migrations, runner scripts) to DIR instead",
+    )
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -112,7 +125,7 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Command] = {
     "render": (
-        _no_arguments,
+        _setup_render,
         cmd_render,
         "print the complete Lua library (pipe it to FUNCTION LOAD)",
     ),

@@ -18,6 +18,7 @@ from typing import NoReturn
 import redis
 
 from ..errors import AgentfnError
+from ..urls import redact_text
 from ..version import __version__
 from . import library, ops, worker
 from .common import CliError, Command, UsageError
@@ -39,9 +40,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("agentfn").strip()
-        self.exit(
-            2, f"agentfn: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n"
-        )
+        line = f"agentfn: {where + ': ' if where else ''}{message} (see {self.prog} --help)"
+        self.exit(2, redact_text(line) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _report(error: BaseException, text: str, debug: bool) -> None:
     if debug:
         log.debug("traceback of the error below", exc_info=error)
-    print(f"agentfn: {text}", file=sys.stderr)
+    print(redact_text(f"agentfn: {text}"), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from ...client.client import Client
 from ...library.deploy import deploy
 from ...server import EmbeddedRedis
 from ...urls import redact_url
-from ..common import CliError, Command, connect
+from ..common import CliError, Command, UsageError, connect, positive_seconds
 from ..views import make_console
 from .fleet import Fleet
 from .screen import report
@@ -57,7 +57,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_S:g})",
     )
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         keys.validate_namespace(namespace)
     except ValueError as error:
-        raise CliError(f"--namespace {namespace!r}: {error}") from None
+        raise UsageError(f"--namespace {namespace!r}: {error}") from None
     with contextlib.ExitStack() as stack:
         if args.url:
             url, where = args.url, redact_url(args.url)

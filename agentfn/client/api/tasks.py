@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...constants import Priority
-from ...replies import as_int, as_json, as_optional_int, as_optional_text, pairs
+from ...replies import as_int, as_json, as_optional_int, as_optional_text, as_stored_json, pairs
 from .base import ApiBase
 
 
@@ -209,7 +209,7 @@ class TaskInfo:
         return cls(
             id=fields["id"],
             capability=fields["capability"],
-            payload=as_json(fields["payload"]),
+            payload=as_stored_json(fields["payload"]),
             priority=fields["priority"],
             state=fields["state"],
             attempt=as_int(fields["attempt"]),
@@ -223,10 +223,10 @@ class TaskInfo:
             finished_ms=as_optional_int(fields["finished_ms"]),
             stream=fields["stream"],
             lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
-            result=as_json(fields["result"]),
-            errors=as_json(fields["errors"], []),
-            inputs=as_json(fields["inputs"]),
-            prompt=as_json(fields["prompt"]),
+            result=as_stored_json(fields["result"]),
+            errors=as_stored_json(fields["errors"], []),
+            inputs=as_stored_json(fields["inputs"]),
+            prompt=as_stored_json(fields["prompt"]),
             retention_ms=as_int(fields["retention_ms"]),
             cancel_requested=fields["cancel_requested"] == "1",
             **text,
