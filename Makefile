@@ -1,29 +1,36 @@
-# The two commands: `make demo` (the main job) and `make test`.
+# The two commands: `make demo` (the main job) and `make test` (`make lint`, then pytest).
 # Both create .venv when missing, install agentfn into it, and install Debian's redis-server
-# (and, for the tests, Node.js) when it is not on PATH.
+# (and, for the tests, Node.js and chromium) when it is not on PATH.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 
-.PHONY: demo test bench redis-deps system-deps protocol release clean
+.PHONY: demo test lint bench redis-deps system-deps protocol release clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
 
-test: $(STAMP) system-deps
+test: lint system-deps
 	$(BIN)/pytest
+
+# ruff's lint rules and formatting, and mypy (strict, on the whole package): pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP) redis-deps
 	$(BIN)/python bench/run.py
 
-# redis-server and redis-tools; the tests also need Node.js (the cross-language contract).
+# redis-server and redis-tools; the tests also need Node.js (the cross-language contract) and
+# Debian's chromium (the dashboard's browser tests).
 redis-deps:
 	@scripts/system-deps.sh
 
 system-deps:
-	@scripts/system-deps.sh --node
+	@scripts/system-deps.sh --node --browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,4 +48,4 @@ release: $(STAMP)
 	$(BIN)/agentfn render --release release
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

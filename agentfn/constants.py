@@ -11,9 +11,6 @@ from enum import Enum
 #: Name of the Redis Functions library (``FUNCTION LOAD`` / ``FUNCTION LIST``).
 LIBRARY_NAME = "agentfn"
 
-#: Every registered function name starts with this prefix.
-FUNCTION_PREFIX = "agentfn_"
-
 
 class TaskState(str, Enum):
     """Lifecycle state of a task (rendered into Lua as ``STATE``)."""

@@ -141,3 +141,8 @@ def library_error(reply_message: str) -> LibraryError | None:
     if cls is None:
         return None
     return cls(message)
+
+
+def is_missing_function(error: Exception) -> bool:
+    """Whether Redis refused an FCALL because no loaded library has the function (not ours)."""
+    return "function not found" in str(error).lower()

@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '7d9af6ea9d4f7b9336ce3d0c4a8fce57cc9143c8e91f5e59e9aea915561c779a'
+local CODE_SHA = '3830b29c94b30d68d76fee51677a05c073e0b74955b897ba3e6f169a5dc37ec9'
 local SCHEMA_VERSION = 1
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -239,7 +239,8 @@ function OPT.count(limit)
   return function(value, name) return check_int(value, name, 1, limit) end
 end
 -- include: includes/records.lua
--- Record helpers: flat field/value arrays, the reply shape of every function (rule 9).
+-- Record helpers: flat field/value arrays, the reply shape of every function
+-- (docs/ARCHITECTURE.md rule 9).
 
 -- hash_to_table(flat): turn an HGETALL reply into a Lua table.
 local function hash_to_table(flat)

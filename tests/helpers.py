@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import redis
 
+from agentfn.client.status import server_ms
+
 ROOT = "agentfn:{default}"
 
 
@@ -40,3 +42,9 @@ def assert_refused(
 
 def pairs(flat: list[Any]) -> dict[str, Any]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def wait_until(r: redis.Redis, server_time_ms: int) -> None:
+    """Wait on the server's clock (no sleep): block on a list nobody writes until the time passes."""
+    while (remaining := server_time_ms - server_ms(r)) >= 0:
+        r.blpop(["agentfn-test:never"], timeout=(remaining + 2) / 1000)

@@ -3,6 +3,7 @@ password, and a port where something that is not Redis answers."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -58,9 +59,7 @@ def not_redis_server() -> Iterator[int]:
     try:
         yield listener.getsockname()[1]
     finally:
-        try:
+        with contextlib.suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread
-        except OSError:
-            pass
         listener.close()
         thread.join(timeout=5)

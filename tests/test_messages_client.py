@@ -14,7 +14,8 @@ import agentfn
 from agentfn import keys
 from agentfn.errors import BadArgument, LimitExceeded, NotFound
 
-from .test_messages_contract import fill, wait_past
+from .helpers import wait_until
+from .test_messages_contract import fill
 
 
 @pytest.fixture
@@ -44,6 +45,17 @@ def test_send_read_ack_round_trip(agents):
     assert [m.redelivered for m in agents.read_messages("a1")] == [True, True]
     assert agents.ack("a1", first, second) == 2
     assert agents.read_messages("a1") == []
+
+
+def test_batch_send_queues_a_message_like_every_other_batch_method(agents):
+    batch = agentfn.Batch(agents)
+    batch.send("a2", "a1", "note", {"n": 1})
+    batch.send("a2", "a1", "note", {"n": 2})
+    assert len(batch) == 2 and agents.read_messages("a1") == []  # queued, nothing sent yet
+    sent = batch.execute()
+    assert [(m.id, m.content) for m in agents.read_messages("a1")] == list(
+        zip(sent, [{"n": 1}, {"n": 2}], strict=True)
+    )
 
 
 def test_errors_map_to_exceptions(agents):
@@ -238,7 +250,7 @@ def test_expired_messages_are_not_received(agents, deployed):
     agents.send("a2", "a1", "note", "soon gone", ttl_ms=20)
     kept = agents.send("a2", "a1", "note", "kept")
     (gone,) = [m for m in agents.read_messages("a1") if m.content == "soon gone"]
-    wait_past(deployed, gone.expires_ms)
+    wait_until(deployed, gone.expires_ms)
     assert [m.id for m in agents.receive("a1", 1)] == [kept]
 
 

@@ -10,7 +10,7 @@ import redis
 
 from agentfn.constants import DEFAULTS
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
 from .tasks_helpers import (
     claim,
     claim_reply,
@@ -20,9 +20,7 @@ from .tasks_helpers import (
     get,
     reap,
     register,
-    server_ms,
     submit,
-    wait_until,
 )
 
 QUEUE = f"{ROOT}:queue"

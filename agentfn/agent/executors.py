@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import LIMITS
+from .tracing import attempt_span
 from .types import Handler, InputRequired, PermanentFailure, TaskContext
 
 if TYPE_CHECKING:
@@ -34,6 +35,13 @@ class Outcome:
     retry: bool = True
     traceback: str = ""
     """For a failure raised by the handler: its traceback, for the log."""
+
+    @property
+    def name(self) -> str:
+        """How the attempt ended: completed, input-required, failed or dropped."""
+        if self.kind == "complete":
+            return "input-required" if self.prompt is not None else "completed"
+        return {"fail": "failed", "drop": "dropped"}.get(self.kind, self.kind)
 
 
 DROPPED = Outcome("drop")
@@ -60,25 +68,31 @@ def _outcome_of_error(error: BaseException) -> Outcome:
 
 
 def call_sync(handler: Handler, context: TaskContext) -> Outcome:
-    """Run a sync handler; its return value or exception as an Outcome.
+    """Run a sync handler; its return value or exception as an Outcome (in a span when tracing).
 
     Any exception counts, SystemExit (a handler calling sys.exit) included: it fails the
     attempt instead of ending the thread that runs the handler.
     """
-    try:
-        return Outcome("complete", result=handler.function(context))
-    except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=handler.function(context))
+        except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome.name, outcome.error)
+        return outcome
 
 
 async def call_async(handler: Handler, context: TaskContext) -> Outcome:
     """Run an async handler; cancelling it (timeout, cancel, shutdown) drops its result."""
-    try:
-        return Outcome("complete", result=await handler.function(context))
-    except asyncio.CancelledError as error:
-        return DROPPED if context.interrupted else _outcome_of_error(error)
-    except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=await handler.function(context))
+        except asyncio.CancelledError as error:
+            outcome = DROPPED if context.interrupted else _outcome_of_error(error)
+        except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome.name, outcome.error)
+        return outcome
 
 
 def _result_of(done: asyncio.Task[Outcome]) -> Outcome:

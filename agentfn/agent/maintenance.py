@@ -23,7 +23,8 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import keys
 from ..client.batch import Batch
@@ -35,6 +36,8 @@ from .settling import log_failed_attempt
 if TYPE_CHECKING:
     from .running import Running
     from .services import RuntimeServices
+
+T = TypeVar("T")
 
 log = logging.getLogger("agentfn.agent")
 
@@ -90,7 +93,7 @@ class Maintenance:
             self.next_wake = min(next_heartbeat, next_reap, next_task)
             self._wake.wait(max(0.0, self.next_wake - time.monotonic()))
 
-    def _guarded(self, job, *args):  # type: ignore[no-untyped-def]
+    def _guarded(self, job: Callable[..., T], *args: Any) -> T | None:
         """Run one job; an error is logged (with its traceback) and counted by the job's
         Recovery: the job runs again at its next turn, and too many in a row end the agent."""
         recovery = self._recoveries.get(job.__name__)
@@ -161,7 +164,7 @@ class Maintenance:
         for running in renew:
             batch.extend(running.task.id, running.task.token, lease_ms=running.lease_ms)
         results = batch.execute(raise_on_error=False)
-        for running, result in zip(expired, results):
+        for running, result in zip(expired, results[: len(expired)], strict=True):
             if isinstance(result, Exception) and not isinstance(result, (StaleToken, NotFound)):
                 log.error(
                     "agent %s: failing timed-out task %s: %s",
@@ -177,7 +180,7 @@ class Maintenance:
                     result,
                     runtime.clock.until(result.due_ms or 0),
                 )
-        for running, result in zip(renew, results[len(expired) :]):
+        for running, result in zip(renew, results[len(expired) :], strict=True):
             if isinstance(result, (StaleToken, NotFound)):
                 self._lose(running, "lease-lost")
             elif isinstance(result, Exception):

@@ -110,19 +110,16 @@ def positive_seconds(text: str) -> float:
 
 
 def add_url_argument(
-    parser: argparse.ArgumentParser, default_help: str, log_default: str = "WARNING"
+    parser: argparse.ArgumentParser, default: str = "else a temporary embedded redis-server"
 ) -> None:
-    """--url, --namespace and --log-level (DEBUG also shows the traceback of an error)."""
+    """--url: the Redis to use (``default`` says what is used when neither it nor $REDIS_URL is
+    given)."""
     parser.add_argument(
-        "--log-level",
-        type=log_level,
-        default=log_default,
-        help=f"logging level: {', '.join(LOG_LEVELS)} (default {log_default}); "
-        "DEBUG also prints the traceback of an error",
+        "--url", default=None, help=f"Redis URL ({URL_FORM}; default: $REDIS_URL, {default})"
     )
-    parser.add_argument(
-        "--url", default=None, help=f"Redis URL ({URL_FORM}; default: $REDIS_URL, {default_help})"
-    )
+
+
+def add_namespace_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
         default=None,
@@ -130,6 +127,19 @@ def add_url_argument(
     )
 
 
+def add_log_level_argument(parser: argparse.ArgumentParser, default: str = "WARNING") -> None:
+    """--log-level (DEBUG also shows the traceback of an error)."""
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default=default,
+        help=f"logging level: {', '.join(LOG_LEVELS)} (default {default}); "
+        "DEBUG also prints the traceback of an error",
+    )
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    add_url_argument(parser, "else a temporary embedded redis-server")
+    add_url_argument(parser)
+    add_namespace_argument(parser)
+    add_log_level_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -20,7 +20,7 @@ import redis
 from ..errors import AgentfnError
 from ..urls import redact_text
 from ..version import __version__
-from . import library, ops, worker
+from . import library, ops, watch, worker
 from .common import CliError, Command, UsageError
 from .demo import command as demo
 
@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
     **ops.COMMANDS,
     **demo.COMMANDS,
     **worker.COMMANDS,
+    **watch.COMMANDS,
 }
 
 log = logging.getLogger("agentfn.cli")

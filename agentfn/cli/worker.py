@@ -35,6 +35,8 @@ from .common import (
     CliError,
     Command,
     UsageError,
+    add_log_level_argument,
+    add_namespace_argument,
     add_url_argument,
     given_url,
     namespace_of,
@@ -152,7 +154,9 @@ def _setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target", help="module:attribute: an Agent, or a callable taking a Client and returning one"
     )
-    add_url_argument(parser, "else the agent's own client", log_default="INFO")
+    add_url_argument(parser, "else the agent's own client")
+    add_namespace_argument(parser)
+    add_log_level_argument(parser, "INFO")
     parser.add_argument(
         "--concurrency",
         type=int,

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 
 from .. import keys
-from ..errors import LibraryNotReady, library_error
+from ..errors import LibraryNotReady, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from ..urls import url_of
@@ -30,22 +30,17 @@ def _translate(error: redis.ResponseError, client: _ClientBase) -> Exception:
     ours = library_error(str(error))
     if ours is not None:
         return ours
-    if _is_missing_function(error):  # e.g. Redis restarted without persistence
+    if is_missing_function(error):  # e.g. Redis restarted without persistence
         return LibraryNotReady(
             compatibility_problem(None, client.namespace, url_of(client.redis)) or str(error)
         )
     return error
 
 
-def _is_missing_function(error: redis.ResponseError) -> bool:
-    return "function not found" in str(error).lower()
-
-
-def _no_library_or_raise(error: redis.ResponseError, client: _ClientBase) -> None:
-    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
-    if not _is_missing_function(error):
+def _raise_unless_missing(error: redis.ResponseError, client: _ClientBase) -> None:
+    """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
+    if not is_missing_function(error):
         raise _translate(error, client) from None
-    return None
 
 
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
@@ -84,7 +79,8 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error, self)
+            _raise_unless_missing(error, self)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -114,7 +110,8 @@ class AsyncClient(_ClientBase):
         try:
             reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error, self)
+            _raise_unless_missing(error, self)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(
