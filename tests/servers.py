@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import redis
+
 from agentfn.server import find_redis_server, free_port
 
 
@@ -63,3 +65,20 @@ def not_redis_server() -> Iterator[int]:
             listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread
         listener.close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def acl_user(r: redis.Redis, name: str, *rules: str) -> Iterator[redis.Redis]:
+    """An ACL user ``name`` (password ``pw``, every key and channel, then ``rules``) for the
+    block, and a connection as that user."""
+    r.acl_setuser(name, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"])
+    r.execute_command("ACL", "SETUSER", name, *rules)
+    settings = r.get_connection_kwargs()
+    connection = redis.Redis(
+        host=settings["host"], port=settings["port"], username=name, password="pw"
+    )
+    try:
+        yield connection
+    finally:
+        connection.close()
+        r.acl_deluser(name)

@@ -4,19 +4,21 @@ cannot recover end the agent (deregistered, its run raises) instead of leaving a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import redis
 
 import agentfn
 from agentfn import keys
+from agentfn.server import free_port
 
 from .agent_fixtures import serving, wait_for_task
+from .servers import acl_user, redis_server
 
 DONE = {"completed", "failed", "dead", "canceled"}
 
@@ -211,21 +213,6 @@ def test_a_message_handler_that_raises_is_logged_and_answered(client, log):
 # -- background threads -------------------------------------------------------------------
 
 
-@contextmanager
-def acl_user(r: redis.Redis, name: str, *rules: str) -> Iterator[redis.Redis]:
-    r.acl_setuser(name, enabled=True, passwords=["+pw"], keys=["*"], channels=["*"])
-    r.execute_command("ACL", "SETUSER", name, *rules)
-    settings = r.get_connection_kwargs()
-    connection = redis.Redis(
-        host=settings["host"], port=settings["port"], username=name, password="pw"
-    )
-    try:
-        yield connection
-    finally:
-        connection.close()
-        r.acl_deluser(name)
-
-
 def test_a_thread_that_cannot_recover_deregisters_the_agent_and_ends_its_run(client, r, log):
     """Waiting for work is refused for good (NOPERM on XREAD): after a few tries with backoff the
     agent deregisters and run() raises, instead of heartbeating forever without claiming."""
@@ -259,3 +246,53 @@ def test_the_library_gone_after_a_restart_is_said_in_words_and_served_again(clie
         assert "run: agentfn deploy --url redis://" in line and "Traceback" not in line
         agentfn.deploy(r, client.namespace)
         assert wait_for_task(client, client.submit("echo", "back"), DONE).result == "back"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_message_handler_that_hangs_is_answered_with_a_timeout(client, log, kind):
+    client.agent_register("asker", [], ttl_ms=60_000)
+    agent = agentfn.Agent(client, "listener", message_timeout_s=0.2)
+    release = threading.Event()
+
+    def stuck(message: agentfn.Message) -> None:
+        release.wait(30)
+
+    async def stuck_async(message: agentfn.Message) -> None:
+        await asyncio.sleep(30)
+
+    agent.on_message("stuck")(stuck if kind == "sync" else stuck_async)
+    agent.on_message("ping")(lambda message: "pong")
+    try:
+        with serving(agent):
+            timed_out = client.request("asker", "listener", "stuck", {}, timeout=5)
+            assert client.request("asker", "listener", "ping", {}, timeout=5).content == "pong"
+    finally:
+        release.set()
+    assert timed_out.content == {
+        "error": "TimeoutError: the handler did not return within message_timeout_s (0.2 s)"
+    }
+    log.wait(f"handler of message {timed_out.reply_to} (type 'stuck' from asker) failed")
+
+
+def test_an_agent_lives_through_a_redis_restart(tmp_path, log):
+    """Redis goes away under a serving agent: it says so (with the URL) and keeps trying with
+    backoff; once Redis is back (from its RDB file), the agent serves the next task."""
+    port = free_port()
+    with redis_server("--port", str(port), "--dir", str(tmp_path)):
+        connection = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        agentfn.deploy(connection)
+        client = agentfn.Client(connection)
+        agent = echo_agent(client)
+        thread = agent.start()
+        assert wait_for_task(client, client.submit("echo", "before"), DONE).result == "before"
+        connection.save()
+    try:
+        log.wait(f"cannot reach Redis at redis://127.0.0.1:{port}: connection refused")
+        with redis_server("--port", str(port), "--dir", str(tmp_path)):
+            after = client.submit("echo", "after")
+            assert wait_for_task(client, after, DONE, timeout=30).result == "after"
+            agent.stop(now=True)
+            thread.join(timeout=10)
+    finally:
+        agent.stop(now=True)
+    assert not thread.is_alive()

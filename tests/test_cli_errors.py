@@ -16,12 +16,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from agentfn import keys
 from agentfn.server import free_port
 from agentfn.urls import URL_FORM
 
 from . import agent_fixtures
 from .agent_fixtures import spawn_worker
-from .servers import not_redis_server, redis_server
+from .servers import acl_user, not_redis_server, redis_server
 
 PASSWORD = "s3cret-pw"
 
@@ -286,6 +287,21 @@ def test_worker_names_what_is_wrong_with_its_target(target, line, redis_url, dep
     assert_error(
         agentfn("worker", target, "--url", redis_url), line, 2 if "failed" not in line else 1
     )
+
+
+def test_a_worker_whose_agent_cannot_recover_deregisters_and_exits_1(redis_proc, deployed):
+    with acl_user(deployed, "no-xread", "+@all", "-xread"):
+        url = f"redis://no-xread:{PASSWORD}@{redis_proc.host}:{redis_proc.port}"
+        deployed.execute_command("ACL", "SETUSER", "no-xread", f">{PASSWORD}")
+        done = agentfn("worker", "tests.agent_fixtures:plain", "--url", url)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "agentfn: agent plain-agent stopped: NoPermissionError: this user has no permissions "
+        "to run the 'xread' command"
+    )
+    assert "waiting for work failed 5 times in a row" in done.stderr
+    assert PASSWORD not in done.stderr
+    assert deployed.exists(keys.agent("default", "plain-agent")) == 0  # deregistered
 
 
 def test_worker_gives_up_waiting_for_redis_after_its_bound():

@@ -76,6 +76,9 @@ class Agent:
     ``concurrency`` is how many tasks run at once; it is also the claim batch size.
     ``lease_ms`` (default: each task's timeout_ms) is the lease asked for on claims and
     renewals; a shorter one detects a dead agent sooner, at the cost of more renewals.
+    ``message_timeout_s`` (default: none) is how long a message handler may run: one that has
+    not returned by then is answered with a TimeoutError and the next message is handled (a
+    sync handler then runs in a thread of its own per message).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Agent:
         reap_interval_ms: int = DEFAULT_REAP_INTERVAL_MS,
         grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
         lease_ms: int | None = None,
+        message_timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -103,6 +107,7 @@ class Agent:
         self.reap_interval_ms = reap_interval_ms
         self.grace_period_s = grace_period_s
         self.lease_ms = lease_ms
+        self.message_timeout_s = message_timeout_s
         self.metadata = metadata
         self.task_handlers: dict[str, Handler] = {}
         self.message_handlers: dict[str, Handler] = {}

@@ -27,6 +27,7 @@ mailroom waits for that handler, so it could not hand their replies over.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import queue
@@ -250,16 +251,58 @@ class Mailroom:
                 )
 
     def _call(self, handler: Any, message: Message) -> Any:
+        """Run a message handler; with the agent's message_timeout_s, one that has not returned
+        by then raises TimeoutError here (a coroutine is cancelled, a sync handler's thread is
+        left to finish on its own) and the mailroom goes on."""
         self._handling = message
+        timeout = self._runtime.agent.message_timeout_s
         try:
             if not handler.is_async:
-                return contextvars.copy_context().run(_handle_in_context, handler.function, message)
+                if timeout is None:
+                    return contextvars.copy_context().run(
+                        _handle_in_context, handler.function, message
+                    )
+                return _call_in_thread(handler.function, message, timeout)
             loop = self._runtime.async_executor().loop
-            return asyncio.run_coroutine_threadsafe(
+            future = asyncio.run_coroutine_threadsafe(
                 _handle_in_task(handler.function, message), loop
-            ).result()
+            )
+            try:
+                return future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                if future.done():  # the handler's own TimeoutError
+                    raise
+                future.cancel()
+                raise _timed_out(timeout) from None
         finally:
             self._handling = None
+
+
+def _timed_out(timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"the handler did not return within message_timeout_s ({timeout:g} s)")
+
+
+def _call_in_thread(function: Callable[[Message], Any], message: Message, timeout: float) -> Any:
+    """Run a sync message handler in a thread of its own for up to ``timeout`` s."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, _handle_in_context(function, message)))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the mailroom
+            outcome.append((False, error))
+
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), name="agentfn-message", daemon=True
+    )
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise _timed_out(timeout)
+    returned, value = outcome[0]
+    if returned:
+        return value
+    raise value
 
 
 def _handle_in_context(function: Callable[[Message], Any], message: Message) -> Any:

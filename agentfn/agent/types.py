@@ -123,6 +123,7 @@ class AgentSettings(Protocol):
     reap_interval_ms: int
     grace_period_s: float
     lease_ms: int | None
+    message_timeout_s: float | None
     metadata: dict[str, Any] | None
     task_handlers: dict[str, Handler]
     message_handlers: dict[str, Handler]

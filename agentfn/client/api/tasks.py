@@ -15,6 +15,19 @@ from ...replies import as_int, as_json, as_optional_int, as_optional_text, as_st
 from .base import ApiBase, json_text, one_field
 
 
+def _undecodable(fields: dict[str, Any]) -> tuple[Any, Any, str]:
+    """A claimed task's payload and inputs, None for each that is not valid JSON, and why."""
+    decoded: dict[str, Any] = {}
+    problems = []
+    for name in ("payload", "inputs"):
+        try:
+            decoded[name] = as_json(fields[name])
+        except ValueError as error:
+            decoded[name] = None
+            problems.append(f"its {name} is not valid JSON ({error})")
+    return decoded["payload"], decoded["inputs"], "; ".join(problems)
+
+
 @dataclass(frozen=True)
 class ClaimedTask:
     """One task a claim started: run it, then complete or fail it with its token."""
@@ -43,27 +56,24 @@ class ClaimedTask:
     @classmethod
     def from_reply(cls, reply: Any) -> ClaimedTask:
         fields = pairs(reply)
-        problems = []
-        decoded = {}
-        for name in ("payload", "inputs"):
-            try:
-                decoded[name] = as_json(fields[name])
-            except ValueError as error:
-                decoded[name] = None
-                problems.append(f"its {name} is not valid JSON ({error})")
+        problem = None
+        try:
+            payload, inputs = as_json(fields["payload"]), as_json(fields["inputs"])
+        except ValueError:  # rare: find which, and still return the task
+            payload, inputs, problem = _undecodable(fields)
         return cls(
             id=fields["id"],
             capability=fields["capability"],
-            payload=decoded["payload"],
+            payload=payload,
             attempt=as_int(fields["attempt"]),
             token=as_int(fields["token"]),
             lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
             priority=fields["priority"],
             workflow=as_optional_text(fields["workflow"]),
             step=as_optional_text(fields["step"]),
-            inputs=decoded["inputs"],
+            inputs=inputs,
             timeout_ms=as_int(fields["timeout_ms"]),
-            problem="; ".join(problems) or None,
+            problem=problem,
         )
 
 
