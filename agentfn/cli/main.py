@@ -20,7 +20,7 @@ import redis
 from ..errors import AgentfnError
 from ..urls import redact_text
 from ..version import __version__
-from . import library, ops, watch, worker
+from . import bridges, library, ops, watch, worker
 from .common import CliError, Command, UsageError
 from .demo import command as demo
 
@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     **demo.COMMANDS,
     **worker.COMMANDS,
     **watch.COMMANDS,
+    **bridges.COMMANDS,
 }
 
 log = logging.getLogger("agentfn.cli")
