@@ -405,3 +405,26 @@ def test_each_mistake_in_the_readme_gets_the_line_it_shows(redis_proc, deployed,
             program, *args = words[len(env) :]
             assert program == "agentfn", command
             assert_error(agentfn(*args, env=env), here(line), None)
+
+
+def test_redis_lost_while_a_command_follows_is_one_line():
+    with redis_server() as port:
+        with redis.Redis(port=port) as seed:
+            seed.xadd(keys.events("default"), {"type": "test.seed"})
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "agentfn", "events", "--follow", "--json"]
+            + ["--url", f"redis://:{PASSWORD}@127.0.0.1:{port}"],
+            cwd=agent_fixtures.REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert follower.stdout is not None
+        # the seeded event printed: it now blocks in XREAD (or is about to) when Redis goes
+        assert json.loads(follower.stdout.readline())["type"] == "test.seed"
+    _, stderr = follower.communicate(timeout=30)
+    assert follower.returncode == 1
+    assert stderr.splitlines()[-1].startswith(
+        f"agentfn: cannot reach Redis at redis://:***@127.0.0.1:{port}: "
+    )
+    assert "Traceback" not in stderr and PASSWORD not in stderr

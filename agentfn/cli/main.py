@@ -18,7 +18,7 @@ from typing import NoReturn
 import redis
 
 from ..errors import AgentfnError
-from ..urls import redact_text
+from ..urls import describe_redis_error, redact_text, redact_url
 from ..version import __version__
 from . import bridges, library, ops, watch, worker
 from .common import CliError, Command, UsageError
@@ -76,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (CliError, AgentfnError) as error:
         _report(error, str(error), debug)
+        return 1
+    except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as error:
+        # Lost (or refused) after the command had connected: said as at connect time.
+        url = getattr(args, "url", None) or os.environ.get("REDIS_URL") or "redis"
+        _report(error, describe_redis_error(error, redact_url(str(url))), debug)
         return 1
     except redis.RedisError as error:
         _report(error, f"redis: {error}", debug)
