@@ -5,16 +5,16 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '3830b29c94b30d68d76fee51677a05c073e0b74955b897ba3e6f169a5dc37ec9'
+local CODE_SHA = '83fe91470c154e945fa6306ad01d49a4138c64444d07e0fc17bf3467b337e05b'
 local SCHEMA_VERSION = 1
 local GROUP = 'agentfn'
-local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
+local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}
 local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
 local STEP_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', INPUT_REQUIRED = 'input-required', QUEUED = 'queued', SKIPPED = 'skipped', WAITING = 'waiting'}
 local WF_POLICY = {CONTINUE = 'continue', FAIL_FAST = 'fail_fast'}
-local LIMITS = {capabilities_per_agent = 32, capability_length = 64, claim_count = 1000, duration_ms = 31536000000, error_bytes = 8192, id_length = 128, json_bytes = 1048576, max_attempts = 1000, message_batch = 1000, namespace_length = 64, promote_batch = 100, reap_batch = 1000, sweep_batch = 100, workflow_steps = 5000}
+local LIMITS = {capabilities_per_agent = 32, capability_length = 64, claim_count = 1000, duration_ms = 31536000000, error_bytes = 8192, id_length = 128, json_bytes = 1048576, json_depth = 128, max_attempts = 1000, message_batch = 1000, namespace_length = 64, promote_batch = 100, reap_batch = 1000, sweep_batch = 100, workflow_steps = 5000}
 local DEFAULTS = {agent_ttl_ms = 30000, backoff_max_ms = 60000, backoff_ms = 1000, delayed_wake_max = 100, events_max = 10000, inbox_max = 10000, max_attempts = 3, retention_ms = 86400000, task_timeout_ms = 30000}
 
 -- include: includes/raise.lua
@@ -24,23 +24,56 @@ local function raise(code, message)
   error({agentfn_code = code, message = message}, 0)
 end
 -- include: includes/guard.lua
+-- The library-wide guard: no raw Redis or Lua error ever reaches a caller, and no refusal after a
+-- write goes unnoticed.
+--
+-- `redis` below shadows the global API table for every line of the library: its `call` notes the
+-- first command of the current call that is not in CALL.READS (a write or a PUBLISH) before
+-- passing it on. Its other fields pass on to the global's (the load-time sandbox has no
+-- setmetatable, and the global is the load-time API while the library loads, the full one when
+-- a function runs): the library uses only these three.
+local CALL = {wrote = false}
+CALL.READS = {EXISTS = true, GET = true, HGET = true, HGETALL = true, HMGET = true, HEXISTS = true,
+  HLEN = true, LRANGE = true, LLEN = true, SMEMBERS = true, SISMEMBER = true, SCARD = true, TIME = true,
+  TYPE = true, PTTL = true, PEXPIRETIME = true, XINFO = true, XLEN = true, XPENDING = true, XRANGE = true,
+  XREVRANGE = true, ZRANGE = true, ZRANK = true, ZSCORE = true, ZCARD = true, ZCOUNT = true}
+local redis = {
+  call = function(command, ...)
+    if not CALL.wrote and not CALL.READS[command] then
+      CALL.wrote = true
+    end
+    return redis.call(command, ...)
+  end,
+  error_reply = function(message) return redis.error_reply(message) end,
+  register_function = function(spec) return redis.register_function(spec) end,
+}
+
 -- guard(callback): wrap a function so that raise() becomes redis.error_reply('<CODE> <message>')
--- without the script-location suffix Redis appends to errors; other errors pass through (a
--- table without `err` is turned into a plain message first).
+-- without the script-location suffix Redis appends to errors. Any other error (a raw Redis or
+-- Lua error: a defect), and a raise() after the call's first write (the library validates
+-- everything before writing, so that too is a defect: Redis does not roll a function back), is
+-- the coded error INTERNAL, saying whether something was written. An ACL refusal (NOPERM) of
+-- a command before the first write keeps Redis's code: the user lacks a permission.
 local function guard(callback)
   return function(keys, args)
+    CALL.wrote = false
     local ok, result = pcall(callback, keys, args)
     if ok then
       return result
     end
-    if type(result) == 'table' and result.agentfn_code then
-      return redis.error_reply(result.agentfn_code .. ' ' .. result.message)
+    local coded = type(result) == 'table' and result.agentfn_code
+    if coded and not CALL.wrote then
+      return redis.error_reply(coded .. ' ' .. result.message)
     end
-    if type(result) == 'table' and not result.err then
-      -- Redis 7.0 crashes on a raised table without `err`: never let one escape.
-      error('internal error in an agentfn function', 0)
+    local raw = type(result) == 'table' and result.err
+    if not CALL.wrote and type(raw) == 'string' and string.find(raw, '^NOPERM ') then
+      return redis.error_reply(raw) -- an ACL refusal before any write: Redis's own code
     end
-    error(result, 0)
+    local detail = coded and (coded .. ' ' .. result.message) or (type(result) == 'table' and result.err)
+      or result
+    return redis.error_reply(ERR.INTERNAL .. ' internal defect, '
+      .. (CALL.wrote and 'after a write (the call may be partly applied): ' or 'nothing was written: ')
+      .. tostring(detail))
   end
 end
 -- include: includes/clock.lua
@@ -107,8 +140,329 @@ function K.workflow_steps(root, workflow_id) return root .. ':wf:' .. workflow_i
 function K.workflow_step(root, workflow_id, step_id) return root .. ':wf:' .. workflow_id .. ':step:' .. step_id end
 function K.workflow_unmet(root, workflow_id) return root .. ':wf:' .. workflow_id .. ':unmet' end
 function K.channel(root, topic) return root .. ':notify:' .. topic end
+-- include: includes/strict_json.lua
+-- JSON.check(text, what): raise BADARG unless `text` is exactly one JSON value as RFC 8259 defines
+-- it, with no object holding the same key twice (at any depth) and nesting at most
+-- LIMITS.json_depth deep. cjson.decode lets through NaN, Infinity, hex, leading zeros and '+',
+-- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
+-- text later fails after the call committed. No writes.
+--
+-- Kept fast (Lua's pattern matcher costs ~10 ns a byte, a plain string.find runs at memchr's
+-- speed): one anchored pattern run over the whole text finds any control character other than
+-- \t \n \r (invalid anywhere) and any non-ASCII byte (then JSON.check_utf8 runs); the one pass
+-- over the structure then finds the end of each string with plain finds (the closing quote, and
+-- the next backslash, \t, \n, \r, each remembered until passed), makes no table per value, and
+-- one table of keys per nesting depth (reused by the objects met at that depth).
+local JSON = {}
+do
+  -- string.find, .byte, .sub, set by the first check (the load-time sandbox has no `string`).
+  local find, byte, sub, NOWHERE
+  local function bind()
+    find, byte, sub, NOWHERE = string.find, string.byte, string.sub, math.huge
+  end
+
+  -- The bytes that never occur in UTF-8; the lead bytes of 3- and 4-byte forms; of 4-byte forms.
+  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252', '\253',
+    '\254', '\255'}
+  local LEADS4 = {'\240', '\241', '\242', '\243', '\244'}
+  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233', '\234',
+    '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  -- Each other way UTF-8 can break: a pattern, the offset of the bad byte in its match, whether
+  -- it looks at the text's last 3 bytes only, and the bytes one of which must occur for it to
+  -- match (nil: it always runs).
+  local BROKEN = {
+    {'^[\128-\191]', 0, false}, -- a continuation byte first
+    {'[%z\1-\127][\128-\191]', 1, false}, -- a continuation byte after an ASCII byte
+    {'[\194-\244][%z\1-\127\192-\255]', 0, false}, -- a lead byte without its continuation bytes
+    {'[\224-\244][\128-\191][%z\1-\127\192-\255]', 0, false, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191][%z\1-\127\192-\255]', 0, false, LEADS4},
+    {'[\194-\244]$', 0, true}, -- ... at the end of the text
+    {'[\224-\244][\128-\191]$', 0, true, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191]$', 0, true, LEADS4},
+    {'[\194-\223][\128-\191][\128-\191]', 0, false}, -- a lead byte with too many
+    {'[\224-\239][\128-\191][\128-\191][\128-\191]', 0, false, LEADS34},
+    {'[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0, false, LEADS4},
+    {'\224[\128-\159]', 0, false, {'\224'}}, -- overlong 3-byte form
+    {'\237[\160-\191]', 0, false, {'\237'}}, -- a surrogate
+    {'\240[\128-\143]', 0, false, {'\240'}}, -- overlong 4-byte form
+    {'\244[\144-\191]', 0, false, {'\244'}}, -- beyond U+10FFFF
+  }
+
+  -- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
+  local ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
+    [114] = true, [116] = true}
+  -- The literals, by their first byte.
+  local LITERALS = {[116] = 'true', [102] = 'false', [110] = 'null'}
+
+  -- JSON.fail(what, reason, at): the BADARG refusal naming the argument and the byte offset.
+  local function fail(what, reason, at)
+    raise(ERR.BADARG, what .. ' is not valid JSON: ' .. reason .. ' at byte ' .. (at - 1))
+  end
+
+  -- first_of(text, chars): the first position of any of the one-byte strings, or nil.
+  local function first_of(text, chars)
+    local first
+    for index = 1, #chars do
+      local at = find(text, chars[index], 1, true)
+      if at and (not first or at < first) then
+        first = at
+      end
+    end
+    return first
+  end
+
+  -- JSON.check_utf8(text, what, reason): raise BADARG unless `text` is well-formed UTF-8 (RFC
+  -- 3629). Rather than decode it character by character, look for each way it can be broken
+  -- (NEVER, BROKEN), one pattern run each; a form's patterns run only when its lead bytes occur
+  -- (plain finds tell). The error names the first bad byte.
+  function JSON.check_utf8(text, what, reason)
+    if not find then
+      bind()
+    end
+    local _, ascii = find(text, '^[^\128-\255]*')
+    if ascii >= #text then
+      return
+    end
+    local bad, occurs = first_of(text, NEVER), {}
+    local tail = sub(text, -3)
+    for index = 1, #BROKEN do
+      local pattern, offset, at_end, leads = BROKEN[index][1], BROKEN[index][2], BROKEN[index][3], BROKEN[index][4]
+      if leads and occurs[leads] == nil then
+        occurs[leads] = first_of(text, leads) ~= nil
+      end
+      if not leads or occurs[leads] then
+        local at = find(at_end and tail or text, pattern)
+        at = at and at + offset + (at_end and #text - #tail or 0)
+        if at and (not bad or at < bad) then
+          bad = at
+        end
+      end
+    end
+    if bad then
+      raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
+    end
+  end
+
+  -- skip(text, at): the position of the first byte at or after `at` that is not JSON whitespace.
+  local function skip(text, at)
+    local next_byte = byte(text, at)
+    if next_byte == 32 or next_byte == 10 or next_byte == 13 or next_byte == 9 then
+      local _, last = find(text, '^[ \t\n\r]*', at)
+      return last + 1
+    end
+    return at
+  end
+
+  -- The next backslash, \n, \r and \t at or after the last position asked for (NOWHERE when
+  -- there is none): reset by each check, moved on by plain finds when passed.
+  local next_backslash, next_newline, next_return, next_tab
+
+  -- check_plain(text, from, before, what): no \n, \r or \t in [from, before) (the only control
+  -- characters the whole-text run lets through: they are whitespace, but not inside a string).
+  local function check_plain(text, from, before, what)
+    if next_newline < from then
+      next_newline = find(text, '\n', from, true) or NOWHERE
+    end
+    if next_return < from then
+      next_return = find(text, '\r', from, true) or NOWHERE
+    end
+    if next_tab < from then
+      next_tab = find(text, '\t', from, true) or NOWHERE
+    end
+    if next_newline < before or next_return < before or next_tab < before then
+      fail(what, 'raw control character in a string', math.min(next_newline, next_return, next_tab))
+    end
+  end
+
+  -- string_end(text, quote, what): the position just after the string whose opening quote is at
+  -- `quote`, and whether it holds an escape.
+  local function string_end(text, quote, what)
+    local at, escaped = quote + 1, false
+    while true do
+      local close = find(text, '"', at, true)
+      if not close then
+        fail(what, 'unterminated string', quote)
+      end
+      if next_backslash < at then
+        next_backslash = find(text, '\\', at, true) or NOWHERE
+      end
+      if next_backslash > close then
+        check_plain(text, at, close, what)
+        return close + 1, escaped
+      end
+      local slash = next_backslash
+      check_plain(text, at, slash, what)
+      escaped = true
+      local kind = byte(text, slash + 1)
+      if kind == 117 then
+        local hex = find(text, '^%x%x%x%x', slash + 2) and tonumber(sub(text, slash + 2, slash + 5), 16)
+        if not hex then
+          fail(what, 'bad \\u escape', slash)
+        elseif hex >= 0xDC00 and hex <= 0xDFFF then
+          fail(what, 'lone low surrogate escape', slash)
+        elseif hex >= 0xD800 and hex <= 0xDBFF then
+          if not find(text, '^\\u[dD][c-fC-F]%x%x', slash + 6) then
+            fail(what, 'high surrogate escape without its low surrogate', slash)
+          end
+          at = slash + 12
+        else
+          at = slash + 6
+        end
+      elseif ESCAPES[kind] then
+        at = slash + 2
+      else
+        fail(what, 'bad escape', slash)
+      end
+    end
+  end
+
+  -- scalar_end(text, at, first, what): the position just after the number or literal at `at`
+  -- (its first byte `first`); what follows is checked by the caller.
+  local function scalar_end(text, at, first, what)
+    if first == 45 or (first >= 48 and first <= 57) then
+      local _, last = find(text, '^%-?%d+', at)
+      if not last then
+        fail(what, 'bad number', at)
+      end
+      local lead = first == 45 and at + 1 or at
+      if last > lead and byte(text, lead) == 48 then
+        fail(what, 'number with a leading zero', at)
+      end
+      local after = byte(text, last + 1)
+      if after == 46 then
+        _, last = find(text, '^%.%d+', last + 1)
+        if not last then
+          fail(what, 'bad number', at)
+        end
+        after = byte(text, last + 1)
+      end
+      if after == 101 or after == 69 then
+        _, last = find(text, '^[eE][%-+]?%d+', last + 1)
+        if not last then
+          fail(what, 'bad number', at)
+        end
+      end
+      return last + 1
+    end
+    local literal = LITERALS[first]
+    if literal and sub(text, at, at + #literal - 1) == literal then
+      return at + #literal
+    end
+    fail(what, 'unexpected character', at)
+  end
+
+  -- key(text, at, keys, serial, what): read the object key whose quote should be at `at`, refuse
+  -- a key this object (number `serial`) has already (keys: key -> serial of the object that had
+  -- it last, shared by the objects at one depth), and return the position of the member's value.
+  local function key(text, at, keys, serial, what)
+    -- The common key (no escape, no control character) and its colon in one find; any other
+    -- the long way.
+    local _, last, name = find(text, '^"([^"\\%c]*)"[ \t\n\r]*:', at)
+    if not name then
+      if byte(text, at) ~= 34 then
+        fail(what, 'expected an object key', at)
+      end
+      local after, escaped = string_end(text, at, what)
+      name = escaped and cjson.decode(sub(text, at, after - 1)) or sub(text, at + 1, after - 2)
+      last = skip(text, after)
+      if byte(text, last) ~= 58 then
+        fail(what, 'expected : after an object key', last)
+      end
+    end
+    if keys[name] == serial then
+      fail(what, 'duplicate object key ' .. string.format('%q', sub(name, 1, 64)), at)
+    end
+    keys[name] = serial
+    return skip(text, last + 1)
+  end
+
+  -- JSON.check(text, what): see the top of this file. `text` is a string.
+  function JSON.check(text, what)
+    if not find then
+      bind()
+    end
+    local _, plain = find(text, '^[^%z\1-\8\11\12\14-\31\128-\255]*')
+    if plain < #text then
+      local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
+      if control then
+        fail(what, 'raw control character', control)
+      end
+      JSON.check_utf8(text, what, ' is not valid JSON: invalid UTF-8')
+    end
+    next_backslash, next_newline, next_return, next_tab = 0, 0, 0, 0
+    -- Per open container, by depth: the object's serial number, or false for an array; the key
+    -- tables by depth.
+    local open, keys, depth, serial = {}, {}, 0, 0
+    local at = skip(text, 1)
+    while true do
+      -- A value starts at `at`.
+      local first = byte(text, at)
+      local closed = true
+      if first == 123 or first == 91 then
+        if depth == LIMITS.json_depth then
+          fail(what, 'nested deeper than ' .. LIMITS.json_depth, at)
+        end
+        local inside = skip(text, at + 1)
+        if byte(text, inside) == first + 2 then -- {} or []
+          at = inside + 1
+        else
+          depth = depth + 1
+          closed = false
+          if first == 123 then
+            serial = serial + 1
+            open[depth] = serial
+            keys[depth] = keys[depth] or {}
+            at = key(text, inside, keys[depth], serial, what)
+          else
+            open[depth] = false
+            at = inside
+          end
+        end
+      elseif first == 34 then
+        at = string_end(text, at, what)
+      elseif first then
+        at = scalar_end(text, at, first, what)
+      else
+        fail(what, 'expected a value', at)
+      end
+      -- After a value: close containers until a comma asks for the next value.
+      while closed do
+        local next_byte = byte(text, at)
+        if next_byte == 32 or next_byte == 10 or next_byte == 13 or next_byte == 9 then
+          at = skip(text, at)
+          next_byte = byte(text, at)
+        end
+        if depth == 0 then
+          if at <= #text then
+            fail(what, 'unexpected text after the value', at)
+          end
+          return
+        end
+        local object = open[depth]
+        if next_byte == 44 then
+          at = skip(text, at + 1)
+          if object then
+            at = key(text, at, keys[depth], object, what)
+          end
+          closed = false
+        elseif (next_byte == 125 and object) or (next_byte == 93 and object == false) then
+          depth = depth - 1
+          at = at + 1
+        else
+          fail(what, object and 'expected , or } in an object' or 'expected , or ] in an array', at)
+        end
+      end
+    end
+  end
+end
 -- include: includes/validate.lua
 -- Validation helpers: each returns the parsed value or raise()s BADARG. No writes here.
+
+-- quoted(value): a value for an error message: quoted, at most its first 64 bytes.
+local function quoted(value)
+  local text = tostring(value)
+  return string.format('%q', string.sub(text, 1, 64)) .. (#text > 64 and ' (' .. #text .. ' bytes)' or '')
+end
 
 -- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
 local function check_root(keys)
@@ -167,10 +521,11 @@ local function check_capability(value, what)
   return check_token(value, what, '^[%w_%.%-]+$', LIMITS.capability_length, 'letters, digits, _ . -')
 end
 
--- check_int(value, what, min, max): a decimal integer within [min, max].
+-- check_int(value, what, min, max): a decimal integer within [min, max], written canonically (no
+-- sign but a leading -, no leading zeros, no -0, at most 16 characters).
 local function check_int(value, what, min, max)
-  if type(value) ~= 'string' or not string.find(value, '^%-?%d+$') or #value > 16 then
-    raise(ERR.BADARG, what .. ' must be an integer, got ' .. string.format('%q', tostring(value)))
+  if type(value) ~= 'string' or #value > 16 or not (value == '0' or string.find(value, '^%-?[1-9]%d*$')) then
+    raise(ERR.BADARG, what .. ' must be an integer, got ' .. quoted(value))
   end
   local number = tonumber(value)
   if number < min or number > max then
@@ -179,8 +534,8 @@ local function check_int(value, what, min, max)
   return number
 end
 
--- check_json(value, what, kind): valid JSON within the size limit; kind 'object' demands an object.
--- Returns the decoded value (the caller stores the original text).
+-- check_json(value, what, kind): strict JSON (RFC 8259, no duplicate keys: JSON.check) within
+-- the size limit; kind 'object' demands an object. The caller stores the original text.
 local function check_json(value, what, kind)
   if type(value) ~= 'string' or value == '' then
     raise(ERR.BADARG, what .. ' must be JSON text')
@@ -188,14 +543,20 @@ local function check_json(value, what, kind)
   if #value > LIMITS.json_bytes then
     raise(ERR.LIMIT, what .. ' is larger than ' .. LIMITS.json_bytes .. ' bytes')
   end
-  local ok, decoded = pcall(cjson.decode, value)
-  if not ok then
-    raise(ERR.BADARG, what .. ' is not valid JSON')
-  end
-  if kind == 'object' and not string.find(value, '^%s*{') then
+  JSON.check(value, what)
+  if kind == 'object' and not string.find(value, '^[ \t\n\r]*{') then
     raise(ERR.BADARG, what .. ' must be a JSON object')
   end
-  return decoded
+end
+
+-- check_text(value, what, limit): free text (a failed attempt's error) of at most `limit` bytes
+-- that is well-formed UTF-8, so that every client can decode it.
+local function check_text(value, what, limit)
+  if #value > limit then
+    raise(ERR.LIMIT, what .. ' is longer than ' .. limit .. ' bytes')
+  end
+  JSON.check_utf8(value, what)
+  return value
 end
 
 -- check_enum(value, what, allowed): one of the allowed strings (a list).
@@ -206,7 +567,7 @@ local function check_enum(value, what, allowed)
     end
   end
   raise(ERR.BADARG, what .. ' must be one of ' .. table.concat(allowed, ', ') .. ', got '
-    .. string.format('%q', tostring(value)))
+    .. quoted(value))
 end
 
 -- parse_options(args, first, spec): NAME value pairs from args[first]; spec maps each known
@@ -217,7 +578,7 @@ local function parse_options(args, first, spec)
     local name = string.upper(args[index])
     local checker = spec[name]
     if not checker then
-      raise(ERR.BADARG, 'unknown option ' .. string.format('%q', args[index]))
+      raise(ERR.BADARG, 'unknown option ' .. quoted(args[index]))
     end
     if options[name] ~= nil then
       raise(ERR.BADARG, 'option ' .. name .. ' given twice')
@@ -996,7 +1357,8 @@ end
 -- JSON spans: where each value of an already validated JSON text starts and ends, so that a
 -- step's input or a context field is stored exactly as the caller wrote it. (cjson.decode and
 -- cjson.encode again would turn [] into {} and round numbers to 14 digits.) Every text given to
--- these helpers was accepted by cjson.decode first, so they only find boundaries.
+-- these helpers was accepted by JSON.check first (strict JSON, no duplicate keys), so they only
+-- find boundaries.
 
 -- WF.json_string_end(text, quote): the position just after the string whose opening quote is
 -- at `quote`.
@@ -1070,7 +1432,7 @@ end
 
 -- WF.json_members(text): the members of the JSON object `text` as {order = {key...},
 -- values = {key = value_text}, key_texts = {key = key_text}}; a repeated key keeps its first
--- place and its last value (as cjson does).
+-- place and its last value (as cjson does; only a context stored before JSON.check can have one).
 function WF.json_members(text)
   local members = {order = {}, values = {}, key_texts = {}}
   WF.json_each(text, string.find(text, '%S'), function(key, key_text, first)
@@ -1167,7 +1529,7 @@ function WF.object(value, what, allowed)
   end
   for key, field in pairs(value) do
     if not allowed[key] then
-      raise(ERR.BADARG, what .. ' has an unknown field ' .. string.format('%q', tostring(key)))
+      raise(ERR.BADARG, what .. ' has an unknown field ' .. quoted(key))
     end
     if field == cjson.null then
       value[key] = nil
@@ -1323,7 +1685,8 @@ end
 -- policy, steps = {step...}} where each step has id, capability, input (JSON text as written),
 -- depends_on, dependents, max_attempts, timeout_ms and priority.
 function WF.parse_definition(text)
-  local definition = WF.object(check_json(text, 'definition', 'object'), 'definition', WF.DEFINITION_FIELDS)
+  check_json(text, 'definition', 'object')
+  local definition = WF.object(cjson.decode(text), 'definition', WF.DEFINITION_FIELDS)
   local raw_steps = definition.steps
   if not WF.is_array(raw_steps) then
     raise(ERR.BADARG, 'definition.steps must be an array of steps')
@@ -1433,12 +1796,26 @@ local MSG = {}
 -- The fields of an inbox entry, in the order a message is returned (after id).
 MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
 
--- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id).
+-- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id), as
+-- Redis writes it: each part a decimal without leading zeros within 64 bits (so that XACK and
+-- XDEL cannot refuse it).
 function MSG.check_id(value, what)
-  if type(value) ~= 'string' or #value > 41 or not string.find(value, '^%d+%-%d+$') then
-    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. string.format('%q', tostring(value)))
+  local ms, seq
+  if type(value) == 'string' and #value <= 41 then
+    ms, seq = string.match(value, '^(%d+)%-(%d+)$')
+  end
+  if not (ms and MSG.is_uint64(ms) and MSG.is_uint64(seq)) then
+    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. quoted(value))
   end
   return value
+end
+
+-- MSG.is_uint64(digits): the decimal digits are 0 or start with 1-9, and are at most 2^64 - 1.
+function MSG.is_uint64(digits)
+  if #digits > 1 and string.byte(digits) == 48 then
+    return false
+  end
+  return #digits < 20 or (#digits == 20 and digits <= '18446744073709551615')
 end
 
 -- MSG.check_ids(text, what): a comma-separated list of message ids without empty items.
@@ -2521,7 +2898,7 @@ end
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
--- ARGV[3] error: what went wrong, text of at most 8192 bytes
+-- ARGV[3] error: what went wrong, UTF-8 text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
@@ -2538,9 +2915,7 @@ end
 local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}
 
 local function check_error_text(error_text)
-  if #error_text > LIMITS.error_bytes then
-    raise(ERR.LIMIT, 'error is longer than ' .. LIMITS.error_bytes .. ' bytes')
-  end
+  check_text(error_text, 'error', LIMITS.error_bytes)
 end
 
 local function agentfn_task_fail(keys, args)

@@ -20,7 +20,7 @@ import redis
 from ..errors import AgentfnError
 from ..urls import describe_redis_error, redact_text, redact_url
 from ..version import __version__
-from . import bridges, library, ops, watch, worker
+from . import acl, bridges, library, ops, watch, worker
 from .common import CliError, Command, UsageError
 from .demo import command as demo
 
@@ -32,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     **worker.COMMANDS,
     **watch.COMMANDS,
     **bridges.COMMANDS,
+    **acl.COMMANDS,
 }
 
 log = logging.getLogger("agentfn.cli")
