@@ -186,31 +186,33 @@ def cmd_worker(args: argparse.Namespace) -> None:
         raise UsageError("--concurrency must be at least 1")
     namespace = namespace_of(args)
     url = given_url(args.url)
-    # Until the agent serves (it then stops gracefully on its own), SIGTERM is a Ctrl-C.
+    # Outside agent.run() (which stops gracefully on SIGTERM and SIGINT, then puts this handler
+    # back), SIGTERM is a Ctrl-C: either way the worker ends with status 0.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        client = Client(wait_for_redis(url, args.wait_for_redis), namespace) if url else None
-        agent = load_agent(args.target, client)
-        if client is not None:
-            agent.bind(client)
-        elif agent.client is None:
-            raise CliError(_NO_REDIS)
-        assert agent.client is not None
-        if isinstance(agent.client, Client):
-            agent.client.check_library()  # one line naming the command to run, before serving
-        if args.concurrency is not None:
-            agent.concurrency = args.concurrency
-        if args.agent_id:
-            agent.agent_id = args.agent_id
+        _serve(args, url, namespace)
     except KeyboardInterrupt:
-        log.info("stopped before serving")
-        return
+        log.info("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(args: argparse.Namespace, url: str | None, namespace: str) -> None:
+    client = Client(wait_for_redis(url, args.wait_for_redis), namespace) if url else None
+    agent = load_agent(args.target, client)
+    if client is not None:
+        agent.bind(client)
+    elif agent.client is None:
+        raise CliError(_NO_REDIS)
+    assert agent.client is not None
+    if isinstance(agent.client, Client):
+        agent.client.check_library()  # one line naming the command to run, before serving
+    if args.concurrency is not None:
+        agent.concurrency = args.concurrency
+    if args.agent_id:
+        agent.agent_id = args.agent_id
     try:
         agent.run()
-    except KeyboardInterrupt:  # between the signal handlers of run() and ours
-        log.info("agent %s stopped", agent.agent_id)
     except (CliError, redis.RedisError, OSError, RuntimeError) as error:
         raise CliError(f"agent {agent.agent_id} stopped: {type(error).__name__}: {error}") from None
 
