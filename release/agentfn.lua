@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '83fe91470c154e945fa6306ad01d49a4138c64444d07e0fc17bf3467b337e05b'
+local CODE_SHA = '8b301c76e4d2726fdfd41b80a1a4644b942e2bb16576f6175e641d06310a8ead'
 local SCHEMA_VERSION = 1
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -596,6 +596,17 @@ function OPT.json(value, name) check_json(value, name) return value end
 function OPT.object(value, name) check_json(value, name, 'object') return value end
 function OPT.id(value, name) return check_id(value, name) end
 function OPT.yes_no(value, name) return check_enum(value, name, {'yes', 'no'}) == 'yes' end
+-- A W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids
+-- not all zeros (https://www.w3.org/TR/trace-context/#traceparent-header).
+function OPT.traceparent(value, name)
+  local trace_id, span_id = string.match(value, '^00%-(%x+)%-(%x+)%-%x%x$')
+  if not trace_id or #trace_id ~= 32 or #span_id ~= 16 or string.find(value, '%u')
+    or string.find(trace_id, '^0+$') or string.find(span_id, '^0+$') then
+    raise(ERR.BADARG, name .. ' must be a W3C traceparent 00-<32 hex>-<16 hex>-<2 hex> (lower case, ids'
+      .. ' not all zeros), got ' .. quoted(value))
+  end
+  return value
+end
 function OPT.count(limit)
   return function(value, name) return check_int(value, name, 1, limit) end
 end
@@ -698,7 +709,8 @@ local TASK = {}
 TASK.FIELDS = {'id', 'capability', 'payload', 'priority', 'state', 'attempt', 'max_attempts',
   'backoff_ms', 'backoff_max_ms', 'timeout_ms', 'created_ms', 'due_ms', 'started_ms', 'finished_ms',
   'agent', 'stream', 'entry', 'lease_deadline_ms', 'result', 'error', 'errors', 'to',
-  'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested'}
+  'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested',
+  'traceparent'}
 
 -- The priority of a task submitted without one (constants.Priority: high, normal, low).
 TASK.DEFAULT_PRIORITY = PRIORITIES[2]
@@ -843,12 +855,12 @@ function TASK.promote_due(root, now, limit)
 end
 
 -- The optional text fields of a task, stored only when given.
-TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key'}
+TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent'}
 
 -- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
 -- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, retention_ms,
--- workflow, step, inputs (JSON text), idempotency_key; DEFAULTS fill the rest (as text: every
+-- workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
 -- number passed to redis.call is converted on each call).
 local function create_task(root, now, spec)
   local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))
@@ -914,10 +926,11 @@ function TASK.take(claim, source, entry_id, task_id)
   local key = task_id and K.task(claim.root, task_id)
   local task
   if key and source.capability then
-    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs')
+    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs',
+      'traceparent')
   elseif key then
     task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs',
-      'capability', 'priority')
+      'traceparent', 'capability', 'priority')
   end
   if not task or task[1] ~= STATE.QUEUED or task[2] ~= entry_id then
     redis.call('XACK', source.key, GROUP, entry_id)
@@ -929,9 +942,10 @@ function TASK.take(claim, source, entry_id, task_id)
   redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', claim.agent_id,
     'started_ms', claim.ms_text, 'lease_deadline_ms', deadline)
   emit(claim.root, 'task.running', {'task', task_id, 'agent', claim.agent_id})
-  return {'id', task_id, 'capability', source.capability or task[9], 'payload', task[5], 'attempt', attempt,
-    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[10],
-    'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4]}, deadline
+  return {'id', task_id, 'capability', source.capability or task[10], 'payload', task[5], 'attempt', attempt,
+    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
+    'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4],
+    'traceparent', task[9] or ''}, deadline
 end
 
 -- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing
@@ -1186,14 +1200,14 @@ function WF.inputs(root, workflow_id, depends_on, signal, known)
 end
 
 -- WF.enqueue(root, workflow, step, now, signal, known): submit a task for a step whose
--- dependencies have all completed; the step becomes queued with that task. `workflow` has id and
--- retention_ms; `step` is a parsed or loaded step (WF.load_step); signal and known as WF.inputs.
--- Returns the task id.
+-- dependencies have all completed; the step becomes queued with that task. `workflow` has id,
+-- retention_ms and traceparent (the task's; false or nil when none); `step` is a parsed or
+-- loaded step (WF.load_step); signal and known as WF.inputs. Returns the task id.
 function WF.enqueue(root, workflow, step, now, signal, known)
   local task_id = create_task(root, now, {
     capability = step.capability, payload = step.input, priority = step.priority, delay_ms = 0,
     max_attempts = step.max_attempts, backoff_ms = step.backoff_ms, timeout_ms = step.timeout_ms,
-    retention_ms = workflow.retention_ms,
+    retention_ms = workflow.retention_ms, traceparent = workflow.traceparent,
     workflow = workflow.id, step = step.id, inputs = WF.inputs(root, workflow.id, step.depends_on, signal, known),
   })
   redis.call('HSET', K.workflow_step(root, workflow.id, step.id), 'state', STEP_STATE.QUEUED, 'task', task_id,
@@ -1329,7 +1343,7 @@ local function workflow_on_task_finished(root, task, outcome, now)
   if not workflow_id or workflow_id == '' or not step_id or step_id == '' then
     return
   end
-  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms')
+  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms', 'traceparent')
   -- A finished, canceled or expired workflow ignores late outcomes.
   if record[1] ~= WF_STATE.RUNNING then
     return
@@ -1340,7 +1354,7 @@ local function workflow_on_task_finished(root, task, outcome, now)
   if step[1] ~= STEP_STATE.QUEUED or step[2] ~= task.id then
     return
   end
-  local workflow = {id = workflow_id, policy = record[2], retention_ms = tonumber(record[3])}
+  local workflow = {id = workflow_id, policy = record[2], retention_ms = tonumber(record[3]), traceparent = record[4]}
   local fields = {'attempts', (tonumber(step[3]) or 0) + (tonumber(task.attempt) or 0),
     'started_ms', step[4] or task.started_ms or ''}
   if outcome == 'completed' then
@@ -1749,19 +1763,20 @@ function WF.store_steps(root, workflow_id, steps)
   WF.call_chunked('HSET', K.workflow_unmet(root, workflow_id), unmet)
 end
 
--- WF.existing(root, workflow_id): the workflow's state, policy and retention as a table; raises
+-- WF.existing(root, workflow_id): the workflow's state, policy, retention and traceparent as a table; raises
 -- NOTFOUND when it does not exist (or expired). No writes.
 function WF.existing(root, workflow_id)
-  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms')
+  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms', 'traceparent')
   if not record[1] then
     raise(ERR.NOTFOUND, 'workflow ' .. workflow_id .. ' does not exist')
   end
-  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3])}
+  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3]),
+    traceparent = record[4]}
 end
 
 -- The fields of agentfn_wf_get's reply, in order.
 WF.SUMMARY_FIELDS = {'id', 'state', 'policy', 'created_ms', 'finished_ms', 'error', 'step_count', 'remaining',
-  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms'}
+  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms', 'traceparent'}
 WF.STEP_REPLY_FIELDS = {'id', 'capability', 'state', 'depends_on', 'input', 'attempts', 'task', 'result', 'error',
   'prompt', 'signal', 'queued_ms', 'started_ms', 'finished_ms'}
 
@@ -1794,7 +1809,7 @@ end
 local MSG = {}
 
 -- The fields of an inbox entry, in the order a message is returned (after id).
-MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
+MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms', 'traceparent'}
 
 -- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id), as
 -- Redis writes it: each part a decimal without leading zeros within 64 bits (so that XACK and
@@ -1850,16 +1865,24 @@ end
 -- MSG.append(root, to, message): add a message to an inbox (creating the stream and its group
 -- at '0' when new), index its expiry, keep the inbox key alive until its last message expires,
 -- and publish the message id on the inbox's channel. `message` holds from, type, content,
--- reply_to, sent_ms, expires_ms. Returns the message id.
+-- reply_to, sent_ms, expires_ms and optionally traceparent (an entry field only when given).
+-- Returns the message id.
 function MSG.append(root, to, message)
   local inbox = K.inbox(root, to)
   local fresh = redis.call('EXISTS', inbox) == 0
   if fresh then
     redis.call('XGROUP', 'CREATE', inbox, GROUP, '0', 'MKSTREAM')
   end
-  local id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
-    'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
-    'expires_ms', message.expires_ms)
+  local id
+  if message.traceparent then
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms, 'traceparent', message.traceparent)
+  else
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms)
+  end
   redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
   if fresh then
     redis.call('PEXPIREAT', inbox, message.expires_ms)
@@ -2527,6 +2550,8 @@ end
 -- ARGV[3] type: the message type (an id)
 -- ARGV[4] content: the message content, JSON text (at most 1 MiB)
 -- OPTION TTL_MS ms: each message expires this long after sending (default 24 h)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
+--   agentfn_task_submit's), stored with each message
 -- returns: flat: reached, [agent_id, message_id, agent_id, message_id, ...] (soonest liveness
 --   deadline first), full, [agent_id, ...] (agents whose inbox was full)
 -- errors: BADARG, LIMIT, VERSION
@@ -2543,13 +2568,13 @@ local function agentfn_msg_broadcast(keys, args)
   end
   local kind = check_id(args[3], 'type')
   check_json(args[4], 'content')
-  local options = parse_options(args, 5, {TTL_MS = OPT.positive_duration})
+  local options = parse_options(args, 5, {TTL_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent})
   check_schema(root, namespace)
 
   local now = now_ms()
   local index = capability == '*' and K.agents(root) or K.capability(root, capability)
   local message = {from = from, type = kind, content = args[4], reply_to = '', sent_ms = now,
-    expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms)}
+    expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms), traceparent = options.TRACEPARENT}
   local reached, full = {}, {}
   for _, agent_id in ipairs(redis.call('ZRANGE', index, '(' .. now, '+inf', 'BYSCORE')) do
     if agent_id ~= from then
@@ -2587,8 +2612,8 @@ end
 -- returns: flat: messages, [message, ...], wait, [inbox_key, last_id] (last_id: the inbox's
 --   newest id, 0-0 when it is empty; when messages is not empty, the last message's id, from
 --   which XREAD returns at once while more messages wait); each message flat: id,
---   to, from, type, content, reply_to, sent_ms, expires_ms, redelivered (1 when it was
---   delivered before and not acknowledged)
+--   to, from, type, content, reply_to, sent_ms, expires_ms, traceparent ('' when sent without
+--   one), redelivered (1 when it was delivered before and not acknowledged)
 -- errors: BADARG, LIMIT, VERSION
 -- example: FCALL agentfn_msg_read 1 agentfn:{default} researcher-1 COUNT 10 ACK 1718000000000-0
 local function agentfn_msg_read(keys, args)
@@ -2641,6 +2666,8 @@ end
 --   skipped by reads and removed by agentfn_reap
 -- OPTION ALLOW_UNREGISTERED yes|no: deliver even when no record of the recipient exists
 --   (default no)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
+--   agentfn_task_submit's), stored with the message and returned by agentfn_msg_read
 -- returns: flat: id (the message id), expires_ms
 -- errors: BADARG, NOTFOUND, LIMIT, VERSION
 -- events: message.sent (message, from, to, message_type); publishes the message id on
@@ -2654,7 +2681,7 @@ local function agentfn_msg_send(keys, args)
   local kind = check_id(args[3], 'type')
   check_json(args[4], 'content')
   local options = parse_options(args, 5, {REPLY_TO = MSG.check_id, TTL_MS = OPT.positive_duration,
-    ALLOW_UNREGISTERED = OPT.yes_no})
+    ALLOW_UNREGISTERED = OPT.yes_no, TRACEPARENT = OPT.traceparent})
   check_schema(root, namespace)
   if not options.ALLOW_UNREGISTERED and redis.call('EXISTS', K.agent(root, to)) == 0 then
     raise(ERR.NOTFOUND, 'agent ' .. to .. ' is not registered (ALLOW_UNREGISTERED yes sends anyway)')
@@ -2664,7 +2691,8 @@ local function agentfn_msg_send(keys, args)
   local now = now_ms()
   local expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms)
   local id = MSG.append(root, to, {from = from, type = kind, content = args[4],
-    reply_to = options.REPLY_TO or '', sent_ms = now, expires_ms = expires_ms})
+    reply_to = options.REPLY_TO or '', sent_ms = now, expires_ms = expires_ms,
+    traceparent = options.TRACEPARENT})
   emit(root, 'message.sent', {'message', id, 'from', from, 'to', to, 'message_type', kind})
   return {'id', id, 'expires_ms', expires_ms}
 end
@@ -2772,7 +2800,8 @@ end
 -- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
 -- returns: flat array: tasks, [task...], wait, [stream key, newest id, ...], next_due_ms, ms or
 --   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,
---   priority, workflow, step, inputs (JSON text or ''), timeout_ms. wait and next_due_ms are
+--   priority, workflow, step, inputs (JSON text or ''), timeout_ms, traceparent (as submitted,
+--   or the workflow's for a step; '' when none). wait and next_due_ms are
 --   filled when tasks has fewer than COUNT (wait: the agent's direct stream, its capabilities'
 --   streams of each priority and root:delayed-wake, each with its newest entry id or 0-0;
 --   next_due_ms: the earliest due time in the delayed set)
@@ -2946,7 +2975,8 @@ end
 --   stream, entry (the stream entry while queued or running; the dead-letter entry while dead),
 --   lease_deadline_ms, result, error (the last one), errors (JSON array of {attempt, error,
 --   agent, at_ms}), to, idempotency_key, workflow, step, inputs, prompt, retention_ms,
---   cancel_requested (1 when canceled while running)
+--   cancel_requested (1 when canceled while running), traceparent (the W3C trace context it was
+--   submitted with, or its workflow's)
 -- errors: BADARG, NOTFOUND, VERSION
 -- example: FCALL_RO agentfn_task_get 1 agentfn:{default} t42
 local function agentfn_task_get(keys, args)
@@ -3029,6 +3059,9 @@ end
 --   returns that task instead of creating one
 -- OPTION TO agent_id: route the task to this registered agent only (its direct stream)
 -- OPTION RETENTION_MS ms: how long the finished task is kept (default 86400000)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the submitter's span,
+--   00-<32 hex trace id>-<16 hex span id>-<2 hex flags> (lower case, ids not all zeros); stored
+--   with the task and returned by every claim of it, so that each attempt's span is its child
 -- returns: flat array: id (t<number>), state (queued or delayed; the existing task's state when
 --   an idempotency key matched), created (1, or 0 when an idempotency key matched)
 -- errors: BADARG, LIMIT, NOTFOUND (TO names no registered agent), VERSION
@@ -3038,7 +3071,8 @@ end
 -- The options' checkers (built once, not on every call).
 local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
   MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration}
+  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration,
+  TRACEPARENT = OPT.traceparent}
 
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)
@@ -3133,6 +3167,8 @@ end
 -- ARGV[1] definition: the workflow definition, a JSON object (see above)
 -- OPTION RETENTION_MS ms: how long the finished workflow and its tasks are kept (default 24 h)
 -- OPTION CONTEXT json: the initial shared context document, a JSON object (default {})
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the creator's span (as
+--   agentfn_task_submit's), kept in the workflow record and given to every step's task
 -- returns: flat array: id (the workflow id), state (running), steps (how many), queued (root
 --   steps enqueued now)
 -- errors: BADARG, CYCLE, LIMIT, STATE (the chosen id exists), VERSION
@@ -3141,7 +3177,8 @@ end
 local function agentfn_wf_create(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 1, 'definition')
-  local options = parse_options(args, 2, {RETENTION_MS = OPT.positive_duration, CONTEXT = OPT.object})
+  local options = parse_options(args, 2, {RETENTION_MS = OPT.positive_duration, CONTEXT = OPT.object,
+    TRACEPARENT = OPT.traceparent})
   local definition = WF.parse_definition(args[1])
   check_schema(root, namespace)
   if definition.id and redis.call('EXISTS', K.workflow(root, definition.id)) == 1 then
@@ -3151,11 +3188,14 @@ local function agentfn_wf_create(keys, args)
   local now = now_ms()
   local steps = definition.steps
   local workflow = {id = definition.id or WF.new_id(root), policy = definition.policy,
-    retention_ms = options.RETENTION_MS or DEFAULTS.retention_ms}
+    retention_ms = options.RETENTION_MS or DEFAULTS.retention_ms, traceparent = options.TRACEPARENT}
   redis.call('HSET', K.workflow(root, workflow.id), 'id', workflow.id, 'state', WF_STATE.RUNNING,
     'policy', workflow.policy, 'created_ms', now, 'step_count', #steps, 'remaining', #steps, 'completed', 0,
     'failed', 0, 'skipped', 0, 'canceled', 0, 'input_required', 0, 'retention_ms', workflow.retention_ms,
     'context', options.CONTEXT or '{}', 'context_version', 0)
+  if workflow.traceparent then
+    redis.call('HSET', K.workflow(root, workflow.id), 'traceparent', workflow.traceparent)
+  end
   WF.store_steps(root, workflow.id, steps)
   WF.notify(root, workflow.id, 'workflow.created', nil, {'steps', #steps, 'policy', workflow.policy})
   local queued = 0
@@ -3180,11 +3220,11 @@ end
 -- returns: flat array: id, state (running, completed, failed, canceled), policy, created_ms,
 --   finished_ms, error (why it failed or was canceled), step_count, remaining (steps not final),
 --   completed, failed, skipped, canceled, input_required (steps waiting for a signal),
---   context_version, retention_ms, then (with STEPS yes) steps: an array of flat arrays in
---   definition order: id, capability, state (waiting, queued, input-required, completed, failed,
---   skipped, canceled), depends_on (comma-separated), input (JSON), attempts, task (current or
---   last task id), result (JSON), error, prompt (JSON), signal (JSON), queued_ms, started_ms,
---   finished_ms, task_state
+--   context_version, retention_ms, traceparent (as created with; '' when none), then (with
+--   STEPS yes) steps: an array of flat arrays in definition order: id, capability, state
+--   (waiting, queued, input-required, completed, failed, skipped, canceled), depends_on
+--   (comma-separated), input (JSON), attempts, task (current or last task id), result (JSON),
+--   error, prompt (JSON), signal (JSON), queued_ms, started_ms, finished_ms, task_state
 -- errors: BADARG, NOTFOUND, VERSION
 -- example: FCALL_RO agentfn_wf_get 1 agentfn:{default} w1
 local function agentfn_wf_get(keys, args)

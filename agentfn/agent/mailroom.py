@@ -41,6 +41,7 @@ from ..client.api.messages import Message, no_reply
 from ..client.waiting import BlockingConnection, wait_on_streams
 from .executors import error_text
 from .recovery import Recovery, run_thread
+from .tracing import message_span
 
 if TYPE_CHECKING:
     from .services import RuntimeServices
@@ -208,20 +209,23 @@ class Mailroom:
                 message.sender,
             )
         else:
-            try:
-                reply = self._call(handler, message)
-            except BaseException as error:  # noqa: BLE001 - SystemExit too: the thread goes on
-                log.warning(
-                    "agent %s: handler of message %s (type %r from %s) failed: %s; replied "
-                    "with the error and acknowledged",
-                    runtime.agent_id,
-                    message.id,
-                    message.type,
-                    message.sender,
-                    error_text(error),
-                    exc_info=error,
-                )
-                reply = {"error": error_text(error)}
+            with message_span(message, runtime.agent_id) as record:
+                try:
+                    reply = self._call(handler, message)
+                    record("handled", "")
+                except BaseException as error:  # noqa: BLE001 - SystemExit too: the thread goes on
+                    log.warning(
+                        "agent %s: handler of message %s (type %r from %s) failed: %s; replied "
+                        "with the error and acknowledged",
+                        runtime.agent_id,
+                        message.id,
+                        message.type,
+                        message.sender,
+                        error_text(error),
+                        exc_info=error,
+                    )
+                    reply = {"error": error_text(error)}
+                    record("failed", reply["error"])
         if reply is not None:
             try:
                 client.send(

@@ -20,6 +20,7 @@ from typing import Any
 
 from ... import keys
 from ...replies import as_int, as_json, as_text, pairs, xread_entries
+from ..tracing import traceparent_option
 from ..waiting import wait_for_work
 from .base import ApiBase, json_text, one_field
 from .steps import Step, drive, is_async
@@ -50,6 +51,8 @@ class Message:
     """When it expires, on the server's clock."""
     redelivered: bool = False
     """True when an earlier read delivered it and it was not acknowledged."""
+    traceparent: str | None = None
+    """The W3C trace context it was sent with, or None."""
     problem: str | None = None
     """Why the entry is not a well-formed message (content that is not valid JSON, a missing
     or non-numeric field: data written by a raw XADD, or stored before the library checked JSON
@@ -81,6 +84,7 @@ class Message:
             expires_ms=read("expires_ms", as_int, 0),
             redelivered=fields.get("redelivered") in ("1", 1, b"1"),
             problem="; ".join(problems) or None,
+            traceparent=fields.get("traceparent") or None,
         )
 
     @classmethod
@@ -243,11 +247,13 @@ class MessagesApi(ApiBase):
         reply_to: str | None = None,
         ttl_ms: int | None = None,
         allow_unregistered: bool = False,
+        traceparent: str | None = None,
     ) -> str:
         """agentfn_msg_send: put a message (any JSON value) in ``to``'s inbox; returns its id.
 
         NotFound when ``to`` was never registered (unless allow_unregistered), LimitExceeded when
-        its inbox is full.
+        its inbox is full. ``traceparent``: the W3C trace context its handler's span is a child
+        of; by default the current OpenTelemetry span's, when there is one.
         """
         return self._call(
             "agentfn_msg_send",
@@ -256,6 +262,7 @@ class MessagesApi(ApiBase):
                 "REPLY_TO": reply_to,
                 "TTL_MS": ttl_ms,
                 "ALLOW_UNREGISTERED": allow_unregistered or None,
+                "TRACEPARENT": traceparent_option(traceparent),
             },
             one_field("id"),
         )
@@ -268,16 +275,17 @@ class MessagesApi(ApiBase):
         *,
         capability: str | None = None,
         ttl_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> Broadcast:
         """agentfn_msg_broadcast: one message to every live agent with ``capability`` (all when None).
 
         Returns agent id -> message id for each agent reached (the sender is left out); the
-        result's ``full`` names live agents whose inbox was full.
+        result's ``full`` names live agents whose inbox was full. ``traceparent`` as for send.
         """
         return self._call(
             "agentfn_msg_broadcast",
             [from_agent, capability or "*", type, json_text(content)],
-            {"TTL_MS": ttl_ms},
+            {"TTL_MS": ttl_ms, "TRACEPARENT": traceparent_option(traceparent)},
             Broadcast.from_reply,
         )
 
