@@ -80,7 +80,9 @@ def test_complete_next_and_fail_next(client):
     assert isinstance(failed, FailResult) and failed.state == "queued" and failed.due_ms is not None
     assert failed.next is not None and [t.id for t in failed.next.tasks] == [second.id]
     final = client.fail(third.id, third.token, "bad input", retry=False)
-    assert final == FailResult(id=third.id, state="failed", due_ms=None, next=None)
+    assert final == FailResult(
+        id=third.id, state="failed", due_ms=None, next=None, attempt=1, max_attempts=3
+    )
 
 
 def test_empty_claim_tells_what_to_wait_on(client, deployed):

@@ -223,6 +223,8 @@ def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deploye
         "id": "t1",
         "state": "failed",
         "due_ms": "",
+        "attempt": "2",
+        "max_attempts": "3",
     }
     record = get(deployed, "t1")
     assert record["state"] == "failed" and record["error"] == "hopeless"
