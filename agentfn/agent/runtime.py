@@ -38,6 +38,7 @@ import redis
 
 from ..client.api.tasks import ClaimedTask, ClaimResult
 from ..client.batch import Batch
+from ..client.client import sync_twin
 from ..client.routing import not_run
 from ..client.waiting import ServerClock
 from ..constants import LIMITS
@@ -54,8 +55,9 @@ from ..errors import (
 from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync
 from .mailroom import Mailroom
 from .maintenance import Maintenance
+from .recovery import Recovery
 from .running import Running
-from .settling import Flight, finish_call
+from .settling import Flight, finish_call, log_failed_attempt
 from .types import AgentSettings, TaskContext
 from .waiter import WORK, Waiter
 
@@ -70,9 +72,6 @@ ABANDON = "abandon"
 PUMP_FINISHED = "pump-finished"
 STOP_NOW = "stop-now"
 
-#: Longest pause between two attempts to reach Redis after a connection error (s).
-MAX_RETRY_PAUSE_S = 5.0
-
 #: Pipelines of outcomes the pump may have in flight at once (concurrency > 1).
 MAX_FLIGHTS = 2
 
@@ -83,7 +82,9 @@ class Runtime:
     def __init__(self, agent: AgentSettings, loop: asyncio.AbstractEventLoop | None) -> None:
         assert agent.client is not None
         self.agent = agent
-        self.client = agent.client
+        self.client = sync_twin(agent.client)
+        """The runtime's own I/O goes through a synchronous Client (the agent's, or for an agent
+        bound to an AsyncClient, a twin on the same server); handlers get the agent's client."""
         self.agent_id = agent.agent_id
         self.clock = ServerClock()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -101,6 +102,8 @@ class Runtime:
         self._reserved = 0
         """Slots that the NEXT of pipelines in flight may fill."""
         self._connection: redis.Connection | None = None
+        self._connection_pool: redis.ConnectionPool | None = None
+        """The pool _connection came from (on a cluster, the slot owner's when it was taken)."""
         """The pump's own connection (from the client's pool) for its pipelines."""
         self._claim_wanted = True
         self._waiter_armed = False
@@ -113,6 +116,7 @@ class Runtime:
         self._loop = loop
         self._threads: HandlerThreads | None = None
         self._async: LoopExecutor | None = None
+        self._recovery = Recovery(self, "claiming and settling tasks")
         self.waiter = Waiter(self)
         self.maintenance = Maintenance(self)
         self.mailroom: Mailroom | None = None
@@ -148,6 +152,13 @@ class Runtime:
             self.agent_id, agent.capabilities, ttl_ms=agent.ttl_ms, metadata=agent.metadata
         )
         self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
+
+    def abort(self, error: BaseException) -> None:
+        """A thread cannot recover: stop now (deregistering hands its tasks back), and make
+        serve() raise ``error``."""
+        if self.failure is None:
+            self.failure = error
+        self.request_stop(now=True)
 
     def request_stop(self, *, now: bool = False) -> None:
         """Stop claiming; a second request (or now=True) ends the grace period at once."""
@@ -234,6 +245,8 @@ class Runtime:
             self._threads.close()
         if self._async is not None:
             self._async.close()
+        if self.client is not self.agent.client:
+            self.client.redis.close()
         log.info("agent %s stopped", self.agent_id)
 
     # -- the pump ----------------------------------------------------------------------------
@@ -245,7 +258,6 @@ class Runtime:
         return self._claim_wanted and not self.stopping and self._free() > 0
 
     def _pump(self) -> None:
-        pause = 0.0
         try:
             while not self.abandoned:
                 if not self._unsent and not self._flights and not self._may_claim():
@@ -263,28 +275,23 @@ class Runtime:
                         self._receive()
                     elif self._may_claim():
                         self._claim()
-                    pause = 0.0
-                except (
-                    redis.ConnectionError,
-                    redis.TimeoutError,
-                    redis.ResponseError,
-                    NamespaceMoving,
-                    LibraryNotReady,
-                    NotReplicated,
-                ) as error:
-                    # Unreachable, or a refusal that is not the library's (OOM, BUSY...), or on a
-                    # cluster the slot moved: try again later (on the namespace's owner by then).
+                    else:
+                        continue
+                    self._recovery.succeeded()
+                except (redis.RedisError, LibraryNotReady, NamespaceMoving, NotReplicated) as error:
+                    # Unreachable, the library gone (a restart without persistence), a refusal
+                    # that is not the library's (OOM, BUSY, NOPERM...), or on a cluster the slot
+                    # moved or failed over: log, try again later, on the namespace's owner by then.
                     self._ground_flights()
                     self._drop_connection()
-                    pause = min(MAX_RETRY_PAUSE_S, pause * 2 or 0.05)
-                    log.warning("agent %s: redis: %s; again in %.2f s", self.agent_id, error, pause)
-                    self._pause(pause)
+                    self._claim_wanted = True
+                    self._pause(self._recovery.failed(error))
         except BaseException as error:  # reported by the supervisor
             log.exception("agent %s: the pump failed", self.agent_id)
             self.failure = error
         finally:
-            if self._connection is not None:
-                self.client.redis.connection_pool.release(self._connection)
+            if self._connection is not None and self._connection_pool is not None:
+                self._connection_pool.release(self._connection)
             self.control.put(PUMP_FINISHED)
 
     def _drop_connection(self) -> None:
@@ -292,7 +299,8 @@ class Runtime:
         namespace's owner, found again after a redirect or a failover."""
         if self._connection is not None:
             self._connection.disconnect()
-            self.client.redis.connection_pool.release(self._connection)
+            if self._connection_pool is not None:
+                self._connection_pool.release(self._connection)
             self._connection = None
         self.client.route.reroute()
 
@@ -349,18 +357,24 @@ class Runtime:
             self.running.pop(running.task.id, None)
         wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
         batch = Batch(self.client)
-        for index, (running, outcome) in enumerate(finished):
-            finish_call(
-                batch,
+        sent = [
+            (
                 running,
-                outcome,
-                wanted if index == len(finished) - 1 else 0,
-                self.agent.lease_ms,
+                finish_call(
+                    batch,
+                    running,
+                    outcome,
+                    wanted if index == len(finished) - 1 else 0,
+                    self.agent.lease_ms,
+                ),
             )
-        self._flights.append(Flight(batch, finished, wanted))
+            for index, (running, outcome) in enumerate(finished)
+        ]
+        self._flights.append(Flight(batch, sent, wanted))
         self._reserved += wanted
         if self._connection is None:
-            self._connection = self.client.redis.connection_pool.get_connection()
+            self._connection_pool = self.client.redis.connection_pool
+            self._connection = self._connection_pool.get_connection()
         batch.write_to(self._connection)
 
     def _receive(self) -> None:
@@ -378,6 +392,10 @@ class Runtime:
         for (running, outcome), result in zip(flight.finished, results, strict=True):
             if isinstance(result, Exception):
                 self._refused(running, outcome, result)
+            elif outcome.kind == "fail":
+                log_failed_attempt(
+                    self.agent_id, running, outcome, result, self.clock.until(result.due_ms or 0)
+                )
         last = results[-1]
         if flight.wanted and not isinstance(last, Exception) and last.next is not None:
             self._accept(last.next, flight.wanted)
@@ -446,13 +464,15 @@ class Runtime:
         running = Running(
             task,
             handler,
-            TaskContext(task, self.agent_id, self.client),
+            TaskContext(task, self.agent_id, self.agent.client or self.client),
             self.agent.lease_ms,
             time.monotonic(),
         )
         self.running[task.id] = running
         self.maintenance.watch(running)
-        if handler is None:
+        if task.problem is not None:
+            self._done(running, Outcome("fail", error=f"PoisonTask: {task.problem}", retry=False))
+        elif handler is None:
             self._done(
                 running,
                 Outcome(

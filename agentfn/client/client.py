@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
+from redis.cluster import ClusterNode, RedisCluster
 
 from .. import keys
 from ..errors import LibraryNotReady, NotReplicated, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
+from ..urls import url_of
 from .api.base import Parser, build_call
 from .api.messages import MessagesApi
 from .api.meta import MetaApi
@@ -26,22 +28,22 @@ from .api.workflows import WorkflowsApi
 from .routing import Durability, Route
 
 
-def _translate(error: redis.ResponseError, route: Route | None = None) -> Exception:
+def _translate(error: redis.ResponseError, client: _ClientCore) -> Exception:
     ours = library_error(str(error))
     if ours is not None:
         return ours
-    if route is not None and is_missing_function(error):
+    if is_missing_function(error):  # Redis restarted without persistence, a node without it...
+        # url_of(client.redis): the server, or on a cluster the primary serving the namespace.
         return LibraryNotReady(
-            f"the agentfn library is not loaded on {route.address} (it serves {route.key}): "
-            "run agentfn deploy"
+            compatibility_problem(None, client.namespace, url_of(client.redis)) or str(error)
         )
     return error
 
 
-def _raise_unless_missing(error: redis.ResponseError) -> None:
+def _raise_unless_missing(error: redis.ResponseError, client: _ClientCore) -> None:
     """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
     if not is_missing_function(error):
-        raise _translate(error) from None
+        raise _translate(error, client) from None
 
 
 class _ClientCore:
@@ -50,18 +52,19 @@ class _ClientCore:
     def __init__(
         self,
         redis_client: Any,
-        namespace: str = "default",
+        namespace: str | None = None,
         *,
         check_library: bool = True,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
     ) -> None:
         """``redis_client``: a redis.Redis, a RedisCluster (or their asyncio twins), e.g. from
-        ``agentfn.connect(url)``. ``wait_replicas`` > 0: every write call also waits until that
+        ``agentfn.connect(url)``. ``namespace``: else $AGENTFN_NAMESPACE, else ``default``
+        (keys.resolve_namespace). ``wait_replicas`` > 0: every write call also waits until that
         many replicas acknowledged it (WAIT), else raises NotReplicated after ``wait_timeout_ms``.
         """
-        self.namespace = keys.validate_namespace(namespace)
-        self.root = keys.root(namespace)
+        self.namespace = keys.validate_namespace(keys.resolve_namespace(namespace))
+        self.root = keys.root(self.namespace)
         shared = isinstance(redis_client, Route) and redis_client.key == self.root
         self.route = redis_client if shared else Route(redis_client, self.root)
         if wait_replicas > 0:
@@ -89,7 +92,7 @@ class _ClientCore:
 
     def _raise_if_incompatible(self, reply: Any) -> None:
         info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
-        problem = compatibility_problem(info, self.namespace)
+        problem = compatibility_problem(info, self.namespace, url_of(self.redis))
         if problem:
             raise LibraryNotReady(problem)
         self._library_checked = True
@@ -120,7 +123,7 @@ class Client(_ClientBase):
         try:
             reply = self.route.execute("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            _raise_unless_missing(error)
+            _raise_unless_missing(error, self)
             reply = None
         self._raise_if_incompatible(reply)
 
@@ -137,7 +140,7 @@ class Client(_ClientBase):
         try:
             reply = self.route.execute(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error, self.route) from None
+            raise _translate(error, self) from None
         except NotReplicated as error:
             error.result = self._finish(error.reply, parse)
             raise
@@ -152,7 +155,7 @@ class AsyncClient(_AsyncApi, _ClientCore):
         try:
             reply = await self.route.execute_async("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            _raise_unless_missing(error)
+            _raise_unless_missing(error, self)
             reply = None
         self._raise_if_incompatible(reply)
 
@@ -172,8 +175,100 @@ class AsyncClient(_AsyncApi, _ClientCore):
         try:
             reply = await self.route.execute_async(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error, self.route) from None
+            raise _translate(error, self) from None
         except NotReplicated as error:
             error.result = self._finish(error.reply, parse)
             raise
         return self._finish(reply, parse)
+
+
+#: The connection settings an asyncio pool shares with a synchronous one.
+_SHARED_SETTINGS = (
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "path",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "decode_responses",
+    "encoding",
+    "encoding_errors",
+    "client_name",
+    "health_check_interval",
+    "retry_on_timeout",
+    "protocol",
+    "credential_provider",
+)
+
+_SYNC_CONNECTION = {
+    "Connection": redis.Connection,
+    "SSLConnection": redis.SSLConnection,
+    "UnixDomainSocketConnection": redis.UnixDomainSocketConnection,
+}
+
+
+def _sync_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in kwargs.items()
+        if name in _SHARED_SETTINGS or name.startswith("ssl_")
+    }
+
+
+def _sync_connection_class(name: str) -> type[redis.Connection]:
+    connection_class = _SYNC_CONNECTION.get(name)
+    if connection_class is None:
+        raise TypeError(
+            f"cannot run an agent on a {name} connection: "
+            "bind it to a Client(agentfn.connect(url)) instead"
+        )
+    return connection_class
+
+
+def _sync_cluster(cluster: Any) -> RedisCluster:
+    """A synchronous RedisCluster on the nodes and settings of an asyncio one."""
+    nodes = list(cluster.nodes_manager.startup_nodes.values())
+    settings = _sync_settings(nodes[0].connection_kwargs)
+    for name in ("host", "port", "db", "path"):
+        settings.pop(name, None)
+    if _sync_connection_class(nodes[0].connection_class.__name__) is redis.SSLConnection:
+        settings["ssl"] = True
+    return RedisCluster(
+        startup_nodes=[ClusterNode(node.host, node.port) for node in nodes],
+        **settings,
+    )
+
+
+def sync_twin(client: Client | AsyncClient) -> Client:
+    """A synchronous Client on the same server (or cluster), settings, namespace and durability
+    as ``client``.
+
+    The agent runtime does its Redis I/O from threads, over redis-py's synchronous client (it
+    is faster there, and a thread cannot use an asyncio connection): an agent bound to an
+    AsyncClient runs its machinery on this twin, and its handlers get the AsyncClient.
+    """
+    if isinstance(client, Client):
+        return client
+    twin: Any
+    if client.route.cluster is not None:  # an asyncio RedisCluster
+        twin = _sync_cluster(client.route.cluster)
+    else:
+        pool = client.redis.connection_pool
+        connection_class = _sync_connection_class(pool.connection_class.__name__)
+        twin = redis.Redis(
+            connection_pool=redis.ConnectionPool(
+                connection_class=connection_class, **_sync_settings(pool.connection_kwargs)
+            )
+        )
+    durability = client.route.durability
+    return Client(
+        twin,
+        client.namespace,
+        check_library=not client._library_checked,
+        wait_replicas=durability.replicas if durability else 0,
+        wait_timeout_ms=durability.timeout_ms if durability else 1000,
+    )

@@ -21,17 +21,7 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 
-SENTINEL_SCHEME = "redis+sentinel"
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}***@{host}").geturl()
+from ..urls import SENTINEL_SCHEME, redact_url
 
 
 def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
@@ -57,7 +47,9 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any
         sentinels.append((host or address, int(port) if host else 26379))
     path = [piece for piece in parts.path.split("/") if piece]
     if not path:
-        raise ValueError(f"{redact(url)}: a redis+sentinel URL names the service: .../<service>")
+        raise ValueError(
+            f"{redact_url(url)}: a redis+sentinel URL names the service: .../<service>"
+        )
     options: dict[str, Any] = {}
     if len(path) > 1:
         options["db"] = int(path[1])

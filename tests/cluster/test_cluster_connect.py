@@ -71,6 +71,24 @@ def test_moved_error_is_one_line_naming_it(cluster: LocalCluster, spread: list[s
     assert text.startswith("MOVED slot ") and "127.0.0.1:" in text
 
 
+def test_a_cluster_error_is_a_passing_one_for_the_agent(
+    cluster: LocalCluster, spread: list[str]
+) -> None:
+    """The runtime's recovery retries MOVED (after finding the owner again) with backoff and
+    says it in words: it never counts towards the errors that end an agent."""
+    from agentfn.agent.recovery import describe, recoverable, reroutes
+
+    wrong = cluster.primaries()[1]
+    with wrong.client() as node:
+        try:
+            node.get(f"agentfn:{{{spread[0]}}}")
+        except redis.ResponseError as error:
+            moved = error
+        assert recoverable(moved) and reroutes(moved)
+        assert describe(moved, node).startswith("MOVED slot ")
+        assert describe(moved, node).endswith(f"(asked redis://{wrong.address})")
+
+
 def test_async_messages_and_workflow_wait_on_a_cluster(
     cluster: LocalCluster, spread: list[str]
 ) -> None:
@@ -94,3 +112,48 @@ def test_async_messages_and_workflow_wait_on_a_cluster(
         return [message.type for message in received], info.state
 
     assert asyncio.run(scenario()) == (["note"], "completed")
+
+
+def test_an_asyncio_agent_on_an_async_cluster_client(
+    cluster: LocalCluster, spread: list[str]
+) -> None:
+    """The agent's machinery runs on a synchronous twin of the asyncio cluster (sync_twin): a
+    RedisCluster routing to the namespace's owner, with the client's durability option."""
+    namespace = spread[2]
+    sync_connection = agentfn.connect(cluster.nodes[0].url, decode_responses=True)
+    agentfn.deploy(sync_connection, namespace)
+    sync_connection.close()
+
+    async def scenario() -> tuple[str, object, int]:
+        connection = await agentfn.connect_async(cluster.nodes[1].url, decode_responses=True)
+        client = agentfn.AsyncClient(connection, namespace, wait_replicas=1)
+        agent = agentfn.Agent(None, "async-echo")
+
+        @agent.handler("echo")
+        async def echo(task: agentfn.TaskContext) -> object:
+            return (await task.client.get_task(task.id)).payload
+
+        serving = asyncio.create_task(agent.bind(client).run_async(handle_signals=False))
+        try:
+            workflow_id = await client.create_workflow(
+                [{"id": "only", "capability": "echo", "input": {"n": 7}}]
+            )
+            info = await client.wait_workflow(workflow_id, timeout=20)
+            return info.state.value, info.results["only"], agent_twin_replicas(agent)
+        finally:
+            agent.stop()
+            await serving
+            await connection.aclose()
+
+    state, result, replicas = asyncio.run(scenario())
+    assert (state, result, replicas) == ("completed", {"n": 7}, 1)
+
+
+def agent_twin_replicas(agent: agentfn.Agent) -> int:
+    from agentfn.client.client import sync_twin
+
+    twin = sync_twin(agent.client)  # type: ignore[arg-type]
+    assert isinstance(twin.connection, redis.cluster.RedisCluster)
+    durability = twin.route.durability
+    twin.connection.close()
+    return durability.replicas if durability else 0

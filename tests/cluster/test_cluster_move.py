@@ -99,7 +99,7 @@ def test_slot_moved_to_a_node_without_the_library_is_named_then_repaired(
     with target.client() as bare:
         bare.function_delete("agentfn")
     reshard_one_slot(cluster, source, target)
-    with pytest.raises(agentfn.LibraryNotReady, match=f"not loaded on {target.address}"):
+    with pytest.raises(agentfn.LibraryNotReady, match=f"not deployed on redis://{target.address}"):
         client.get_task(task_id)
     agentfn.deploy(connection, namespace)
     assert client.get_task(task_id).state == "queued"
