@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..client.routing import is_cluster
-from .common import CliError, Command, add_common_arguments, connect, print_json
+from .common import CliError, Command, add_common_arguments, connect, namespace_of, print_json
 from .slots import MoveRefused, move_namespace
 
 
@@ -14,7 +14,7 @@ def cmd_cluster(args: argparse.Namespace) -> None:
     if not is_cluster(connection):
         raise CliError("--url names a server that is not part of a Redis Cluster")
     try:
-        report = move_namespace(connection, args.namespace, args.to)
+        report = move_namespace(connection, namespace_of(args), args.to)
     except MoveRefused as error:
         raise CliError(f"move refused: {error}") from None
     if args.json:
