@@ -5,8 +5,8 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = 'acad3e4ebacf6dd42ff59c225bf1e52b0ba083b251b71ec2fa1383148189031d'
-local SCHEMA_VERSION = 3
+local CODE_SHA = '3f187550cb7ab6b9313f2cf9208218bc5727db65536336006d818fe53daee91d'
+local SCHEMA_VERSION = 2
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}
