@@ -46,6 +46,8 @@ PYTHON_COMMANDS = {
     "xlen": "XLEN",
     "xinfo_groups": "XINFO|GROUPS",
     "zcard": "ZCARD",
+    "scard": "SCARD",
+    "pexpire": "PEXPIRE",
     "hmget": "HMGET",
     "hget": "HGET",
     "scan_iter": "SCAN",
@@ -131,9 +133,9 @@ ROLES: dict[str, Role] = {
         ("agent", "client"),
     ),
     "observer": Role(
-        "read-only views: status, events, FCALL_RO of the no-writes functions",
+        "read-only views: status, events, dashboard, metrics, FCALL_RO of the no-writes functions",
         None,
-        ("client/status.py", "client/waiting.py", "cli/ops.py", "cli/views.py"),
+        ("client/status.py", "client/waiting.py", "cli/ops.py", "cli/views.py", "dashboard"),
         writes=False,
     ),
 }
