@@ -182,6 +182,17 @@ def test_cli_prints_rules_and_applies_users_once(
         r.acl_deluser(name)
 
 
+def test_apply_without_a_redis_refuses_instead_of_a_temporary_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users (and printed passwords) of a server deleted on exit would be useless."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["acl", "--apply"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "--apply needs your Redis" in captured.err and "temporary" not in captured.out
+
+
 def test_every_command_of_the_library_is_reached_by_some_function() -> None:
     """The call graph misses nothing: each redis.call of the library is reachable from a function."""
     source = render_library().source

@@ -22,6 +22,7 @@ in the Python side's commands. See README "Roles" for what ACLs cannot stop.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -244,7 +245,14 @@ def cmd_acl(args: argparse.Namespace) -> None:
     if not re.fullmatch(r"[\w.-]{1,64}", args.namespace):
         raise CliError(f"invalid namespace {args.namespace!r}")
     roles = [args.role] if args.role else list(ROLES)
-    client = connect(args.url) if args.apply else None
+    url = args.url or os.environ.get("REDIS_URL")
+    if args.apply and not url:
+        # Users created on a temporary server would vanish with it, their passwords useless.
+        raise CliError(
+            "--apply needs your Redis (users of a temporary server would vanish with it): "
+            "pass --url redis://host:port or set REDIS_URL"
+        )
+    client = connect(url) if args.apply else None
     created = {}
     for role in roles:
         password = secrets.token_urlsafe(32) if args.apply else None
@@ -270,7 +278,9 @@ def cmd_acl(args: argparse.Namespace) -> None:
 
 
 def setup_acl(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
+    add_common_arguments(
+        parser, "the Redis to create the users on with --apply (default: $REDIS_URL)"
+    )
     parser.add_argument("--role", choices=list(ROLES), help="one role (default: all four)")
     parser.add_argument(
         "--apply",

@@ -36,17 +36,16 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def add_url_argument(parser: argparse.ArgumentParser) -> None:
+URL_HELP = "Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)"
+
+
+def add_url_argument(parser: argparse.ArgumentParser, url_help: str = URL_HELP) -> None:
     """--url: the Redis to use (a temporary embedded redis-server when neither it nor $REDIS_URL is given)."""
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)",
-    )
+    parser.add_argument("--url", default=None, help=url_help)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    add_url_argument(parser)
+def add_common_arguments(parser: argparse.ArgumentParser, url_help: str = URL_HELP) -> None:
+    add_url_argument(parser, url_help)
     parser.add_argument(
         "--namespace",
         default=os.environ.get("AGENTFN_NAMESPACE", "default"),
