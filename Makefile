@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 
-.PHONY: demo test lint bench redis-deps system-deps protocol clean
+.PHONY: demo test lint bench redis-deps system-deps protocol release clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
@@ -47,6 +47,11 @@ $(STAMP): pyproject.toml
 # Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
 protocol: $(STAMP)
 	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
+
+# Refresh the release files (release/: rendered library, migrations, runner scripts) after
+# editing lua/ or migrations/; release/deploy.sh deploys them with redis-cli alone.
+release: $(STAMP)
+	$(BIN)/agentfn render --release release
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -182,6 +182,19 @@ def test_cli_prints_rules_and_applies_users_once(
         r.acl_deluser(name)
 
 
+def test_cli_namespace_defaults_and_is_checked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGENTFN_NAMESPACE", raising=False)
+    assert main(["acl", "--role", "observer"]) == 0
+    assert "ACL SETUSER agentfn-default-observer " in capsys.readouterr().out
+    monkeypatch.setenv("AGENTFN_NAMESPACE", "fromenv")
+    assert main(["acl", "--role", "agent", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agent"]["user"] == "agentfn-fromenv-agent"
+    assert main(["acl", "--namespace", "bad ns"]) == 2
+    assert capsys.readouterr().err.startswith("agentfn: --namespace 'bad ns': ")
+
+
 def test_apply_without_a_redis_refuses_instead_of_a_temporary_server(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,6 @@ in the Python side's commands. See README "Roles" for what ACLs cannot stop.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -32,7 +31,15 @@ from .. import keys
 from ..library.paths import migrations_dir
 from ..library.protocol import load_specs
 from ..library.render import render_library
-from .common import CliError, Command, add_common_arguments, connect, print_json
+from .common import (
+    CliError,
+    Command,
+    add_common_arguments,
+    connect,
+    given_url,
+    namespace_of,
+    print_json,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -242,10 +249,9 @@ def setuser_arguments(namespace: str, role: str, password: str | None) -> list[s
 
 
 def cmd_acl(args: argparse.Namespace) -> None:
-    if not re.fullmatch(r"[\w.-]{1,64}", args.namespace):
-        raise CliError(f"invalid namespace {args.namespace!r}")
+    namespace = namespace_of(args)
     roles = [args.role] if args.role else list(ROLES)
-    url = args.url or os.environ.get("REDIS_URL")
+    url = given_url(args.url)
     if args.apply and not url:
         # Users created on a temporary server would vanish with it, their passwords useless.
         raise CliError(
@@ -256,7 +262,7 @@ def cmd_acl(args: argparse.Namespace) -> None:
     created = {}
     for role in roles:
         password = secrets.token_urlsafe(32) if args.apply else None
-        arguments = setuser_arguments(args.namespace, role, password)
+        arguments = setuser_arguments(namespace, role, password)
         if client is not None:
             client.execute_command("ACL", "SETUSER", *arguments)
             created[arguments[0]] = password
@@ -266,7 +272,7 @@ def cmd_acl(args: argparse.Namespace) -> None:
     if args.json:
         print_json(
             {
-                role: {"user": user_name(args.namespace, role), "commands": role_commands(role)}
+                role: {"user": user_name(namespace, role), "commands": role_commands(role)}
                 for role in roles
             }
             | ({"passwords": created} if created else {})
@@ -278,9 +284,7 @@ def cmd_acl(args: argparse.Namespace) -> None:
 
 
 def setup_acl(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(
-        parser, "the Redis to create the users on with --apply (default: $REDIS_URL)"
-    )
+    add_common_arguments(parser, "else none: only --apply connects, to create the users")
     parser.add_argument("--role", choices=list(ROLES), help="one role (default: all four)")
     parser.add_argument(
         "--apply",
