@@ -87,10 +87,13 @@ ROLES: dict[str, Role] = {
         ("library/deploy.py", "library/migrate.py", "client/status.py"),
     ),
     "orchestrator": Role(
-        "submit tasks, run workflows, send messages, wait for results",
+        "submit tasks, run workflows, send messages, wait for results; mcp, a2a, dashboard actions",
         frozenset(
             "agentfn_" + name
             for name in [
+                "agent_register",  # agentfn mcp: the server is an agent (its inbox) while it serves
+                "agent_heartbeat",
+                "agent_deregister",
                 "task_submit",
                 "task_get",
                 "task_cancel",
@@ -110,7 +113,7 @@ ROLES: dict[str, Role] = {
                 "reap",
             ]
         ),
-        ("client",),
+        ("client", "mcp", "a2a", "dashboard"),
     ),
     "agent": Role(
         "serve tasks with the Agent runtime, exchange messages",
