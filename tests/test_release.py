@@ -9,7 +9,8 @@ from pathlib import Path
 
 import agentfn
 from agentfn.library.deploy import deployed_library
-from agentfn.library.migrate import schema_version
+from agentfn.library.migrate import list_migrations, schema_version
+from agentfn.library.paths import migrations_dir
 from agentfn.library.release import stale_release_files
 from agentfn.library.render import render_library
 
@@ -36,7 +37,7 @@ def test_redis_cli_deploy_loads_the_library_and_migrates_then_changes_nothing(r,
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"loaded agentfn {agentfn.__version__}",
-        "applied 0001_init.lua to namespace shipped",
+        *[f"applied {m.path.name} to namespace shipped" for m in list_migrations(migrations_dir())],
     ]
     info = deployed_library(r, "shipped")
     assert info is not None and info.code_sha == render_library().code_sha
@@ -51,7 +52,7 @@ def test_redis_cli_deploy_loads_the_library_and_migrates_then_changes_nothing(r,
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
         f"library agentfn {agentfn.__version__} already loaded",
-        "namespace shipped up to date (schema 1)",
+        f"namespace shipped up to date (schema {len(list_migrations(migrations_dir()))})",
     ]
 
 
