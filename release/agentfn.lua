@@ -5,8 +5,8 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '81e2e63bd651b0d2d7f926d4f113a6bc46d6538bd429422ded3b741614583f4d'
-local SCHEMA_VERSION = 3
+local CODE_SHA = 'f5286069f51b711444a31f791a65c2768c2e4c4ecec25d8ab4900eff69ad299a'
+local SCHEMA_VERSION = 2
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}
