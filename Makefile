@@ -1,6 +1,6 @@
 # The two commands: `make demo` (the main job) and `make test`.
 # Both create .venv when missing, install agentfn into it, and install Debian's redis-server
-# (and, for the tests, Node.js) when it is not on PATH.
+# (and, for the tests, Node.js and chromium) when it is not on PATH.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,12 +19,13 @@ test: $(STAMP) system-deps
 bench: $(BENCH_STAMP) redis-deps
 	$(BIN)/python bench/run.py
 
-# redis-server and redis-tools; the tests also need Node.js (the cross-language contract).
+# redis-server and redis-tools; the tests also need Node.js (the cross-language contract) and
+# Debian's chromium (the dashboard's browser tests).
 redis-deps:
 	@scripts/system-deps.sh
 
 system-deps:
-	@scripts/system-deps.sh --node
+	@scripts/system-deps.sh --node --browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

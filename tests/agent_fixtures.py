@@ -9,13 +9,14 @@ waits on events (BLPOP) instead of sleeping:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import agentfn
 from agentfn import keys
@@ -23,6 +24,8 @@ from agentfn import keys
 REPO = Path(__file__).resolve().parent.parent
 
 STARTED = "agentfn-test:started"
+
+T = TypeVar("T")
 
 
 def release_key(task_id: str) -> str:
@@ -79,27 +82,42 @@ def echo(task: agentfn.TaskContext) -> Any:
 # -- helpers for the tests (not agents) --------------------------------------------------------
 
 
-def wait_for_task(
-    client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0
-) -> agentfn.TaskInfo:
-    """Block until the task is in one of ``states``: XREAD BLOCK on the namespace's event stream
-    from its newest id read before each look at the task, so no transition is missed."""
+def wait_for(client: agentfn.Client, check: Callable[[], T], what: str, timeout: float = 10.0) -> T:
+    """Block until ``check()`` returns something true, and return it: XREAD BLOCK on the
+    namespace's event stream from its newest id read before each check, so no transition is
+    missed."""
     events = keys.events(client.namespace)
     deadline = time.monotonic() + timeout
     while True:
         newest = client.redis.xrevrange(events, count=1)
         last_id = newest[0][0] if newest else "0-0"
-        info = client.get_task(task_id)
+        value = check()
         remaining = deadline - time.monotonic()
-        if info.state in states:
-            return info
+        if value:
+            return value
         if remaining <= 0:
-            raise AssertionError(
-                f"task {task_id} is {info.state} after {timeout} s, expected one of {states}"
-            )
+            raise AssertionError(f"{what}: not after {timeout} s")
         client.redis.execute_command(
             "XREAD", "BLOCK", max(1, int(remaining * 1000)), "STREAMS", events, last_id
         )
+
+
+def wait_for_task(
+    client: agentfn.Client, task_id: str, states: set[str], timeout: float = 10.0
+) -> agentfn.TaskInfo:
+    """Block until the task is in one of ``states`` (see wait_for)."""
+    last: list[agentfn.TaskInfo] = []
+
+    def check() -> agentfn.TaskInfo | None:
+        last[:] = [client.get_task(task_id)]
+        return last[0] if last[0].state in states else None
+
+    try:
+        return wait_for(client, check, f"task {task_id}", timeout)
+    except AssertionError:
+        raise AssertionError(
+            f"task {task_id} is {last[0].state} after {timeout} s, expected one of {states}"
+        ) from None
 
 
 def wait_server_ms(client: agentfn.Client, milliseconds: int) -> None:
@@ -119,8 +137,11 @@ def serving(agent: agentfn.Agent) -> Iterator[agentfn.Agent]:
         assert not thread.is_alive(), f"agent {agent.agent_id} did not stop"
 
 
-def spawn_worker(redis_url: str, target: str, *options: str) -> subprocess.Popen[str]:
-    """``python -m agentfn worker <target> --url <redis_url> <options>`` from the repository root."""
+def spawn_worker(
+    redis_url: str, target: str, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``python -m agentfn worker <target> --url <redis_url> <options>`` from the repository root
+    (``env``: variables added to this process's environment)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -138,4 +159,5 @@ def spawn_worker(redis_url: str, target: str, *options: str) -> subprocess.Popen
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )

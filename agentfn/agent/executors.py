@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import LIMITS
+from .tracing import attempt_span
 from .types import Handler, InputRequired, PermanentFailure, TaskContext
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ class Outcome:
     """For an input request: the prompt (complete with INPUT_REQUIRED)."""
     error: str = ""
     retry: bool = True
+
+    @property
+    def name(self) -> str:
+        """How the attempt ended: completed, input-required, failed or dropped."""
+        if self.kind == "complete":
+            return "input-required" if self.prompt is not None else "completed"
+        return {"fail": "failed", "drop": "dropped"}.get(self.kind, self.kind)
 
 
 DROPPED = Outcome("drop")
@@ -52,21 +60,27 @@ def _outcome_of_error(error: BaseException) -> Outcome:
 
 
 def call_sync(handler: Handler, context: TaskContext) -> Outcome:
-    """Run a sync handler; its return value or exception as an Outcome."""
-    try:
-        return Outcome("complete", result=handler.function(context))
-    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    """Run a sync handler; its return value or exception as an Outcome (in a span when tracing)."""
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=handler.function(context))
+        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome.name, outcome.error)
+        return outcome
 
 
 async def call_async(handler: Handler, context: TaskContext) -> Outcome:
     """Run an async handler; cancelling it (timeout, cancel, shutdown) drops its result."""
-    try:
-        return Outcome("complete", result=await handler.function(context))
-    except asyncio.CancelledError as error:
-        return DROPPED if context.interrupted else _outcome_of_error(error)
-    except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
-        return _outcome_of_error(error)
+    with attempt_span(context) as record:
+        try:
+            outcome = Outcome("complete", result=await handler.function(context))
+        except asyncio.CancelledError as error:
+            outcome = DROPPED if context.interrupted else _outcome_of_error(error)
+        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+            outcome = _outcome_of_error(error)
+        record(outcome.name, outcome.error)
+        return outcome
 
 
 class HandlerThreads:

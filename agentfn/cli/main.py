@@ -11,7 +11,7 @@ import redis
 
 from ..errors import AgentfnError
 from ..version import __version__
-from . import library, ops, worker
+from . import library, ops, watch, worker
 from .common import CliError, Command
 from .demo import command as demo
 
@@ -21,6 +21,7 @@ COMMANDS: dict[str, Command] = {
     **ops.COMMANDS,
     **demo.COMMANDS,
     **worker.COMMANDS,
+    **watch.COMMANDS,
 }
 
 

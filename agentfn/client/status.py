@@ -193,25 +193,66 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
     return rows
 
 
-def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
-    """How many workflows are in each state (every state listed, zeros included, once any exists)."""
+@dataclass(frozen=True)
+class WorkflowRow:
+    """One workflow record, as lists of workflows show it."""
+
+    id: str
+    state: str
+    created_ms: int
+    step_count: int
+    completed: int
+
+
+def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]:
+    """Every workflow record, newest first."""
     prefix = f"{keys.root(namespace)}:wf:"
     records = [
         key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
     ]  # not sub-keys
+    fields = _pipelined(
+        client, records, lambda p, k: p.hmget(k, "state", "created_ms", "step_count", "completed")
+    )
+    rows = [
+        WorkflowRow(
+            key[len(prefix) :],
+            state or "unknown",
+            int(created or 0),
+            int(steps or 0),
+            int(done or 0),
+        )
+        for key, ((state, created, steps, done),) in zip(records, fields)
+    ]
+    rows.sort(key=lambda row: (-row.created_ms, row.id))
+    return rows
+
+
+def count_workflows(rows: list[WorkflowRow]) -> dict[str, int]:
+    """How many workflows are in each state (every state listed, zeros included, once any exists)."""
     counts: dict[str, int] = {}
-    for (state,) in _pipelined(client, records, lambda p, k: p.hget(k, "state")):
-        counts[state or "unknown"] = counts.get(state or "unknown", 0) + 1
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
     if counts:
         counts = {**{state.value: 0 for state in WorkflowState}, **counts}
     return counts
 
 
+def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """How many workflows are in each state (every state listed, zeros included, once any exists)."""
+    return count_workflows(read_workflow_rows(client, namespace))
+
+
+def read_inboxes(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """Agent id -> messages in its inbox not acknowledged yet (unread, or read and not acknowledged)."""
+    prefix = f"{keys.root(namespace)}:inbox:"
+    inboxes = list(scan(client, f"{prefix}*", "stream"))
+    lengths = _pipelined(client, inboxes, lambda p, k: p.xlen(k))
+    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths)}
+
+
 def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:
     """The namespace's state, read from its keys (no writes)."""
     now = server_ms(client)
-    inboxes = list(scan(client, f"{keys.root(namespace)}:inbox:*", "stream"))
-    messages = sum(length for (length,) in _pipelined(client, inboxes, lambda p, k: p.xlen(k)))
     return NamespaceStatus(
         namespace=namespace,
         server_ms=now,
@@ -222,6 +263,6 @@ def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:
         delayed=client.zcard(keys.delayed(namespace)),
         dead=client.xlen(keys.dead_letters(namespace)),
         events=client.xlen(keys.events(namespace)),
-        messages=messages,
+        messages=sum(read_inboxes(client, namespace).values()),
         workflows=read_workflows(client, namespace),
     )

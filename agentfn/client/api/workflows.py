@@ -22,6 +22,7 @@ from typing import Any
 from ... import keys
 from ...constants import StepState, WorkflowPolicy, WorkflowState
 from ...replies import as_int, as_json, as_optional_int, pairs
+from ..tracing import with_trace_context
 from .base import ApiBase
 from .steps import Step, run_async, run_sync
 
@@ -317,6 +318,7 @@ class WorkflowsApi(ApiBase):
         InvalidState when ``workflow_id`` exists.
         """
         definition = build_definition(steps, policy=policy, workflow_id=workflow_id, chain=chain)
+        context = with_trace_context(context)  # unchanged unless OpenTelemetry traces this call
         return self._call(
             "agentfn_wf_create",
             [definition],
