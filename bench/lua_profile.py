@@ -15,8 +15,8 @@ figure. Run alone: ``.venv/bin/python bench/lua_profile.py [--tasks N]``.
 usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU per task
 (INFO used_cpu_sys + used_cpu_user) over whole lifecycles (submit, claim, complete), one at a
 time and batched. ``--compare REV`` runs the same figures for lua/ as of git revision REV (e.g.
-HEAD) on the same private server, interleaved with this checkout's, to show a change's effect:
-``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
+HEAD; several, comma-separated) on the same private server, interleaved with this checkout's,
+to show a change's effect: ``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ EDITS = [
     ("includes/emit.lua", "local function emit(", "", "  local prof_t0 = PROF.us()"),
     (
         "includes/emit.lua",
-        "  redis.call('PUBLISH', ",
+        "    unpack(fields))",
         "",
-        "  PROF.add('(within the above) emit: XADD events + PUBLISH', prof_t0)",
+        "  PROF.add('(within the above) emit: XADD events', prof_t0)",
     ),
     ("includes/task_claim.lua", "function TASK.take(", "", "  local prof_t0 = PROF.us()"),
     (
@@ -390,7 +390,9 @@ def main() -> None:
         help="usec_per_call, redis.calls and CPU per task of the shipped library",
     )
     parser.add_argument(
-        "--compare", metavar="REV", help="with --lifecycle: also lua/ as of git revision REV"
+        "--compare",
+        metavar="REV[,REV...]",
+        help="with --lifecycle: also lua/ as of each git revision REV (e.g. experiments' commits)",
     )
     parser.add_argument(
         "--repeats",
@@ -403,8 +405,8 @@ def main() -> None:
         connection = redis.Redis(host=server.host, port=server.port, decode_responses=True)
         if options.lifecycle:
             sources = {"this checkout": library_source()}
-            if options.compare:
-                sources = {options.compare: library_source(options.compare)} | sources
+            revisions = [name for name in (options.compare or "").split(",") if name]
+            sources = {name: library_source(name) for name in revisions} | sources
             print(compare(connection, sources, options.tasks, options.repeats))
         else:
             print(sections(connection, options.tasks))
