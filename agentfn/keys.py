@@ -94,11 +94,6 @@ def leases(namespace: str) -> str:
     return f"{root(namespace)}:leases"
 
 
-def agent_tasks(namespace: str, agent_id: str) -> str:
-    """Set: ids of the tasks an agent is running."""
-    return f"{root(namespace)}:agent:{agent_id}:tasks"
-
-
 def idempotency(namespace: str, key: str) -> str:
     """String: the id of the task submitted with an idempotency key."""
     return f"{root(namespace)}:idem:{key}"

@@ -143,13 +143,30 @@ def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
     return (int(lag) if lag is not None else max(length - pending, 0)), pending
 
 
-def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
-    """Every capability stream (by capability, then priority) and every direct stream."""
+def work_streams(client: redis.Redis, namespace: str) -> list[str]:
+    """Every capability stream and every direct stream of the namespace."""
     root = keys.root(namespace)
-    streams = [
+    return [
         *scan(client, f"{root}:queue:*", "stream"),
         *scan(client, f"{root}:direct:*", "stream"),
     ]
+
+
+def held_tasks(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """Agent id -> tasks it holds: its consumer's pending entries summed over the work streams
+    (the summary form of XPENDING, one per stream, in one round trip)."""
+    streams = work_streams(client, namespace)
+    held: dict[str, int] = {}
+    for (summary,) in _pipelined(client, streams, lambda p, k: p.xpending(k, CONSUMER_GROUP)):
+        for consumer in summary.get("consumers") or []:
+            held[consumer["name"]] = held.get(consumer["name"], 0) + int(consumer["pending"])
+    return held
+
+
+def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
+    """Every capability stream (by capability, then priority) and every direct stream."""
+    root = keys.root(namespace)
+    streams = work_streams(client, namespace)
     rows = []
     for stream, (groups, length) in zip(
         streams, _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k))
@@ -169,14 +186,12 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
     """Every agent record (live ones first, then by id)."""
     prefix = f"{keys.root(namespace)}:agent:"
     records = list(scan(client, f"{prefix}*", "hash"))
+    held = held_tasks(client, namespace)
     rows = []
-    for key, ((status, capabilities, expires), running) in zip(
+    for key, ((status, capabilities, expires),) in zip(
         records,
         _pipelined(
-            client,
-            records,
-            lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms"),
-            lambda p, k: p.scard(keys.agent_tasks(namespace, k[len(prefix) :])),
+            client, records, lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms")
         ),
     ):
         expires_in = int(expires or 0) - now
@@ -186,7 +201,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
                 capabilities=tuple(c for c in (capabilities or "").split(",") if c),
                 status="live" if status == "live" and expires_in > 0 else "lapsed",
                 expires_in_ms=expires_in,
-                running=running,
+                running=held.get(key[len(prefix) :], 0),
             )
         )
     rows.sort(key=lambda row: (row.status != "live", row.id))

@@ -33,7 +33,7 @@ local function agentfn_reap(keys, args)
   local promoted = TASK.promote_due(root, now, LIMITS.promote_batch)
   local expired, requeued, dead_lettered = REAP.expired_leases(root, now, options.LIMIT or LIMITS.reap_batch)
   -- Release the tasks of the batch of agents sweep_lapsed_agents is about to sweep, to count
-  -- them (the sweep's own release_agent_tasks then finds their task sets empty).
+  -- them (the sweep's own release_agent_tasks then finds no pending entry of theirs).
   local released = 0
   for _, agent_id in ipairs(redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0,
       LIMITS.sweep_batch)) do

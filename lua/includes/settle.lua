@@ -147,16 +147,40 @@ function SETTLE.reply(root, task, agent, options, now, reply)
   return reply
 end
 
+-- SETTLE.held_tasks(root, agent_id): the ids of the tasks an agent holds: the pending entries
+-- of its consumer (XPENDING ... <agent_id>) in every work stream (K.streams: wherever it
+-- claimed, even under capabilities it has since dropped). An entry deleted while pending names
+-- no task and is skipped. No writes.
+function SETTLE.held_tasks(root, agent_id)
+  local held = {}
+  for _, stream in ipairs(redis.call('SMEMBERS', K.streams(root))) do
+    if redis.call('EXISTS', stream) == 1 then
+      local after, page = '-', nil
+      repeat
+        page = redis.call('XPENDING', stream, GROUP, after, '+', '100', agent_id)
+        for _, pending in ipairs(page) do
+          local entry = redis.call('XRANGE', stream, pending[1], pending[1])[1]
+          if entry and entry[2][1] == 'task' then
+            held[#held + 1] = entry[2][2]
+          end
+          after = '(' .. pending[1]
+        end
+      until #page < 100
+    end
+  end
+  return held
+end
+
 -- release_agent_tasks(root, agent_id, now, reason): hand back every task an agent holds because
 -- the agent is gone (lapsed or deregistered), at once rather than when the lease ends. Each
 -- counts as a failed attempt with error `reason`: queued again without backoff, or dead when it
 -- is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
 -- the streams it read, so XINFO CONSUMERS lists no ghosts; the agent record must still exist.
--- Returns how many tasks were released.
+-- Returns how many tasks were released. (Libraries before 2.0 kept a set of each agent's tasks,
+-- K.agent_tasks; it is deleted here, the only place that still names it.)
 local function release_agent_tasks(root, agent_id, now, reason)
-  local held = K.agent_tasks(root, agent_id)
   local released = 0
-  for _, task_id in ipairs(redis.call('SMEMBERS', held)) do
+  for _, task_id in ipairs(SETTLE.held_tasks(root, agent_id)) do
     local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING and task.agent == agent_id then
       TASK.unlink(root, task_id, task)
@@ -164,7 +188,7 @@ local function release_agent_tasks(root, agent_id, now, reason)
       released = released + 1
     end
   end
-  redis.call('DEL', held)
+  redis.call('DEL', K.agent_tasks(root, agent_id))
   local capabilities = split_csv(redis.call('HGET', K.agent(root, agent_id), 'capabilities') or '')
   for _, stream in ipairs(TASK.streams_of(root, agent_id, capabilities)) do
     if redis.call('EXISTS', stream) == 1 then
