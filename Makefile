@@ -1,4 +1,4 @@
-# The two commands: `make demo` (the main job) and `make test`.
+# The two commands: `make demo` (the main job) and `make test` (`make lint`, then pytest).
 # Both create .venv when missing, install agentfn into it, and install Debian's redis-server
 # (and, for the tests, Node.js and chromium) when it is not on PATH.
 
@@ -8,13 +8,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 BENCH_STAMP := $(VENV)/.agentfn-bench-installed
 
-.PHONY: demo test bench redis-deps system-deps protocol clean
+.PHONY: demo test lint bench redis-deps system-deps protocol clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
 
-test: $(STAMP) system-deps
+test: lint system-deps
 	$(BIN)/pytest
+
+# ruff's lint rules and formatting, and mypy (strict, on the whole package): pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(BENCH_STAMP) redis-deps
 	$(BIN)/python bench/run.py
@@ -43,4 +49,4 @@ protocol: $(STAMP)
 	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -11,9 +11,6 @@ from enum import Enum
 #: Name of the Redis Functions library (``FUNCTION LOAD`` / ``FUNCTION LIST``).
 LIBRARY_NAME = "agentfn"
 
-#: Every registered function name starts with this prefix.
-FUNCTION_PREFIX = "agentfn_"
-
 
 class TaskState(str, Enum):
     """Lifecycle state of a task (rendered into Lua as ``STATE``)."""
@@ -98,6 +95,8 @@ LIMITS: dict[str, int] = {
     "capabilities_per_agent": 32,
     # Largest JSON argument (payload, metadata, result, content, context) in bytes.
     "json_bytes": 1_048_576,
+    # Deepest nesting of arrays and objects in a JSON argument.
+    "json_depth": 128,
     # Longest error text kept for a failed attempt, in bytes (longer text is refused).
     "error_bytes": 8_192,
     # Most tasks one claim may return.

@@ -30,6 +30,8 @@ class ErrorCode(str, Enum):
     """A documented size limit would be exceeded."""
     VERSION = "VERSION"
     """The namespace's schema version does not match the library: run agentfn migrate."""
+    INTERNAL = "INTERNAL"
+    """A defect in the library: an unexpected error; the message says whether anything was written."""
 
 
 class AgentfnError(Exception):
@@ -105,6 +107,12 @@ class SchemaMismatch(LibraryError):
     code = ErrorCode.VERSION.value
 
 
+class InternalDefect(LibraryError):
+    """INTERNAL: the library hit an unexpected error (a defect; please report it)."""
+
+    code = ErrorCode.INTERNAL.value
+
+
 class LibraryNotReady(AgentfnError):
     """The deployed library is missing or incompatible; the message names the command to run."""
 
@@ -130,6 +138,7 @@ EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
         CycleError,
         LimitExceeded,
         SchemaMismatch,
+        InternalDefect,
     )
 }
 
@@ -141,3 +150,8 @@ def library_error(reply_message: str) -> LibraryError | None:
     if cls is None:
         return None
     return cls(message)
+
+
+def is_missing_function(error: Exception) -> bool:
+    """Whether Redis refused an FCALL because no loaded library has the function (not ours)."""
+    return "function not found" in str(error).lower()

@@ -1,4 +1,7 @@
-"""Key names: the only Python module that builds them (lua/includes/keys.lua is the Lua twin).
+"""Key names: the only Python module that builds them (lua/includes/keys.lua builds them in Lua).
+
+Only the keys Python reads or writes have a builder here; docs/ARCHITECTURE.md lists the whole
+keyspace.
 
 Every key of a namespace starts with ``agentfn:{<ns>}`` (the *root*); the hash tag keeps a
 namespace in one cluster slot. Functions receive the root as ``KEYS[1]`` and derive the rest.
@@ -12,6 +15,10 @@ from .constants import LIMITS
 
 #: Characters allowed in a namespace name.
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+#: Families of per-id keys (``<root>:<family>:<id>...``): agent records (and their task sets),
+#: capability and direct work streams, inboxes, workflows (and their sub-keys).
+FAMILIES = frozenset({"agent", "queue", "direct", "inbox", "wf"})
 
 
 def validate_namespace(namespace: str) -> str:
@@ -43,19 +50,17 @@ def reap_lock(namespace: str) -> str:
     return f"{root(namespace)}:reap-lock"
 
 
+def prefix(namespace: str, family: str) -> str:
+    """What every key of one family of per-id keys starts with (``agent``, ``queue``, ``direct``,
+    ``inbox``, ``wf``): for SCAN MATCH ``<prefix>*`` and to read an id back from a key name."""
+    if family not in FAMILIES:
+        raise ValueError(f"no key family {family!r}")
+    return f"{root(namespace)}:{family}:"
+
+
 def agent(namespace: str, agent_id: str) -> str:
     """Hash: one agent's record."""
-    return f"{root(namespace)}:agent:{agent_id}"
-
-
-def agents_live(namespace: str) -> str:
-    """Sorted set: registered agent ids scored by liveness deadline (ms)."""
-    return f"{root(namespace)}:agents"
-
-
-def capability_index(namespace: str, capability: str) -> str:
-    """Sorted set: ids of agents with a capability, scored by liveness deadline (ms)."""
-    return f"{root(namespace)}:cap:{capability}"
+    return prefix(namespace, "agent") + agent_id
 
 
 def task(namespace: str, task_id: str) -> str:
@@ -65,12 +70,7 @@ def task(namespace: str, task_id: str) -> str:
 
 def queue(namespace: str, capability: str, priority: str) -> str:
     """Stream: work for one capability and priority (consumer group ``agentfn``)."""
-    return f"{root(namespace)}:queue:{capability}:{priority}"
-
-
-def direct_queue(namespace: str, agent_id: str) -> str:
-    """Stream: work routed to one agent (``TO agent_id``)."""
-    return f"{root(namespace)}:direct:{agent_id}"
+    return f"{prefix(namespace, 'queue')}{capability}:{priority}"
 
 
 def delayed(namespace: str) -> str:
@@ -78,25 +78,9 @@ def delayed(namespace: str) -> str:
     return f"{root(namespace)}:delayed"
 
 
-def delayed_wake(namespace: str) -> str:
-    """Stream: one entry each time a delayed task becomes the earliest due, capped; it wakes
-    blocked agents (every claim's wait list has it) so that they block until the new due time."""
-    return f"{root(namespace)}:delayed-wake"
-
-
-def streams(namespace: str) -> str:
-    """Set: the keys of the namespace's work streams (queue and direct), for agentfn_reap's trimming."""
-    return f"{root(namespace)}:streams"
-
-
 def leases(namespace: str) -> str:
     """Sorted set: ids of running tasks, scored by lease deadline (ms)."""
     return f"{root(namespace)}:leases"
-
-
-def idempotency(namespace: str, key: str) -> str:
-    """String: the id of the task submitted with an idempotency key."""
-    return f"{root(namespace)}:idem:{key}"
 
 
 def dead_letters(namespace: str) -> str:
@@ -111,32 +95,12 @@ def events(namespace: str) -> str:
 
 def inbox(namespace: str, agent_id: str) -> str:
     """Stream: one agent's message inbox (consumer group ``agentfn``)."""
-    return f"{root(namespace)}:inbox:{agent_id}"
+    return prefix(namespace, "inbox") + agent_id
 
 
 def message_expiry(namespace: str) -> str:
     """Sorted set: ``<agent_id> <message_id>`` of every inbox message, scored by its expiry (ms)."""
     return f"{root(namespace)}:msg-expiry"
-
-
-def workflow(namespace: str, workflow_id: str) -> str:
-    """Hash: one workflow's record."""
-    return f"{root(namespace)}:wf:{workflow_id}"
-
-
-def workflow_steps(namespace: str, workflow_id: str) -> str:
-    """List: a workflow's step ids in definition order."""
-    return f"{root(namespace)}:wf:{workflow_id}:steps"
-
-
-def workflow_step(namespace: str, workflow_id: str, step_id: str) -> str:
-    """Hash: one workflow step (definition, state, task, result)."""
-    return f"{root(namespace)}:wf:{workflow_id}:step:{step_id}"
-
-
-def workflow_unmet(namespace: str, workflow_id: str) -> str:
-    """Hash: step id -> how many of its dependencies have not completed yet."""
-    return f"{root(namespace)}:wf:{workflow_id}:unmet"
 
 
 def notify_channel(namespace: str, topic: str) -> str:

@@ -31,6 +31,11 @@ def as_optional_int(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def as_text(value: Any) -> str:
+    """A value from a connection that may not decode (bytes) as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def as_optional_text(value: Any) -> str | None:
     """A text field that may be empty (None when it is)."""
     return value if value not in (None, "") else None
@@ -39,3 +44,26 @@ def as_optional_text(value: Any) -> str | None:
 def as_json(value: Any, default: Any = None) -> Any:
     """A JSON field that may be empty."""
     return json.loads(value) if value not in (None, "") else default
+
+
+def range_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XRANGE or XREVRANGE reply as (id, fields), with text values."""
+    return [
+        (
+            as_text(entry_id),
+            {as_text(name): as_text(value) for name, value in (fields or {}).items()},
+        )
+        for entry_id, fields in reply or []
+    ]
+
+
+def xread_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XREAD reply, every stream's in order, as range_entries gives them,
+    under RESP2 or RESP3 ([] when the read timed out)."""
+    if isinstance(reply, dict):  # RESP3: {stream: [[entry, ...]]}
+        batches = [
+            batch[0] if batch and isinstance(batch[0], list) else batch for batch in reply.values()
+        ]
+    else:  # RESP2: [[stream, [entry, ...]], ...]
+        batches = [item[1] for item in reply or []]
+    return [entry for batch in batches for entry in range_entries(batch)]

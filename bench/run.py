@@ -1,5 +1,6 @@
-"""Run every benchmark present (bench/tasks.py, messages.py, workflows.py, dashboard.py) and
-write bench/RESULTS.md: one table per benchmark, figure / target / measured / pass.
+"""Run every benchmark present (bench/tasks.py, messages.py, workflows.py, dashboard.py,
+json_check.py) and write bench/RESULTS.md: one table per benchmark, figure / target / measured /
+pass.
 
 ``make bench`` runs this. Each module exposes ``run() -> dict`` and starts its own redis-server.
 A figure's value is either a plain number (measured, no target), or a dict with ``measured``,
@@ -26,7 +27,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 #: The benchmark modules, in the order they run and appear.
-MODULES = ("tasks", "messages", "workflows", "dashboard")
+MODULES = ("tasks", "messages", "workflows", "dashboard", "json_check")
 #: Everything from this line on in the results file is hand-written analysis, kept across runs.
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 

@@ -8,8 +8,6 @@ a workflow page in Debian's chromium (Playwright, never a downloaded browser).
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,16 +18,8 @@ import agentfn
 from agentfn.server import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO))
+from tests.dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 
 
 def scene(client: agentfn.Client) -> list[agentfn.Agent]:
@@ -81,27 +71,11 @@ def main() -> None:
         agentfn.deploy(connection)
         client = agentfn.Client(connection)
         agents = scene(client)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentfn",
-                "dashboard",
-                "--url",
-                server.url,
-                "--port",
-                "0",
-                "--allow-actions",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
+        dashboard = start_server("dashboard", server.url, "--allow-actions")
         try:
-            assert process.stdout is not None
-            base = re.search(r"(http://\S+?)/\s", process.stdout.readline()).group(1)  # type: ignore[union-attr]
+            base = dashboard.url
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 860})
                 page.goto(f"{base}/ns/default/")
                 expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
@@ -115,8 +89,7 @@ def main() -> None:
                 )
                 browser.close()
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            dashboard.stop()
             for agent in agents:
                 agent.stop(now=True)
     print("wrote", options.output)

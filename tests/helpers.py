@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import redis
+
+from agentfn.client.status import server_ms
 
 ROOT = "agentfn:{default}"
 
@@ -40,3 +43,38 @@ def assert_refused(
 
 def pairs(flat: list[Any]) -> dict[str, Any]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def wait_until(r: redis.Redis, server_time_ms: int) -> None:
+    """Wait on the server's clock (no sleep): block on a list nobody writes until the time passes."""
+    while (remaining := server_time_ms - server_ms(r)) >= 0:
+        r.blpop(["agentfn-test:never"], timeout=(remaining + 2) / 1000)
+
+
+def strict_json_ok(text: bytes) -> bool:
+    """The test's own oracle of RFC 8259 JSON without duplicate keys or lone surrogates."""
+
+    def no_duplicates(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(items)
+
+    def reject(name: str) -> Any:
+        raise ValueError(name)
+
+    def clean(value: Any) -> bool:
+        if isinstance(value, str):
+            return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+        if isinstance(value, list):
+            return all(clean(item) for item in value)
+        if isinstance(value, dict):
+            return all(clean(key) and clean(item) for key, item in value.items())
+        return True
+
+    try:
+        decoded = text.decode("utf-8")
+        value = json.loads(decoded, object_pairs_hook=no_duplicates, parse_constant=reject)
+    except (ValueError, RecursionError):
+        return False
+    return clean(value) and decoded.strip(" \t\n\r") == decoded.strip()

@@ -64,14 +64,3 @@ def get(r: redis.Redis, task_id: str) -> dict[str, Any]:
 
 def reap(r: redis.Redis, *options: Any) -> dict[str, int]:
     return pairs(fcall(r, "agentfn_reap", *options))
-
-
-def server_ms(r: redis.Redis) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
-def wait_until(r: redis.Redis, server_time_ms: int) -> None:
-    """Wait on the server's clock (no sleep): block on a list nobody writes until the time passes."""
-    while (remaining := server_time_ms - server_ms(r)) >= 0:
-        r.blpop(["agentfn-test:never"], timeout=(remaining + 2) / 1000)

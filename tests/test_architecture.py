@@ -8,6 +8,7 @@ A module belongs to the layer of the longest prefix in LAYERS that names it; a n
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,26 @@ def test_the_checks_see_lazy_and_typing_imports_and_cycles(tmp_path):
     assert layer_violations(found) == [
         "agentfn.client.client (layer agentfn.client) imports agentfn.cli.main from the higher layer agentfn.cli"
     ]
+
+
+def test_every_cited_design_rule_resolves():
+    """A comment citing "rule N" names a rule that docs/ARCHITECTURE.md numbers, and no comment
+    cites a document the repository does not hold (DESIGN)."""
+    root = PACKAGE_DIR.parent
+    document = (root / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rules_section = document.split("## The rules the library rests on", 1)[1]
+    numbered = {int(n) for n in re.findall(r"^(\d+)\. \*\*", rules_section, flags=re.M)}
+    assert numbered == set(range(1, len(numbered) + 1)) and len(numbered) >= 10
+    sources = [
+        path
+        for folder in ("agentfn", "lua", "bench", "examples", "tests")
+        for pattern in ("*.py", "*.lua", "*.j2", "*.mjs", "*.sh")
+        for path in (root / folder).rglob(pattern)
+    ]
+    cited = []
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"DESIGN(\.md)? rule", text), f"{path} cites a missing document"
+        cited += [(path.name, int(n)) for n in re.findall(r"ARCHITECTURE\.md rule (\d+)", text)]
+    assert cited, "no citation found: the pattern is wrong"
+    assert [(name, n) for name, n in cited if n not in numbered] == []

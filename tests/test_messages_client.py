@@ -12,9 +12,11 @@ import redis.asyncio
 
 import agentfn
 from agentfn import keys
+from agentfn.client.status import server_ms
 from agentfn.errors import BadArgument, LimitExceeded, NotFound
 
-from .test_messages_contract import fill, wait_past
+from .helpers import wait_until
+from .test_messages_contract import fill
 
 
 @pytest.fixture
@@ -44,6 +46,17 @@ def test_send_read_ack_round_trip(agents):
     assert [m.redelivered for m in agents.read_messages("a1")] == [True, True]
     assert agents.ack("a1", first, second) == 2
     assert agents.read_messages("a1") == []
+
+
+def test_batch_send_queues_a_message_like_every_other_batch_method(agents):
+    batch = agentfn.Batch(agents)
+    batch.send("a2", "a1", "note", {"n": 1})
+    batch.send("a2", "a1", "note", {"n": 2})
+    assert len(batch) == 2 and agents.read_messages("a1") == []  # queued, nothing sent yet
+    sent = batch.execute()
+    assert [(m.id, m.content) for m in agents.read_messages("a1")] == list(
+        zip(sent, [{"n": 1}, {"n": 2}], strict=True)
+    )
 
 
 def test_errors_map_to_exceptions(agents):
@@ -215,6 +228,7 @@ def test_request_gets_the_correlated_reply(agents, redis_proc):
 
 
 def test_request_times_out_and_a_late_reply_stays_in_the_inbox(agents, deployed):
+    before_ms = server_ms(deployed)
     begun = time.monotonic()
     with pytest.raises(TimeoutError):
         agents.request("a1", "a2", "question", 1, timeout=0.1)
@@ -224,7 +238,9 @@ def test_request_times_out_and_a_late_reply_stays_in_the_inbox(agents, deployed)
         keys.message_expiry("default"), 0, -1, withscores=True
     )
     request_id = member.removeprefix("a2 ")
-    assert expires_ms == int(request_id.split("-")[0]) + 100
+    # Sent at the library's clock reading, which lies between the call and the entry id's time.
+    sent_ms = expires_ms - 100
+    assert before_ms <= sent_ms <= int(request_id.split("-")[0])
     with pytest.raises(TimeoutError):
         agents.request("a1", "a2", "question", 2, timeout=0.05, ttl_ms=60_000)
     (request,) = agents.read_messages("a2")
@@ -238,7 +254,7 @@ def test_expired_messages_are_not_received(agents, deployed):
     agents.send("a2", "a1", "note", "soon gone", ttl_ms=20)
     kept = agents.send("a2", "a1", "note", "kept")
     (gone,) = [m for m in agents.read_messages("a1") if m.content == "soon gone"]
-    wait_past(deployed, gone.expires_ms)
+    wait_until(deployed, gone.expires_ms)
     assert [m.id for m in agents.receive("a1", 1)] == [kept]
 
 

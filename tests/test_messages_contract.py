@@ -8,23 +8,10 @@ import redis
 from agentfn.constants import DEFAULTS, LIMITS
 from agentfn.library.protocol import load_specs
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
 
 INBOX = f"{ROOT}:inbox"
 EXPIRY = f"{ROOT}:msg-expiry"
-
-
-def server_ms(r) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
-def wait_past(r, deadline_ms: int) -> None:
-    """Wait on the server's clock (not a sleep): block on a key nobody writes until the deadline."""
-    remaining = deadline_ms - server_ms(r) + 5
-    if remaining > 0:
-        r.blpop(["agentfn-test:never"], timeout=remaining / 1000)
-    assert server_ms(r) > deadline_ms
 
 
 def register(r, agent_id, caps="x", *options):
@@ -173,7 +160,7 @@ def test_unregistered_recipient_is_refused_but_a_lapsed_one_still_receives(deplo
     assert send(deployed, "p1", "ghost", "note", "{}", "ALLOW_UNREGISTERED", "yes")
     assert deployed.xlen(f"{INBOX}:ghost") == 1
     deadline = int(register(deployed, "short", "x", "TTL_MS", "30")["expires_ms"])
-    wait_past(deployed, deadline)
+    wait_until(deployed, deadline)
     register(deployed, "other")  # sweeps 'short': its record says lapsed
     assert deployed.hget(f"{ROOT}:agent:short", "status") == "lapsed"
     kept = send(deployed, "p1", "short", "note", '"while you were away"')
@@ -186,7 +173,7 @@ def test_broadcast_reaches_exactly_the_live_agents_with_the_capability(deployed)
     register(deployed, "a3", "y")
     register(deployed, "sender", "x")
     deadline = int(register(deployed, "short", "x", "TTL_MS", "30")["expires_ms"])
-    wait_past(deployed, deadline)  # 'short' lapsed, but no sweep has run: it is still indexed
+    wait_until(deployed, deadline)  # 'short' lapsed, but no sweep has run: it is still indexed
     assert deployed.zscore(f"{ROOT}:cap:x", "short") is not None
     reply = pairs(fcall(deployed, "agentfn_msg_broadcast", "sender", "x", "announce", '{"v":2}'))
     reached = pairs(reply["reached"])
@@ -259,7 +246,7 @@ def test_expired_messages_are_skipped_and_removed_by_read(deployed):
     read_early = send(deployed, "p1", "a1", "note", '"read then expired"', "TTL_MS", "30")
     messages, _ = read(deployed, "a1")
     assert [m["id"] for m in messages] == [short["id"], kept, read_early]
-    wait_past(deployed, int(short["expires_ms"]) + 30)
+    wait_until(deployed, int(short["expires_ms"]) + 30)
     # The expired ones (pending or not) are skipped and leave the inbox and the index.
     messages, _ = read(deployed, "a1")
     assert [m["id"] for m in messages] == [kept]
@@ -280,7 +267,7 @@ def test_reap_removes_expired_messages(deployed):
     ]
     kept = send(deployed, "p1", "a1")
     read(deployed, "a1")
-    wait_past(deployed, max(int(g["expires_ms"]) for g in gone))
+    wait_until(deployed, max(int(g["expires_ms"]) for g in gone))
     reply = pairs(fcall(deployed, "agentfn_reap"))
     assert reply["expired_messages"] == 2
     assert [entry_id for entry_id, _ in deployed.xrange(f"{INBOX}:a1")] == [kept]

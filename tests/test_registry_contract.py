@@ -9,7 +9,7 @@ import sys
 import pytest
 import redis
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
 
 
 def register(r, agent_id, caps, *options):
@@ -21,11 +21,6 @@ def find(r, capability="*", *options):
         pairs(a)["id"]
         for a in r.execute_command("FCALL_RO", "agentfn_agent_find", 1, ROOT, capability, *options)
     ]
-
-
-def server_ms(r) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
 
 
 def test_register_returns_record_on_server_clock(deployed):
@@ -63,10 +58,7 @@ def test_lapsed_agent_is_never_found_and_is_swept_from_every_index(deployed):
     register(deployed, "short", "web_search,write", "TTL_MS", "50")
     register(deployed, "long", "web_search")
     deadline = int(pairs(fcall(deployed, "agentfn_agent_heartbeat", "short"))["expires_ms"])
-    # Wait on the server's clock (not a sleep): block on a key nobody writes until the deadline.
-    remaining = deadline - server_ms(deployed) + 5
-    if remaining > 0:
-        deployed.blpop(["agentfn-test:never"], timeout=remaining / 1000)
+    wait_until(deployed, deadline)
     assert find(deployed, "web_search") == ["long"]
     assert find(deployed, "write") == []
     # The next write transition sweeps it from the indexes; its record says lapsed.

@@ -12,7 +12,7 @@ import agentfn
 from agentfn import ClaimedTask, ClaimResult, CompleteResult, ExtendResult, FailResult, TaskInfo
 from agentfn.errors import BadArgument, InvalidState, NotFound, StaleToken
 
-from .tasks_helpers import server_ms, wait_until
+from .helpers import server_ms, wait_until
 
 
 def test_submit_claim_complete(client):

@@ -11,7 +11,7 @@ import redis
 from agentfn.client.status import read_agents
 from agentfn.constants import DEFAULTS
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
 from .tasks_helpers import (
     claim,
     claim_reply,
@@ -22,9 +22,7 @@ from .tasks_helpers import (
     held,
     reap,
     register,
-    server_ms,
     submit,
-    wait_until,
 )
 
 QUEUE = f"{ROOT}:queue"

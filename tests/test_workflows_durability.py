@@ -7,6 +7,7 @@ on the same directory, signals the step and finishes the workflow.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -71,10 +72,8 @@ class AofServer:
 
     def shutdown(self, connection: redis.Redis) -> None:
         """SHUTDOWN: the server saves (AOF fsync and a snapshot) and exits."""
-        try:
+        with contextlib.suppress(redis.ConnectionError):
             connection.shutdown()
-        except redis.ConnectionError:
-            pass
         connection.close()
         assert self.process is not None
         assert self.process.wait(30) == 0

@@ -20,8 +20,9 @@ is completed with ``NEXT`` so that the same round trip claims the next one; seve
 once go out in one pipeline, and a second pipeline may go out before the first one's replies
 are read. An idle agent blocks in ``XREAD BLOCK`` on the streams its last claim named, from the
 ids that claim returned (no polling, no lost wake-up). A maintenance thread heartbeats, renews
-leases, enforces timeouts and runs the namespace's reaper (one agent at a time, under a lock). Stopping stops claiming, lets running handlers finish within the grace
-period, then deregisters, which hands every task still held back at once.
+leases, enforces timeouts and runs the namespace's reaper (one agent at a time, under a lock).
+Stopping stops claiming, lets running handlers finish within the grace period, then
+deregisters, which hands every task still held back at once.
 
 Redis I/O runs in threads over the synchronous client (redis-py's asyncio client adds ~40 µs
 to each round trip here: a claim takes ~160 µs sync, ~200 µs asyncio), and sync handlers run
@@ -276,7 +277,7 @@ class Agent:
         agent gracefully (the grace period applies) before the cancellation propagates."""
         loop = asyncio.get_running_loop()
         runtime = self._new_runtime(loop)
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         if handle_signals and threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGINT):
                 try:

@@ -23,7 +23,8 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
@@ -34,6 +35,8 @@ from ..errors import AgentLapsed, NotFound, StaleToken
 if TYPE_CHECKING:
     from .running import Running
     from .services import RuntimeServices
+
+T = TypeVar("T")
 
 log = logging.getLogger("agentfn.agent")
 
@@ -82,7 +85,7 @@ class Maintenance:
             self.next_wake = min(next_heartbeat, next_reap, next_task)
             self._wake.wait(max(0.0, self.next_wake - time.monotonic()))
 
-    def _guarded(self, job, *args):  # type: ignore[no-untyped-def]
+    def _guarded(self, job: Callable[..., T], *args: Any) -> T | None:
         try:
             return job(*args)
         except redis.RedisError as error:
@@ -147,7 +150,7 @@ class Maintenance:
         for running in renew:
             batch.extend(running.task.id, running.task.token, lease_ms=running.lease_ms)
         results = batch.execute(raise_on_error=False)
-        for running, result in zip(expired, results):
+        for running, result in zip(expired, results[: len(expired)], strict=True):
             if isinstance(result, Exception) and not isinstance(result, (StaleToken, NotFound)):
                 log.error(
                     "agent %s: failing timed-out task %s: %s",
@@ -155,7 +158,7 @@ class Maintenance:
                     running.task.id,
                     result,
                 )
-        for running, result in zip(renew, results[len(expired) :]):
+        for running, result in zip(renew, results[len(expired) :], strict=True):
             if isinstance(result, (StaleToken, NotFound)):
                 self._lose(running, "lease-lost")
             elif isinstance(result, Exception):

@@ -40,7 +40,7 @@ class Running:
         """Monotonic time of the next lease renewal (a third of the lease)."""
         self.finalized = False
         """True once its outcome is decided (sent, being sent, or dropped)."""
-        self.cancel_hook: Callable[[], None] | None = None
+        self.cancel_hook: Callable[[], object] | None = None
         """Cancels an async handler's coroutine."""
 
     def interrupt(self, reason: str) -> None:

@@ -330,16 +330,16 @@ class Runtime:
         self._reserved += wanted
         if self._connection is None:
             self._connection = self.client.redis.connection_pool.get_connection()
-        batch.send(self._connection)
+        batch.write_to(self._connection)
 
     def _receive(self) -> None:
         """Read the replies of the oldest pipeline in flight; start the tasks its NEXT claimed."""
         flight = self._flights[0]
         assert self._connection is not None
-        results = flight.batch.receive(self._connection)
+        results = flight.batch.read_from(self._connection)
         self._flights.popleft()
         self._reserved -= flight.wanted
-        for (running, outcome), result in zip(flight.finished, results):
+        for (running, outcome), result in zip(flight.finished, results, strict=True):
             if isinstance(result, Exception):
                 self._refused(running, outcome, result)
         last = results[-1]

@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from ..client.api.tasks import ClaimedTask
 from ..client.client import Client
 
 #: What a task handler may be: ``fn(task) -> result``, sync or async.
-TaskHandler = Callable[["TaskContext"], Union[Any, Awaitable[Any]]]
+TaskHandler = Callable[["TaskContext"], Any | Awaitable[Any]]
 
 
 class InputRequired(Exception):

@@ -11,7 +11,7 @@ import redis
 
 from ..errors import AgentfnError
 from ..version import __version__
-from . import library, ops, watch, worker
+from . import acl, bridges, library, ops, watch, worker
 from .common import CliError, Command
 from .demo import command as demo
 
@@ -22,6 +22,8 @@ COMMANDS: dict[str, Command] = {
     **demo.COMMANDS,
     **worker.COMMANDS,
     **watch.COMMANDS,
+    **bridges.COMMANDS,
+    **acl.COMMANDS,
 }
 
 

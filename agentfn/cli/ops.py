@@ -22,12 +22,14 @@ from rich.text import Text
 
 from .. import keys
 from ..client.client import Client
+from ..client.formats import clock
 from ..client.status import NamespaceStatus, read_status
 from ..errors import LibraryNotReady
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
+from ..replies import range_entries, xread_entries
 from .common import CliError, Command, add_common_arguments, connect, print_json
-from .views import clock, fields_line, make_console, status_view, task_view, workflow_view
+from .views import fields_line, make_console, status_view, task_view, workflow_view
 
 #: Longest wait between two `agentfn top` refreshes when nothing happens (s).
 TOP_MAX_INTERVAL = 2.0
@@ -185,7 +187,7 @@ def _print_event(record: dict[str, Any], as_json: bool) -> None:
 def cmd_events(args: argparse.Namespace) -> None:
     session = open_session(args, need_library=False)
     stream = keys.events(session.namespace)
-    latest = session.redis.xrevrange(stream, count=max(args.count, 1))
+    latest = range_entries(session.redis.xrevrange(stream, count=max(args.count, 1)))
     last_id = latest[0][0] if latest else "0-0"
     entries = list(reversed(latest[: args.count] if args.count else []))
     while True:
@@ -197,7 +199,7 @@ def cmd_events(args: argparse.Namespace) -> None:
         if not args.follow:
             return
         reply = session.redis.xread({stream: last_id}, block=FOLLOW_BLOCK_MS, count=100)
-        entries = [entry for _, batch in reply or [] for entry in batch]
+        entries = xread_entries(reply)
 
 
 # -- task show, workflow show ---------------------------------------------------------------
@@ -227,7 +229,9 @@ cmd_workflow_show = _show(Client.get_workflow, workflow_view)
 
 def cmd_dead_letters_list(args: argparse.Namespace) -> None:
     session = open_session(args)
-    entries = session.redis.xrange(keys.dead_letters(session.namespace), count=args.count)
+    entries = range_entries(
+        session.redis.xrange(keys.dead_letters(session.namespace), count=args.count)
+    )
     records = [_event_record(entry_id, fields) for entry_id, fields in entries]
     if args.json:
         print_json(records)
@@ -308,7 +312,10 @@ def _setup_events(parser: argparse.ArgumentParser) -> None:
 
 
 def _id_argument(what: str) -> Callable[[argparse.ArgumentParser], None]:
-    return lambda parser: parser.add_argument("id", help=f"the {what} id")
+    def setup(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("id", help=f"the {what} id")
+
+    return setup
 
 
 def _setup_dead_list(parser: argparse.ArgumentParser) -> None:

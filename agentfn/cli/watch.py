@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import LibraryNotReady
@@ -19,7 +18,7 @@ from ..keys import validate_namespace
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
 from ..server import temporary_server_url
-from .common import CliError, Command, connect
+from .common import CliError, Command, add_url_argument, address, connect, listen, missing_extra
 
 DEFAULT_PORT = 8321
 METRICS_PORT = 9464
@@ -64,32 +63,8 @@ def _open(args: argparse.Namespace) -> tuple[str, list[str]]:
     return url, namespaces
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0: any free port), so the printed address is the real one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise CliError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _address(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def _common(parser: argparse.ArgumentParser, port: int) -> None:
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)",
-    )
+    add_url_argument(parser)
     parser.add_argument(
         "--namespace",
         action="append",
@@ -117,20 +92,13 @@ def setup_metrics(parser: argparse.ArgumentParser) -> None:
     _common(parser, METRICS_PORT)
 
 
-def _missing(extra: str, error: ImportError) -> CliError:
-    return CliError(
-        f"this command needs the {extra} extra ({error.name} is missing): "
-        f"pip install 'agentfn[{extra}]'"
-    )
-
-
 def cmd_dashboard(args: argparse.Namespace) -> None:
     try:
         import uvicorn
 
         from ..dashboard.app import Dashboard
     except ImportError as error:
-        raise _missing("dashboard", error) from None
+        raise missing_extra("dashboard", error) from None
     url, namespaces = _open(args)
     dashboard = Dashboard(url, namespaces, allow_actions=args.allow_actions)
     try:
@@ -139,9 +107,9 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
         dashboard.metrics = exposition(dashboard.redis, namespaces)
     except ImportError:
         pass  # /metrics says which extra it needs
-    sock = _listen(args.host, args.port)
+    sock = listen(args.host, args.port)
     print(
-        f"agentfn dashboard: {_address(sock)}/  (Redis {redact(url)}, namespaces {', '.join(namespaces)}, "
+        f"agentfn dashboard: {address(sock)}/  (Redis {redact(url)}, namespaces {', '.join(namespaces)}, "
         f"actions {'on' if args.allow_actions else 'off'}; Ctrl-C to stop)",
         flush=True,
     )
@@ -155,11 +123,11 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     try:
         from ..dashboard.metrics import serve_metrics
     except ImportError as error:
-        raise _missing("metrics", error) from None
+        raise missing_extra("metrics", error) from None
     url, namespaces = _open(args)
-    sock = _listen(args.host, args.port)
+    sock = listen(args.host, args.port)
     print(
-        f"agentfn metrics: {_address(sock)}/metrics  (Redis {redact(url)}, namespaces {', '.join(namespaces)}; "
+        f"agentfn metrics: {address(sock)}/metrics  (Redis {redact(url)}, namespaces {', '.join(namespaces)}; "
         "Ctrl-C to stop)",
         flush=True,
     )

@@ -1,9 +1,10 @@
 """Batch: queue calls of any client method and send them in one round trip.
 
-Every API method funnels through ``_call``; a Batch's ``_call`` queues the FCALL on a
-non-transactional redis-py pipeline instead of sending it, and ``execute()`` sends them all
-and returns each method's parsed result, in order. Each call stays its own atomic transition
-(a pipeline is not a transaction): one may be refused while the others succeed.
+Every API method funnels through ``_call``; a Batch's ``_call`` queues the FCALL (with the
+method's reply parser) instead of sending it, and ``execute()`` writes them all on one pooled
+connection, reads the replies, and returns each method's parsed result, in order. Each call
+stays its own atomic transition (a batch is not a transaction): one may be refused while the
+others succeed.
 
     batch = agentfn.Batch(client)
     for query in queries:
@@ -26,8 +27,10 @@ from .client import Client, _ClientBase
 class Batch(_ClientBase):
     """The methods of a Client, queued; ``execute()`` sends them in one round trip.
 
-    ``send(connection)`` and ``receive(connection)`` split that round trip in two, so that a
-    caller can have several batches in flight on one connection (replies come in order).
+    ``write_to(connection)`` and ``read_from(connection)`` split that round trip in two, so that
+    a caller can have several batches in flight on one connection (replies come in order). They
+    are the transport, not messaging: ``send`` and ``receive`` queue agentfn_msg_send and
+    agentfn_msg_read like every other method of a Batch.
     """
 
     def __init__(self, client: Client) -> None:
@@ -44,7 +47,8 @@ class Batch(_ClientBase):
         positional: Sequence[Any],
         options: Mapping[str, Any] | None = None,
         parse: Parser | None = None,
-    ) -> None:
+    ) -> Any:
+        """Queue the call (the method returns None: its result comes from execute)."""
         command, args = build_call(name, self.root, positional, options)
         self._calls.append(([command, *args], parse))
 
@@ -58,8 +62,8 @@ class Batch(_ClientBase):
             return []
         connection = self._pool.get_connection()
         try:
-            self.send(connection)
-            results = self.receive(connection)
+            self.write_to(connection)
+            results = self.read_from(connection)
         finally:
             self._pool.release(connection)
         if raise_on_error:
@@ -68,12 +72,12 @@ class Batch(_ClientBase):
                     raise result
         return results
 
-    def send(self, connection: redis.Connection) -> None:
+    def write_to(self, connection: redis.Connection) -> None:
         """Write the queued calls on ``connection`` without waiting for the replies."""
         connection.send_packed_command(connection.pack_commands([args for args, _ in self._calls]))
 
-    def receive(self, connection: redis.Connection) -> list[Any]:
-        """Read the replies of the calls ``send`` wrote; results as ``execute(raise_on_error=False)``."""
+    def read_from(self, connection: redis.Connection) -> list[Any]:
+        """Read the replies of the calls ``write_to`` wrote; results as ``execute(raise_on_error=False)``."""
         calls, self._calls = self._calls, []
         results: list[Any] = []
         for _, parse in calls:

@@ -14,7 +14,7 @@ import redis
 import redis.asyncio
 
 from .. import keys
-from ..errors import LibraryNotReady, library_error
+from ..errors import LibraryNotReady, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from .api.base import Parser, build_call
@@ -30,15 +30,10 @@ def _translate(error: redis.ResponseError) -> Exception:
     return ours if ours is not None else error
 
 
-def _is_missing_function(error: redis.ResponseError) -> bool:
-    return "function not found" in str(error).lower()
-
-
-def _no_library_or_raise(error: redis.ResponseError) -> None:
-    """agentfn_version failed: None when the library is not loaded, else the error, translated."""
-    if not _is_missing_function(error):
+def _raise_unless_missing(error: redis.ResponseError) -> None:
+    """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
+    if not is_missing_function(error):
         raise _translate(error) from None
-    return None
 
 
 class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
@@ -76,7 +71,8 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(
@@ -106,7 +102,8 @@ class AsyncClient(_ClientBase):
         try:
             reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            reply = _no_library_or_raise(error)
+            _raise_unless_missing(error)
+            reply = None
         self._raise_if_incompatible(reply)
 
     def _call(

@@ -23,12 +23,12 @@ Both return ``{step id: result}`` in definition order once every step completed,
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..constants import WorkflowPolicy, WorkflowState
 from ..errors import AgentfnError, InvalidState
+from .api.steps import is_async
 from .api.workflows import WorkflowInfo
 
 #: Accepted spellings of a step's fields (as multi-agent tutorials name them) -> ours.
@@ -119,7 +119,8 @@ class Orchestrator:
         *,
         chain: bool,
         timeout: float | None,
-    ) -> Any:
+    ) -> dict[str, Any]:
+        """The results (an awaitable of them on an AsyncClient, typed as the sync client sees it)."""
         options = definition if isinstance(definition, Mapping) else {}
         create = dict(
             policy=options.get("policy", WorkflowPolicy.FAIL_FAST),
@@ -129,8 +130,8 @@ class Orchestrator:
             retention_ms=self.retention_ms,
         )
         wait = timeout if timeout is not None else self.timeout
-        if inspect.iscoroutinefunction(self.client.redis.execute_command):
-            return self._run_async(steps, create, wait)
+        if is_async(self.client.redis):
+            return self._run_async(steps, create, wait)  # type: ignore[return-value]
         workflow_id = self.client.create_workflow(steps, **create)
         try:
             info = self.client.wait_workflow(workflow_id, wait)
@@ -144,7 +145,7 @@ class Orchestrator:
 
     async def _run_async(
         self, steps: list[dict[str, Any]], create: dict[str, Any], wait: float | None
-    ) -> Any:
+    ) -> dict[str, Any]:
         workflow_id = await self.client.create_workflow(steps, **create)
         try:
             info = await self.client.wait_workflow(workflow_id, wait)

@@ -145,10 +145,9 @@ def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
 
 def work_streams(client: redis.Redis, namespace: str) -> list[str]:
     """Every capability stream and every direct stream of the namespace."""
-    root = keys.root(namespace)
     return [
-        *scan(client, f"{root}:queue:*", "stream"),
-        *scan(client, f"{root}:direct:*", "stream"),
+        *scan(client, keys.prefix(namespace, "queue") + "*", "stream"),
+        *scan(client, keys.prefix(namespace, "direct") + "*", "stream"),
     ]
 
 
@@ -169,7 +168,9 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
     streams = work_streams(client, namespace)
     rows = []
     for stream, (groups, length) in zip(
-        streams, _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k))
+        streams,
+        _pipelined(client, streams, lambda p, k: p.xinfo_groups(k), lambda p, k: p.xlen(k)),
+        strict=True,
     ):
         kind, _, rest = stream[len(root) + 1 :].partition(":")
         capability, priority = (
@@ -184,7 +185,7 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
 
 def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]:
     """Every agent record (live ones first, then by id)."""
-    prefix = f"{keys.root(namespace)}:agent:"
+    prefix = keys.prefix(namespace, "agent")
     records = list(scan(client, f"{prefix}*", "hash"))
     held = held_tasks(client, namespace)
     rows = []
@@ -193,6 +194,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
         _pipelined(
             client, records, lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms")
         ),
+        strict=True,
     ):
         expires_in = int(expires or 0) - now
         rows.append(
@@ -221,7 +223,7 @@ class WorkflowRow:
 
 def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]:
     """Every workflow record, newest first."""
-    prefix = f"{keys.root(namespace)}:wf:"
+    prefix = keys.prefix(namespace, "wf")
     records = [
         key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
     ]  # not sub-keys
@@ -236,7 +238,7 @@ def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]
             int(steps or 0),
             int(done or 0),
         )
-        for key, ((state, created, steps, done),) in zip(records, fields)
+        for key, ((state, created, steps, done),) in zip(records, fields, strict=True)
     ]
     rows.sort(key=lambda row: (-row.created_ms, row.id))
     return rows
@@ -259,10 +261,10 @@ def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
 
 def read_inboxes(client: redis.Redis, namespace: str) -> dict[str, int]:
     """Agent id -> messages in its inbox not acknowledged yet (unread, or read and not acknowledged)."""
-    prefix = f"{keys.root(namespace)}:inbox:"
+    prefix = keys.prefix(namespace, "inbox")
     inboxes = list(scan(client, f"{prefix}*", "stream"))
     lengths = _pipelined(client, inboxes, lambda p, k: p.xlen(k))
-    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths)}
+    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths, strict=True)}
 
 
 def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:

@@ -1,4 +1,4 @@
-"""Blocking helpers: how an idle agent waits for work without polling (DESIGN rule 7).
+"""Blocking helpers: how an idle agent waits for work without polling (ARCHITECTURE.md rule 7).
 
 A claim that returns fewer tasks than asked (or an inbox read that finds nothing) returns,
 beside its list, the streams it looked at and the newest id of each (``wait``). Blocking with
@@ -10,6 +10,7 @@ id the claim returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Mapping
@@ -22,7 +23,8 @@ import redis.asyncio
 class HasWaitStreams(Protocol):
     """What wait_for_work needs from a claim result: ``{stream key: last id}``."""
 
-    wait_streams: Mapping[str, str]
+    @property
+    def wait_streams(self) -> Mapping[str, str]: ...
 
 
 def _xread_args(streams: Mapping[str, str], timeout_ms: float) -> list[Any]:
@@ -116,10 +118,8 @@ class BlockingConnection:
 
     def unblock(self) -> None:
         if self._id is not None:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self._control.execute_command("CLIENT", "UNBLOCK", self._id)
-            except redis.RedisError:
-                pass
 
     def stop_thread(self, thread: threading.Thread, timeout_s: float) -> None:
         """Wake ``thread`` out of its blocked reads until it exits, for at most ``timeout_s``.
@@ -139,9 +139,10 @@ class BlockingConnection:
 class ServerClock:
     """An estimate of the Redis server's clock in ms, from server times seen in replies.
 
-    The library keeps time on the server (rule 3); an agent needs the server's "now" only to
-    turn a due time such as ``next_due_ms`` into how long to block. Each observation pairs a
-    server timestamp with the local monotonic midpoint of the call that returned it.
+    The library keeps time on the server (ARCHITECTURE.md rule 3); an agent needs the server's
+    "now" only to turn a due time such as ``next_due_ms`` into how long to block. Each
+    observation pairs a server timestamp with the local monotonic midpoint of the call that
+    returned it.
     """
 
     def __init__(self) -> None:

@@ -98,7 +98,8 @@ class Activity:
                     latency_sums[bucket] += latency
                     latency_counts[bucket] += 1
         summary.latency_ms = [
-            total / count if count else None for total, count in zip(latency_sums, latency_counts)
+            total / count if count else None
+            for total, count in zip(latency_sums, latency_counts, strict=True)
         ]
         return summary
 

@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from .. import keys
 from ..client.client import Client
 from ..errors import AgentfnError, NotFound
+from ..replies import range_entries
 from . import rendering
 from .live import Hub, stream_events
 from .reads import VIEWS, Namespace, event_record, read_view
@@ -162,7 +163,7 @@ class Dashboard:
     # -- routes ------------------------------------------------------------------------------
 
     def namespace_of(self, request: Request) -> str:
-        namespace = request.path_params["ns"]
+        namespace: str = request.path_params["ns"]
         if namespace not in self.hubs:
             raise NotFound(
                 f"namespace {namespace!r} is not watched by this dashboard "
@@ -198,7 +199,9 @@ class Dashboard:
         first: list[tuple[str, str]] = []
         if view == "events":
             after = request.query_params.get("after") or "0-0"
-            missed = await self.async_redis.xrange(keys.events(namespace), min=f"({after}")
+            missed = range_entries(
+                await self.async_redis.xrange(keys.events(namespace), min=f"({after}")
+            )
             if missed:
                 first.append(
                     (

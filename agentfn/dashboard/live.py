@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio
 
 from .. import keys
+from ..replies import range_entries, xread_entries
 from .activity import WINDOW_MS, Activity
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,11 @@ class Hub:
         stream = keys.events(self.namespace)
         seconds, micros = await self.redis.time()
         now = int(seconds) * 1000 + int(micros) // 1000
-        entries = await self.redis.xrange(stream, min=str(max(now - WINDOW_MS, 0)))
+        entries = range_entries(await self.redis.xrange(stream, min=str(max(now - WINDOW_MS, 0))))
         self.activity.add(entries)
         if entries:
             return entries[-1][0]
-        newest = await self.redis.xrevrange(stream, count=1)
+        newest = range_entries(await self.redis.xrevrange(stream, count=1))
         return newest[0][0] if newest else "0-0"
 
     async def _run(self) -> None:
@@ -139,7 +140,7 @@ class Hub:
             reply = await self.redis.xread(
                 {stream: last_id}, block=max(int(block_s * 1000), 1), count=READ_COUNT
             )
-            entries = [entry for _, batch in reply or [] for entry in batch]
+            entries = xread_entries(reply)
             if entries:
                 last_id = entries[-1][0]
                 self.activity.add(entries)
@@ -158,7 +159,11 @@ class Hub:
         self.subscribers = {subscriber for subscriber in self.subscribers if not subscriber.dropped}
         views = {subscriber.view for subscriber in self.subscribers}
         rendered = dict(
-            zip(views, await asyncio.gather(*(self.render(self.namespace, view) for view in views)))
+            zip(
+                views,
+                await asyncio.gather(*(self.render(self.namespace, view) for view in views)),
+                strict=True,
+            )
         )
         rows = (
             await self.render_events(self.namespace, entries)

@@ -35,6 +35,7 @@ from .. import keys
 from ..client.status import QueueRow, count_workflows, read_inboxes, read_status, read_workflow_rows
 from ..constants import CONSUMER_GROUP
 from ..library.deploy import deployed_library
+from ..replies import range_entries
 
 #: Event stream entries read per call while catching up.
 EVENT_BATCH = 5_000
@@ -47,14 +48,14 @@ def oldest_ready_ms(conn: redis.Redis, queues: list[QueueRow]) -> dict[str, int]
     for stream in waiting:
         pipeline.xinfo_groups(stream)
     delivered = {}
-    for stream, groups in zip(waiting, pipeline.execute()):
+    for stream, groups in zip(waiting, pipeline.execute(), strict=True):
         group = next((group for group in groups if group["name"] == CONSUMER_GROUP), None)
         delivered[stream] = group["last-delivered-id"] if group else "0-0"
     for stream in waiting:
         pipeline.xrange(stream, min=f"({delivered[stream]}", count=1)
     return {
         stream: int(entries[0][0].split("-")[0])
-        for stream, entries in zip(waiting, pipeline.execute())
+        for stream, entries in zip(waiting, pipeline.execute(), strict=True)
         if entries
     }
 
@@ -79,8 +80,10 @@ class NamespaceCollector(Collector):
         stream, counts = keys.events(namespace), self._events[namespace]
         while True:
             cursor = self._cursors[namespace]
-            entries = self.conn.xrange(
-                stream, min=cursor if cursor == "-" else f"({cursor}", count=EVENT_BATCH
+            entries = range_entries(
+                self.conn.xrange(
+                    stream, min=cursor if cursor == "-" else f"({cursor}", count=EVENT_BATCH
+                )
             )
             for _, fields in entries:
                 counts[fields.get("type", "unknown")] += 1
@@ -173,7 +176,7 @@ class NamespaceCollector(Collector):
                 tasks.add_metric([namespace, state], count)
             by_capability = Counter(
                 fields.get("capability", "")
-                for _, fields in self.conn.xrange(keys.dead_letters(namespace))
+                for _, fields in range_entries(self.conn.xrange(keys.dead_letters(namespace)))
             )
             for capability, count in sorted(by_capability.items()):
                 dead.add_metric([namespace, capability], count)

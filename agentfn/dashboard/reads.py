@@ -20,6 +20,7 @@ from ..client.api.workflows import WorkflowInfo
 from ..client.client import Client
 from ..client.status import count_workflows, read_status, read_workflow_rows, server_ms
 from ..errors import NotFound
+from ..replies import range_entries
 from .activity import Activity
 from .graph import layout
 
@@ -58,14 +59,16 @@ def recent_events(conn: redis.Redis, namespace: str, count: int) -> list[dict[st
     """The newest ``count`` events, newest first."""
     return [
         event_record(entry_id, fields)
-        for entry_id, fields in conn.xrevrange(keys.events(namespace), count=count)
+        for entry_id, fields in range_entries(conn.xrevrange(keys.events(namespace), count=count))
     ]
 
 
 def dead_letters(conn: redis.Redis, namespace: str, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` dead letters, newest first (``errors`` decoded)."""
     records = []
-    for entry_id, fields in conn.xrevrange(keys.dead_letters(namespace), count=count):
+    for entry_id, fields in range_entries(
+        conn.xrevrange(keys.dead_letters(namespace), count=count)
+    ):
         record = event_record(entry_id, fields)
         try:
             record["errors"] = json.loads(record.get("errors") or "[]")

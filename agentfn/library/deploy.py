@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from .. import keys
-from ..errors import DowngradeRefused, MigrationError
+from ..errors import DowngradeRefused, MigrationError, is_missing_function
 from ..replies import decode_reply
 from .info import LibraryInfo, version_tuple
 from .migrate import Migration, migrate, schema_version
@@ -45,7 +45,7 @@ def deployed_library(client: redis.Redis, namespace: str = "default") -> Library
     try:
         reply = client.execute_command("FCALL_RO", "agentfn_version", 1, keys.root(namespace))
     except redis.ResponseError as error:
-        if "function not found" in str(error).lower():
+        if is_missing_function(error):
             return None
         raise
     return LibraryInfo.from_reply(decode_reply(reply))

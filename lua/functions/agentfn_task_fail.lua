@@ -11,7 +11,7 @@
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
--- ARGV[3] error: what went wrong, text of at most 8192 bytes
+-- ARGV[3] error: what went wrong, UTF-8 text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
@@ -27,9 +27,7 @@
 local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}
 
 local function check_error_text(error_text)
-  if #error_text > LIMITS.error_bytes then
-    raise(ERR.LIMIT, 'error is longer than ' .. LIMITS.error_bytes .. ' bytes')
-  end
+  check_text(error_text, 'error', LIMITS.error_bytes)
 end
 
 local function agentfn_task_fail(keys, args)

@@ -10,12 +10,26 @@ local MSG = {}
 -- The fields of an inbox entry, in the order a message is returned (after id).
 MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
 
--- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id).
+-- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id), as
+-- Redis writes it: each part a decimal without leading zeros within 64 bits (so that XACK and
+-- XDEL cannot refuse it).
 function MSG.check_id(value, what)
-  if type(value) ~= 'string' or #value > 41 or not string.find(value, '^%d+%-%d+$') then
-    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. string.format('%q', tostring(value)))
+  local ms, seq
+  if type(value) == 'string' and #value <= 41 then
+    ms, seq = string.match(value, '^(%d+)%-(%d+)$')
+  end
+  if not (ms and MSG.is_uint64(ms) and MSG.is_uint64(seq)) then
+    raise(ERR.BADARG, what .. ' must be a message id <ms>-<seq>, got ' .. quoted(value))
   end
   return value
+end
+
+-- MSG.is_uint64(digits): the decimal digits are 0 or start with 1-9, and are at most 2^64 - 1.
+function MSG.is_uint64(digits)
+  if #digits > 1 and string.byte(digits) == 48 then
+    return false
+  end
+  return #digits < 20 or (#digits == 20 and digits <= '18446744073709551615')
 end
 
 -- MSG.check_ids(text, what): a comma-separated list of message ids without empty items.

@@ -1,4 +1,5 @@
--- Record helpers: flat field/value arrays, the reply shape of every function (rule 9).
+-- Record helpers: flat field/value arrays, the reply shape of every function
+-- (docs/ARCHITECTURE.md rule 9).
 
 -- hash_to_table(flat): turn an HGETALL reply into a Lua table.
 local function hash_to_table(flat)

@@ -1,5 +1,11 @@
 -- Validation helpers: each returns the parsed value or raise()s BADARG. No writes here.
 
+-- quoted(value): a value for an error message: quoted, at most its first 64 bytes.
+local function quoted(value)
+  local text = tostring(value)
+  return string.format('%q', string.sub(text, 1, 64)) .. (#text > 64 and ' (' .. #text .. ' bytes)' or '')
+end
+
 -- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
 local function check_root(keys)
   if #keys ~= 1 then
@@ -57,10 +63,11 @@ local function check_capability(value, what)
   return check_token(value, what, '^[%w_%.%-]+$', LIMITS.capability_length, 'letters, digits, _ . -')
 end
 
--- check_int(value, what, min, max): a decimal integer within [min, max].
+-- check_int(value, what, min, max): a decimal integer within [min, max], written canonically (no
+-- sign but a leading -, no leading zeros, no -0, at most 16 characters).
 local function check_int(value, what, min, max)
-  if type(value) ~= 'string' or not string.find(value, '^%-?%d+$') or #value > 16 then
-    raise(ERR.BADARG, what .. ' must be an integer, got ' .. string.format('%q', tostring(value)))
+  if type(value) ~= 'string' or #value > 16 or not (value == '0' or string.find(value, '^%-?[1-9]%d*$')) then
+    raise(ERR.BADARG, what .. ' must be an integer, got ' .. quoted(value))
   end
   local number = tonumber(value)
   if number < min or number > max then
@@ -69,8 +76,8 @@ local function check_int(value, what, min, max)
   return number
 end
 
--- check_json(value, what, kind): valid JSON within the size limit; kind 'object' demands an object.
--- Returns the decoded value (the caller stores the original text).
+-- check_json(value, what, kind): strict JSON (RFC 8259, no duplicate keys: JSON.check) within
+-- the size limit; kind 'object' demands an object. The caller stores the original text.
 local function check_json(value, what, kind)
   if type(value) ~= 'string' or value == '' then
     raise(ERR.BADARG, what .. ' must be JSON text')
@@ -78,14 +85,20 @@ local function check_json(value, what, kind)
   if #value > LIMITS.json_bytes then
     raise(ERR.LIMIT, what .. ' is larger than ' .. LIMITS.json_bytes .. ' bytes')
   end
-  local ok, decoded = pcall(cjson.decode, value)
-  if not ok then
-    raise(ERR.BADARG, what .. ' is not valid JSON')
-  end
-  if kind == 'object' and not string.find(value, '^%s*{') then
+  JSON.check(value, what)
+  if kind == 'object' and not string.find(value, '^[ \t\n\r]*{') then
     raise(ERR.BADARG, what .. ' must be a JSON object')
   end
-  return decoded
+end
+
+-- check_text(value, what, limit): free text (a failed attempt's error) of at most `limit` bytes
+-- that is well-formed UTF-8, so that every client can decode it.
+local function check_text(value, what, limit)
+  if #value > limit then
+    raise(ERR.LIMIT, what .. ' is longer than ' .. limit .. ' bytes')
+  end
+  JSON.check_utf8(value, what)
+  return value
 end
 
 -- check_enum(value, what, allowed): one of the allowed strings (a list).
@@ -96,7 +109,7 @@ local function check_enum(value, what, allowed)
     end
   end
   raise(ERR.BADARG, what .. ' must be one of ' .. table.concat(allowed, ', ') .. ', got '
-    .. string.format('%q', tostring(value)))
+    .. quoted(value))
 end
 
 -- parse_options(args, first, spec): NAME value pairs from args[first]; spec maps each known
@@ -107,7 +120,7 @@ local function parse_options(args, first, spec)
     local name = string.upper(args[index])
     local checker = spec[name]
     if not checker then
-      raise(ERR.BADARG, 'unknown option ' .. string.format('%q', args[index]))
+      raise(ERR.BADARG, 'unknown option ' .. quoted(args[index]))
     end
     if options[name] ~= nil then
       raise(ERR.BADARG, 'option ' .. name .. ' given twice')

@@ -30,7 +30,7 @@ function WF.object(value, what, allowed)
   end
   for key, field in pairs(value) do
     if not allowed[key] then
-      raise(ERR.BADARG, what .. ' has an unknown field ' .. string.format('%q', tostring(key)))
+      raise(ERR.BADARG, what .. ' has an unknown field ' .. quoted(key))
     end
     if field == cjson.null then
       value[key] = nil
@@ -186,7 +186,8 @@ end
 -- policy, steps = {step...}} where each step has id, capability, input (JSON text as written),
 -- depends_on, dependents, max_attempts, timeout_ms and priority.
 function WF.parse_definition(text)
-  local definition = WF.object(check_json(text, 'definition', 'object'), 'definition', WF.DEFINITION_FIELDS)
+  check_json(text, 'definition', 'object')
+  local definition = WF.object(cjson.decode(text), 'definition', WF.DEFINITION_FIELDS)
   local raw_steps = definition.steps
   if not WF.is_array(raw_steps) then
     raise(ERR.BADARG, 'definition.steps must be an array of steps')

@@ -1,7 +1,8 @@
 -- JSON spans: where each value of an already validated JSON text starts and ends, so that a
 -- step's input or a context field is stored exactly as the caller wrote it. (cjson.decode and
 -- cjson.encode again would turn [] into {} and round numbers to 14 digits.) Every text given to
--- these helpers was accepted by cjson.decode first, so they only find boundaries.
+-- these helpers was accepted by JSON.check first (strict JSON, no duplicate keys), so they only
+-- find boundaries.
 
 -- WF.json_string_end(text, quote): the position just after the string whose opening quote is
 -- at `quote`.
@@ -75,7 +76,7 @@ end
 
 -- WF.json_members(text): the members of the JSON object `text` as {order = {key...},
 -- values = {key = value_text}, key_texts = {key = key_text}}; a repeated key keeps its first
--- place and its last value (as cjson does).
+-- place and its last value (as cjson does; only a context stored before JSON.check can have one).
 function WF.json_members(text)
   local members = {order = {}, values = {}, key_texts = {}}
   WF.json_each(text, string.find(text, '%S'), function(key, key_text, first)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from ...client.formats import duration
 from ...constants import WorkflowState
-from ..views import duration, state_text, table
+from ..views import state_text, table
 from .fleet import AGENTS, VICTIM
 from .tracker import Tracker
 

@@ -15,6 +15,7 @@ from ... import keys
 from ...client.api.tasks import TaskInfo
 from ...client.client import Client
 from ...constants import TaskState, WorkflowState
+from ...replies import xread_entries
 from ..common import CliError
 from .fleet import TASK_TIMEOUT_MS, VICTIM, Fleet
 from .screen import live_view
@@ -75,12 +76,10 @@ def read_events(client: redis.Redis, stream: str) -> Iterator[list[dict[str, str
     last_id = "0-0"
     while True:
         reply = client.xread({stream: last_id}, block=EVENT_BLOCK_MS, count=200)
-        batch = []
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                last_id = entry_id
-                batch.append(fields)
-        yield batch
+        entries = xread_entries(reply)
+        if entries:
+            last_id = entries[-1][0]
+        yield [fields for _, fields in entries]
 
 
 class Scenario:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from ...client.api.tasks import TaskInfo
 from ...client.api.workflows import WorkflowInfo
 from ...client.client import Client
+from ...client.formats import duration
 from ...constants import TaskState
-from ..views import duration
 from .fleet import AGENTS, VICTIM
 
 #: Log lines kept on the live screen.

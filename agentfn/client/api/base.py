@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ...library.protocol import load_specs
+from ...replies import pairs
 
 T = TypeVar("T")
 
@@ -15,8 +16,22 @@ T = TypeVar("T")
 Parser = Callable[[Any], Any]
 
 
+def json_text(value: Any) -> str:
+    """A value as compact JSON text: payloads, results, prompts and message content travel so."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@overload
+def one_field(name: str) -> Callable[[Any], str]: ...
+@overload
+def one_field(name: str, convert: Callable[[Any], T]) -> Callable[[Any], T]: ...
+def one_field(name: str, convert: Callable[[Any], Any] = str) -> Parser:
+    """The parser of a record reply whose method returns one field of it, converted."""
+    return lambda reply: convert(pairs(reply)[name])
+
+
 def encode_value(value: Any) -> str:
-    """One ARGV value as the library expects it (rule 9: plain strings)."""
+    """One ARGV value as the library expects it (ARCHITECTURE.md rule 9: plain strings)."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, bool):
@@ -28,7 +43,7 @@ def encode_value(value: Any) -> str:
             raise ValueError(f"{value!r} is not a whole number")
         return str(int(value))
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json_text(value)
     raise TypeError(f"cannot send a {type(value).__name__} to the library")
 
 
@@ -57,8 +72,29 @@ def build_call(
 
 
 class ApiBase:
-    """What every API mixin relies on: one call helper, provided by Client or AsyncClient."""
+    """What every API mixin relies on: one call helper, provided by Client or AsyncClient.
 
+    The mixins' methods are typed as the synchronous Client returns them: ``_call`` returns what
+    ``parse`` makes of the reply (the raw reply without one). On AsyncClient the same methods
+    return an awaitable of that, and on Batch they queue the call and return None.
+    """
+
+    @overload
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None = None,
+        parse: None = None,
+    ) -> Any: ...
+    @overload
+    def _call(
+        self,
+        name: str,
+        positional: Sequence[Any],
+        options: Mapping[str, Any] | None,
+        parse: Callable[[Any], T],
+    ) -> T: ...
     def _call(
         self,
         name: str,

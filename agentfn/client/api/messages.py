@@ -12,8 +12,6 @@ sync or an asyncio runner.
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
 import time
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
@@ -21,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ... import keys
-from ...replies import as_int, as_json, pairs
+from ...replies import as_int, as_json, as_text, pairs, xread_entries
 from ..waiting import wait_for_work
-from .base import ApiBase
-from .steps import Step, run_async, run_sync
+from .base import ApiBase, json_text, one_field
+from .steps import Step, drive, is_async
 
 #: How long one XREAD BLOCK lasts when the caller waits without a timeout (then it reads and
 #: blocks again); BLOCK 0 (forever) would outlast any socket timeout.
@@ -112,15 +110,7 @@ class Broadcast(dict[str, str]):
     def from_reply(cls, reply: Any) -> Broadcast:
         fields = pairs(reply)
         reached = fields["reached"]
-        return cls(zip(reached[0::2], reached[1::2]), fields["full"])
-
-
-def _message_id(reply: Any) -> str:
-    return str(pairs(reply)["id"])
-
-
-def _removed(reply: Any) -> int:
-    return as_int(pairs(reply)["removed"])
+        return cls(zip(reached[0::2], reached[1::2], strict=True), fields["full"])
 
 
 def _messages(reply: Any) -> list[Message]:
@@ -131,29 +121,6 @@ def _read_options(count: int, ack: Sequence[str]) -> dict[str, Any]:
     if isinstance(ack, str):
         raise TypeError("ack is a sequence of message ids, not one string")
     return {"COUNT": count, "ACK": ",".join(ack) or None}
-
-
-def _content(content: Any) -> str:
-    return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """The entries of an XREAD reply, as (id, fields) with text values, under RESP2 or RESP3."""
-    if isinstance(reply, dict):  # RESP3: {stream: [[entry, ...]]}
-        batches = [
-            batch[0] if batch and isinstance(batch[0], list) else batch for batch in reply.values()
-        ]
-    else:  # RESP2: [[stream, [entry, ...]], ...]
-        batches = [item[1] for item in reply or []]
-    return [
-        (_text(entry_id), {_text(name): _text(value) for name, value in (fields or {}).items()})
-        for batch in batches
-        for entry_id, fields in batch
-    ]
 
 
 def _block_ms(deadline: float | None) -> int | None:
@@ -203,7 +170,7 @@ def _request_steps(
 ) -> Generator[Step, Any, Message]:
     inbox = keys.inbox(api.namespace, from_agent)
     newest = yield lambda: api.redis.execute_command("XREVRANGE", inbox, "+", "-", "COUNT", 1)
-    last_id = _text(newest[0][0]) if newest else "0-0"
+    last_id = as_text(newest[0][0]) if newest else "0-0"
     request_id: str = yield lambda: api.send(
         from_agent,
         to,
@@ -217,7 +184,7 @@ def _request_steps(
         reply = yield lambda: api.redis.execute_command(
             "XREAD", "COUNT", 100, "BLOCK", block, "STREAMS", inbox, last_id
         )
-        for entry_id, fields in _stream_entries(reply):
+        for entry_id, fields in xread_entries(reply):
             last_id = entry_id
             if fields.get("reply_to") == request_id:
                 yield lambda: api.ack(from_agent, entry_id)
@@ -249,12 +216,6 @@ class MessagesApi(ApiBase):
     redis: Any
     namespace: str
 
-    def _is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.redis.execute_command)
-
-    def _drive(self, steps: Generator[Step, Any, Any]) -> Any:
-        return run_async(steps) if self._is_async() else run_sync(steps)
-
     def send(
         self,
         from_agent: str,
@@ -273,13 +234,13 @@ class MessagesApi(ApiBase):
         """
         return self._call(
             "agentfn_msg_send",
-            [from_agent, to, type, _content(content)],
+            [from_agent, to, type, json_text(content)],
             {
                 "REPLY_TO": reply_to,
                 "TTL_MS": ttl_ms,
                 "ALLOW_UNREGISTERED": allow_unregistered or None,
             },
-            _message_id,
+            one_field("id"),
         )
 
     def broadcast(
@@ -298,7 +259,7 @@ class MessagesApi(ApiBase):
         """
         return self._call(
             "agentfn_msg_broadcast",
-            [from_agent, capability or "*", type, _content(content)],
+            [from_agent, capability or "*", type, json_text(content)],
             {"TTL_MS": ttl_ms},
             Broadcast.from_reply,
         )
@@ -322,7 +283,9 @@ class MessagesApi(ApiBase):
         """agentfn_msg_ack: take messages out of the inbox for good; returns how many were still in it."""
         if not message_ids:
             raise TypeError("ack needs at least one message id")
-        return self._call("agentfn_msg_ack", [agent_id, ",".join(message_ids)], None, _removed)
+        return self._call(
+            "agentfn_msg_ack", [agent_id, ",".join(message_ids)], None, one_field("removed", as_int)
+        )
 
     def receive(
         self, agent_id: str, timeout: float | None, *, count: int = 10, ack: Sequence[str] = ()
@@ -331,7 +294,7 @@ class MessagesApi(ApiBase):
         (None: until one comes) while the inbox has none; [] on timeout. Acknowledge what you
         handle: with ack() or, in the same round trip as the next read, with ``ack``.
         """
-        return self._drive(_receive_steps(self, agent_id, timeout, count, ack))
+        return drive(self.redis, _receive_steps(self, agent_id, timeout, count, ack))
 
     def messages(
         self, agent_id: str, *, count: int = 10, timeout: float | None = None
@@ -343,7 +306,7 @@ class MessagesApi(ApiBase):
         unacknowledged and come back on the next read. The iteration ends when no message
         came for ``timeout`` seconds (None: never).
         """
-        if self._is_async():
+        if is_async(self.redis):
             return _iterate_async(self, agent_id, count, timeout)  # type: ignore[return-value]
         return _iterate_sync(self, agent_id, count, timeout)
 
@@ -369,6 +332,9 @@ class MessagesApi(ApiBase):
         While an :class:`agentfn.Agent` with message handlers serves ``from_agent``, its mailroom
         reads that inbox and takes the replies: request through ``agent.request()`` then.
         """
-        return self._drive(
-            _request_steps(self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered)
+        return drive(
+            self.redis,
+            _request_steps(
+                self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered
+            ),
         )

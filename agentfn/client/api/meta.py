@@ -11,4 +11,4 @@ class MetaApi(ApiBase):
 
     def version(self) -> LibraryInfo:
         """agentfn_version: the deployed library's version and the namespace's schema."""
-        return self._call("agentfn_version", [], parse=LibraryInfo.from_reply)
+        return self._call("agentfn_version", [], None, LibraryInfo.from_reply)

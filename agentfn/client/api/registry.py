@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...replies import as_int, as_json, pairs
-from .base import ApiBase
+from .base import ApiBase, one_field
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,6 @@ def _agent_list(reply: Any) -> list[AgentInfo]:
     return [AgentInfo.from_reply(item) for item in reply]
 
 
-def _deregistered(reply: Any) -> int:
-    return as_int(pairs(reply)["released"])
-
-
 class RegistryApi(ApiBase):
     """Agent registry methods."""
 
@@ -77,7 +73,9 @@ class RegistryApi(ApiBase):
 
     def agent_deregister(self, agent_id: str) -> int:
         """agentfn_agent_deregister: remove an agent; returns how many of its tasks were handed back."""
-        return self._call("agentfn_agent_deregister", [agent_id], None, _deregistered)
+        return self._call(
+            "agentfn_agent_deregister", [agent_id], None, one_field("released", as_int)
+        )
 
     def agent_find(
         self, capability: str | None = None, *, limit: int | None = None

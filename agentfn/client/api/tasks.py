@@ -7,17 +7,12 @@ with :func:`json.dumps` (so a plain string is sent as a JSON string) and decode 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from ...constants import Priority
 from ...replies import as_int, as_json, as_optional_int, as_optional_text, pairs
-from .base import ApiBase
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+from .base import ApiBase, json_text, one_field
 
 
 @dataclass(frozen=True)
@@ -214,10 +209,6 @@ class TaskInfo:
         )
 
 
-def _field(name: str) -> Any:
-    return lambda reply: pairs(reply)[name]
-
-
 def _counters(reply: Any) -> dict[str, int]:
     return {name: as_int(value) for name, value in pairs(reply).items()}
 
@@ -246,7 +237,7 @@ class TasksApi(ApiBase):
         """
         return self._call(
             "agentfn_task_submit",
-            [capability, _json_text(payload)],
+            [capability, json_text(payload)],
             {
                 "PRIORITY": priority,
                 "DELAY_MS": delay_ms,
@@ -258,7 +249,7 @@ class TasksApi(ApiBase):
                 "TO": to,
                 "RETENTION_MS": retention_ms,
             },
-            _field("id"),
+            one_field("id"),
         )
 
     def claim(self, agent_id: str, count: int = 1, *, lease_ms: int | None = None) -> ClaimResult:
@@ -286,10 +277,10 @@ class TasksApi(ApiBase):
         ``input_required`` (a workflow task only): a JSON-serialisable prompt; the attempt ends
         without a result and the workflow step waits for input.
         """
-        prompt = None if input_required is None else _json_text(input_required)
+        prompt = None if input_required is None else json_text(input_required)
         return self._call(
             "agentfn_task_complete",
-            [task_id, token, _json_text(result)],
+            [task_id, token, json_text(result)],
             {
                 "NEXT": next or None,
                 "INPUT_REQUIRED": prompt,
@@ -329,7 +320,7 @@ class TasksApi(ApiBase):
 
     def cancel(self, task_id: str) -> str:
         """agentfn_task_cancel: cancel an unfinished task; returns the state it was in."""
-        return self._call("agentfn_task_cancel", [task_id], None, _field("was"))
+        return self._call("agentfn_task_cancel", [task_id], None, one_field("was"))
 
     def get_task(self, task_id: str) -> TaskInfo:
         """agentfn_task_get: a task's record."""
@@ -338,7 +329,7 @@ class TasksApi(ApiBase):
     def requeue(self, task_id: str, max_attempts: int | None = None) -> str:
         """agentfn_task_requeue: queue a dead or failed task again with a fresh budget; returns its state."""
         return self._call(
-            "agentfn_task_requeue", [task_id], {"MAX_ATTEMPTS": max_attempts}, _field("state")
+            "agentfn_task_requeue", [task_id], {"MAX_ATTEMPTS": max_attempts}, one_field("state")
         )
 
     def reap(self, limit: int | None = None) -> dict[str, int]:

@@ -12,7 +12,6 @@ state, then blocks on the channel, so a change between the read and the block st
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -21,10 +20,10 @@ from typing import Any
 
 from ... import keys
 from ...constants import StepState, WorkflowPolicy, WorkflowState
-from ...replies import as_int, as_json, as_optional_int, pairs
+from ...replies import as_int, as_json, as_optional_int, as_text, pairs
 from ..tracing import with_trace_context
-from .base import ApiBase
-from .steps import Step, run_async, run_sync
+from .base import ApiBase, json_text, one_field
+from .steps import Step, is_async, run_async, run_sync
 
 #: Channel messages after which a waiter reads the workflow again.
 _FINAL_MESSAGES = frozenset(
@@ -185,26 +184,6 @@ class WorkflowContext:
         return cls(document=json.loads(fields["document"]), version=as_int(fields["version"]))
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _workflow_id(reply: Any) -> str:
-    return str(pairs(reply)["id"])
-
-
-def _was(reply: Any) -> str:
-    return str(pairs(reply)["was"])
-
-
-def _task_id(reply: Any) -> str:
-    return str(pairs(reply)["task"])
-
-
-def _version(reply: Any) -> int:
-    return as_int(pairs(reply)["version"])
-
-
 def build_definition(
     steps: Sequence[WorkflowStep | Mapping[str, Any]],
     *,
@@ -235,10 +214,6 @@ def _remaining_s(deadline: float | None) -> float | None:
     return remaining if remaining > 0 else None
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def _wait_steps(
     api: WorkflowsApi, pubsub: Any, workflow_id: str, timeout: float | None, until_input: bool
 ) -> Generator[Step, Any, WorkflowInfo]:
@@ -256,7 +231,7 @@ def _wait_steps(
         if block is None:
             raise expired()
         message = yield lambda: pubsub.get_message(timeout=block)
-        if message is not None and _text(message["type"]) == "subscribe":
+        if message is not None and as_text(message["type"]) == "subscribe":
             break
     summary: WorkflowInfo = yield lambda: api.get_workflow(workflow_id, steps=False)
     while not (summary.done or (until_input and summary.input_required > 0)):
@@ -266,11 +241,12 @@ def _wait_steps(
         message = yield lambda: pubsub.get_message(timeout=block)
         if (
             message is not None
-            and _text(message["type"]) == "message"
-            and _text(message["data"]).split(" ", 1)[0] in wake
+            and as_text(message["type"]) == "message"
+            and as_text(message["data"]).split(" ", 1)[0] in wake
         ):
             summary = yield lambda: api.get_workflow(workflow_id, steps=False)
-    return (yield lambda: api.get_workflow(workflow_id))
+    info: WorkflowInfo = yield lambda: api.get_workflow(workflow_id)
+    return info
 
 
 def _wait_sync(
@@ -323,7 +299,7 @@ class WorkflowsApi(ApiBase):
             "agentfn_wf_create",
             [definition],
             {"RETENTION_MS": retention_ms, "CONTEXT": None if context is None else dict(context)},
-            _workflow_id,
+            one_field("id"),
         )
 
     def get_workflow(self, workflow_id: str, *, steps: bool = True) -> WorkflowInfo:
@@ -337,7 +313,7 @@ class WorkflowsApi(ApiBase):
 
     def cancel_workflow(self, workflow_id: str) -> str:
         """agentfn_wf_cancel: cancel the workflow and its unfinished steps' tasks; returns the previous state."""
-        return self._call("agentfn_wf_cancel", [workflow_id], None, _was)
+        return self._call("agentfn_wf_cancel", [workflow_id], None, one_field("was"))
 
     def signal(self, workflow_id: str, step_id: str, value: Any) -> str:
         """agentfn_wf_signal: give an input-required step its input (any JSON value); returns the new task's id.
@@ -345,7 +321,7 @@ class WorkflowsApi(ApiBase):
         The step runs again; its task's inputs carry ``"_signal": value``.
         """
         return self._call(
-            "agentfn_wf_signal", [workflow_id, step_id, _json_text(value)], None, _task_id
+            "agentfn_wf_signal", [workflow_id, step_id, json_text(value)], None, one_field("task")
         )
 
     def ctx_get(self, workflow_id: str) -> WorkflowContext:
@@ -368,7 +344,7 @@ class WorkflowsApi(ApiBase):
             "agentfn_ctx_set",
             [workflow_id, dict(document)],
             {"MODE": mode, "EXPECT_VERSION": expect_version},
-            _version,
+            one_field("version", as_int),
         )
 
     def wait_workflow(
@@ -380,6 +356,6 @@ class WorkflowsApi(ApiBase):
         messages. ``until_input=True`` also returns when a step waits for input. TimeoutError
         after ``timeout`` seconds (None: wait as long as it takes).
         """
-        if inspect.iscoroutinefunction(self.redis.execute_command):
+        if is_async(self.redis):
             return _wait_async(self, workflow_id, timeout, until_input)  # type: ignore[return-value]
         return _wait_sync(self, workflow_id, timeout, until_input)

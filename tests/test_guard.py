@@ -1,0 +1,77 @@
+"""The library-wide guard: a raw error, or a refusal after a write, is the coded error INTERNAL.
+
+The shipped functions have no such defect (tests/test_adversarial.py looks for one); this test
+plants defective functions in a copy of lua/ to show that the guard turns each kind into INTERNAL,
+saying whether something was written.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from agentfn.library.paths import lua_dir
+from agentfn.library.render import render_library
+
+from .helpers import ROOT
+
+DEFECTS = {
+    "agentfn_zz_raw_before": "redis.call('HGET', K.meta(keys[1]), 'a', 'b', 'c')",
+    "agentfn_zz_raw_after": "redis.call('SET', K.meta(keys[1]) .. ':zz', '1')\n"
+    "  redis.call('HSET', K.meta(keys[1]) .. ':zz', 'f', 'v')",
+    "agentfn_zz_lua_error": "local missing = nil\n  local value = missing.field",
+    "agentfn_zz_raise_after": "redis.call('SET', K.meta(keys[1]) .. ':zz', '1')\n  raise(ERR.STATE, 'too late')",
+    "agentfn_zz_raise_before": "redis.call('GET', K.meta(keys[1]) .. ':zz')\n  raise(ERR.STATE, 'in time')",
+}
+
+
+def defective_library(tmp_path: Path) -> str:
+    base = tmp_path / "lua"
+    shutil.copytree(lua_dir(), base)
+    for name, body in DEFECTS.items():
+        (base / "functions" / f"{name}.lua").write_text(
+            f"-- {name}: a planted defect (test only).\n--\n-- flags: none\n"
+            f"-- KEYS[1] root: the namespace root key\n-- returns: nothing\n-- errors: INTERNAL\n"
+            f"-- example: FCALL {name} 1 agentfn:{{default}}\n"
+            f"local function {name}(keys, args)\n  {body}\n  return 1\nend\n",
+            encoding="utf-8",
+        )
+    return render_library(lua_base=base).source
+
+
+@pytest.mark.parametrize(
+    ("function", "written", "detail"),
+    [
+        ("agentfn_zz_raw_before", False, "Wrong number of args"),
+        ("agentfn_zz_raw_after", True, "WRONGTYPE"),
+        ("agentfn_zz_lua_error", False, "attempt to index"),
+        ("agentfn_zz_raise_after", True, "STATE too late"),
+    ],
+)
+def test_defects_become_internal(
+    r: redis.Redis, tmp_path: Path, function: str, written: bool, detail: str
+) -> None:
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", defective_library(tmp_path))
+    with pytest.raises(redis.ResponseError) as info:
+        r.execute_command("FCALL", function, 1, ROOT)
+    message = str(info.value)
+    assert message.startswith("INTERNAL internal defect, "), message
+    assert ("after a write" in message) is written, message
+    assert ("nothing was written" in message) is not written, message
+    assert detail in message, message
+
+
+def test_a_refusal_before_any_write_keeps_its_code(r: redis.Redis, tmp_path: Path) -> None:
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", defective_library(tmp_path))
+    with pytest.raises(redis.ResponseError, match=r"^STATE in time$"):
+        r.execute_command("FCALL", "agentfn_zz_raise_before", 1, ROOT)
+
+
+def test_the_library_uses_only_the_api_fields_the_guard_passes_on() -> None:
+    """guard.lua shadows `redis` with call, error_reply and register_function only."""
+    used = set(re.findall(r"\bredis\.(\w+)", render_library().source))
+    assert used <= {"call", "error_reply", "register_function"}, used
