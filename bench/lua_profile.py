@@ -95,7 +95,7 @@ EDITS = [
     (
         "includes/task_claim.lua",
         "  if #claim.tasks >= count then",
-        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')",
+        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD)')",
         "",
     ),
     (
@@ -127,7 +127,7 @@ EDITS = [
         "functions/agentfn_task_complete.lua",
         "    TASK.unlink(root, task_id, task)",
         "",
-        "    PROF.mark('c5 unlink (XACK, ZREM, SREM)')",
+        "    PROF.mark('c5 unlink (XACK, ZREM)')",
     ),
     (
         "functions/agentfn_task_complete.lua",

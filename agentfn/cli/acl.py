@@ -45,6 +45,7 @@ PYTHON_COMMANDS = {
     "xrevrange": "XREVRANGE",
     "xlen": "XLEN",
     "xinfo_groups": "XINFO|GROUPS",
+    "xpending": "XPENDING",
     "zcard": "ZCARD",
     "hmget": "HMGET",
     "hget": "HGET",

@@ -103,7 +103,7 @@ def _refreshes(session: Session, interval: float) -> Iterator[None]:
     within TOP_MIN_INTERVAL, and a quiet namespace is redrawn every ``interval`` (deadlines move).
     """
     stream = keys.events(session.namespace)
-    newest = session.redis.xrevrange(stream, count=1)
+    newest = range_entries(session.redis.xrevrange(stream, count=1))
     last_id = newest[0][0] if newest else "0-0"
 
     def wait(seconds: float) -> bool:
@@ -112,8 +112,7 @@ def _refreshes(session: Session, interval: float) -> Iterator[None]:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             block = max(1, min(int(left * 1000), FOLLOW_BLOCK_MS))
-            reply = session.redis.xread({stream: last_id}, block=block, count=1000)
-            entries = [entry for _, batch in reply or [] for entry in batch]
+            entries = xread_entries(session.redis.xread({stream: last_id}, block=block, count=1000))
             if entries:
                 last_id = entries[-1][0]
                 return True
