@@ -22,6 +22,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Regenerate agentfn/client/async_surface.pyi (AsyncClient's methods as mypy sees them) after
+# adding or changing a method of the API mixins (agentfn/client/api/); a test fails until then.
+.PHONY: async-surface
+async-surface: $(STAMP)
+	$(BIN)/python -m agentfn.client.surface --write
+
 bench: $(BENCH_STAMP) redis-deps
 	$(BIN)/python bench/run.py
 

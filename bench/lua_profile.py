@@ -17,6 +17,8 @@ usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU
 time and batched. ``--compare REV`` runs the same figures for lua/ as of git revision REV (e.g.
 HEAD; several, comma-separated) on the same private server, interleaved with this checkout's,
 to show a change's effect: ``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
+``--traced`` adds a column for this checkout with every task submitted with a TRACEPARENT (what
+an OpenTelemetry-traced submitter sends), to show what carrying the trace context costs.
 """
 
 from __future__ import annotations
@@ -228,6 +230,8 @@ def sections(connection: redis.Redis, count: int = 3_000) -> str:
 
 #: Tasks per pipeline and the claim COUNT of the batched lifecycle.
 BATCH = 100
+#: The trace context of --traced submits (a W3C traceparent).
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 #: Commands of ours that show in INFO commandstats besides the library's.
 _OWN_COMMANDS = {"fcall", "info", "config|resetstat"}
 
@@ -276,15 +280,17 @@ def _inner_calls(stats: dict[str, tuple[int, int]]) -> dict[str, int]:
     return {name: calls for name, (calls, _) in stats.items() if name not in _OWN_COMMANDS}
 
 
-def _submit(client: agentfn.Client, count: int, pipelined: bool) -> None:
+def _submit(
+    client: agentfn.Client, count: int, pipelined: bool, traceparent: str | None = None
+) -> None:
     if not pipelined:
         for _ in range(count):
-            client.submit("noop", None)
+            client.submit("noop", None, traceparent=traceparent)
         return
     for start in range(0, count, BATCH):
         batch = agentfn.Batch(client)
         for _ in range(min(BATCH, count - start)):
-            batch.submit("noop", None)
+            batch.submit("noop", None, traceparent=traceparent)
         batch.execute()
 
 
@@ -299,12 +305,15 @@ def drain_batched(client: agentfn.Client, agent_id: str) -> None:
         tasks = batch.execute()[-1].next.tasks
 
 
-def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, float]:
+def lifecycle(
+    connection: redis.Redis, source: str, count: int, traceparent: str | None = None
+) -> dict[str, float]:
     """Load ``source`` on ``connection`` (a private server: it is flushed) and measure: per
     function, usec_per_call and redis.calls per call (a claim that finds nothing included); per
     task, redis.calls and Redis CPU µs over whole lifecycles, one at a time (submit; complete
     NEXT 1) and batched (pipelined submits; claim COUNT 100 and pipelined completes, the last
-    with NEXT 100), each followed by one agentfn_reap (its share of the work)."""
+    with NEXT 100), each followed by one agentfn_reap (its share of the work). Every task is
+    submitted with ``traceparent`` (None: without)."""
     connection.flushall()
     connection.function_load(source, replace=True)
     agentfn.migrate(connection, "profile")
@@ -320,14 +329,14 @@ def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, flo
         figures[f"{title}: usec_per_call"] = usec / calls
         figures[f"{title}: redis.calls per call"] = sum(_inner_calls(stats).values()) / calls
 
-    per_call("submit", lambda: _submit(client, count, pipelined=False))
+    per_call("submit", lambda: _submit(client, count, False, traceparent))
     claimed: list[Any] = []
     per_call(
         "claim COUNT 1",
         lambda: claimed.extend(client.claim("profiler").tasks[0] for _ in range(count)),
     )
     per_call("complete", lambda: [client.complete(task.id, task.token, None) for task in claimed])
-    _submit(client, count, pipelined=False)
+    _submit(client, count, False, traceparent)
     first = client.claim("profiler").tasks[0]
 
     def complete_next(task: Any = first) -> None:
@@ -353,23 +362,32 @@ def lifecycle(connection: redis.Redis, source: str, count: int) -> dict[str, flo
 
     whole(
         "lifecycle one at a time",
-        lambda: (_submit(client, count, pipelined=False), drain_one_at_a_time(client, "profiler")),
+        lambda: (
+            _submit(client, count, False, traceparent),
+            drain_one_at_a_time(client, "profiler"),
+        ),
     )
     whole(
         "lifecycle batched",
-        lambda: (_submit(client, count, pipelined=True), drain_batched(client, "profiler")),
+        lambda: (_submit(client, count, True, traceparent), drain_batched(client, "profiler")),
     )
     connection.flushall()
     return figures
 
 
-def compare(connection: redis.Redis, sources: dict[str, str], count: int, repeats: int) -> str:
-    """``lifecycle`` for each named library, ``repeats`` rounds interleaved; a markdown table of
-    the lowest of each figure (other work on the machine only adds to a time; counts do not vary)."""
+def compare(
+    connection: redis.Redis,
+    sources: dict[str, tuple[str, str | None]],
+    count: int,
+    repeats: int,
+) -> str:
+    """``lifecycle`` for each named (library, traceparent), ``repeats`` rounds interleaved; a
+    markdown table of the lowest of each figure (other work on the machine only adds to a time;
+    counts do not vary)."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
     for _ in range(repeats):
-        for name, source in sources.items():
-            runs[name].append(lifecycle(connection, source, count))
+        for name, (source, traceparent) in sources.items():
+            runs[name].append(lifecycle(connection, source, count, traceparent))
     names = list(sources)
     rows = [f"| figure | {' | '.join(names)} |", "| --- |" + " ---: |" * len(names)]
     for figure in runs[names[0]][0]:
@@ -395,6 +413,11 @@ def main() -> None:
         help="with --lifecycle: also lua/ as of each git revision REV (e.g. experiments' commits)",
     )
     parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="with --lifecycle: also this checkout with every task submitted with a TRACEPARENT",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=3,
@@ -404,9 +427,12 @@ def main() -> None:
     with EmbeddedRedis() as server:
         connection = redis.Redis(host=server.host, port=server.port, decode_responses=True)
         if options.lifecycle:
-            sources = {"this checkout": library_source()}
+            source = library_source()
+            sources: dict[str, tuple[str, str | None]] = {"this checkout": (source, None)}
             revisions = [name for name in (options.compare or "").split(",") if name]
-            sources = {name: library_source(name) for name in revisions} | sources
+            sources = {name: (library_source(name), None) for name in revisions} | sources
+            if options.traced:
+                sources["this checkout, TRACEPARENT"] = (source, TRACEPARENT)
             print(compare(connection, sources, options.tasks, options.repeats))
         else:
             print(sections(connection, options.tasks))

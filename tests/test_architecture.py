@@ -47,9 +47,9 @@ INDEPENDENT_RANKS = {4}
 
 
 def collect_modules(package_dir: Path = PACKAGE_DIR) -> dict[str, tuple[Path, bool]]:
-    """Dotted module name -> (file, is_package) for every .py file under the package."""
+    """Dotted module name -> (file, is_package) for every .py (and .pyi stub) under the package."""
     modules = {}
-    for path in sorted(package_dir.rglob("*.py")):
+    for path in sorted([*package_dir.rglob("*.py"), *package_dir.rglob("*.pyi")]):
         parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
         is_package = parts[-1] == "__init__"
         if is_package:

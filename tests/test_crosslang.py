@@ -351,6 +351,7 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
     assert done.payload == {"text": "hello"} and done.errors == []
     retried = client.get_task(made["task_retried"])
     assert (retried.state, retried.result, retried.attempt) == ("completed", {"echo": "flaky"}, 2)
+    assert retried.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert [(e["attempt"], e["error"], e["agent"]) for e in retried.errors] == [
         (1, "upstream timed out", agent)
     ]

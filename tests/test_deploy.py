@@ -88,9 +88,13 @@ def test_client_refuses_newer_major(r):
         agentfn.Client(r, "default").agent_find("x")
 
 
-def test_client_refuses_older_library(r):
-    deploy(r, "default", library=render_library(version="0.0.1"))
-    with pytest.raises(LibraryNotReady, match="(older|another major version).*agentfn deploy"):
+def test_client_refuses_older_library(r, monkeypatch):
+    """A library of this package's major version but older than the package is refused (the
+    package claims a later minor version than the one deployed)."""
+    major = agentfn.__version__.split(".")[0]
+    deploy(r, "default", library=render_library(version=f"{major}.0.0"))
+    monkeypatch.setattr("agentfn.library.info.__version__", f"{major}.1.0")
+    with pytest.raises(LibraryNotReady, match="older.*agentfn deploy"):
         agentfn.Client(r, "default").agent_find("x")
 
 

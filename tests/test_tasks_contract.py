@@ -104,6 +104,7 @@ def test_every_task_hash_field_is_returned_by_get(deployed):
         "prompt",
         "retention_ms",
         "cancel_requested",
+        "traceparent",
     ]
     assert record["idempotency_key"] == "k1" and record["retention_ms"] == "1000"
     assert record["max_attempts"] == "2" and record["attempt"] == "0"

@@ -416,6 +416,7 @@ def test_get_is_read_only_and_can_leave_out_steps(r, raw):
         "input_required",
         "context_version",
         "retention_ms",
+        "traceparent",
     ]
     task = claim_all(r)["a"]
     step = wf_get(r, "w1")[1]["a"]

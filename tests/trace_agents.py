@@ -35,6 +35,19 @@ def _agent(client: agentfn.Client, name: str) -> agentfn.Agent:
     def handle(task: agentfn.TaskContext) -> dict[str, Any]:
         return {"step": task.task.step, "by": name}
 
+    @agent.handler("flaky")
+    def flaky(task: agentfn.TaskContext) -> dict[str, Any]:
+        """The first attempt fails and stops this agent (it claims nothing more: its fail
+        carries NEXT 0), so the retry runs in the other process."""
+        if task.attempt == 1:
+            agent.stop()
+            raise RuntimeError(f"{name} fails the first attempt")
+        return {"by": name}
+
+    @agent.on_message("ping")
+    def ping(message: agentfn.Message) -> dict[str, Any]:
+        return {"pong": name}
+
     return agent
 
 

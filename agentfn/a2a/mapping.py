@@ -84,7 +84,8 @@ def _whole_numbers(value: Any) -> Any:
 
 def struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A protobuf Struct (metadata) as a dict."""
-    return _whole_numbers(json_format.MessageToDict(struct))
+    document: dict[str, Any] = _whole_numbers(json_format.MessageToDict(struct))
+    return document
 
 
 def parts_value(parts: Any) -> Any:

@@ -39,6 +39,7 @@ import redis
 from ..client.api.messages import Message, no_reply
 from ..client.waiting import BlockingConnection, wait_on_streams
 from .executors import error_text
+from .tracing import message_span
 
 if TYPE_CHECKING:
     from .services import RuntimeServices
@@ -191,13 +192,16 @@ class Mailroom:
                 message.sender,
             )
         else:
-            try:
-                reply = self._call(handler, message)
-            except Exception as error:
-                log.exception(
-                    "agent %s: handler of message %s failed", runtime.agent_id, message.id
-                )
-                reply = {"error": error_text(error)}
+            with message_span(message, runtime.agent_id) as record:
+                try:
+                    reply = self._call(handler, message)
+                    record("handled", "")
+                except Exception as error:
+                    log.exception(
+                        "agent %s: handler of message %s failed", runtime.agent_id, message.id
+                    )
+                    reply = {"error": error_text(error)}
+                    record("failed", reply["error"])
         if reply is not None:
             try:
                 client.send(

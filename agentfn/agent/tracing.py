@@ -1,27 +1,31 @@
-"""A span per attempt, with OpenTelemetry (optional: ``pip install 'agentfn[otel]'``).
+"""Spans per attempt and per handled message, with OpenTelemetry (optional:
+``pip install 'agentfn[otel]'``).
 
 When the process has an OpenTelemetry SDK TracerProvider configured (``opentelemetry.trace``
-loaded and set by the application; agentfn never imports it itself), the runtime runs each
-handler inside a span ``agentfn.attempt <capability>`` with the attributes capability, task id,
-attempt, agent, workflow, step and finally the outcome. Its parent is the trace context that
-the task's workflow carries (agentfn.client.tracing), so one trace shows an orchestrator's
-workflow fanning out through every agent process; it is current while the handler runs, so the
-handler's own spans nest under it. Otherwise :func:`attempt_span` does nothing.
+loaded and set by the application; agentfn never imports it itself), the runtime runs each task
+handler inside a span ``agentfn.attempt <capability>`` (attributes capability, task id, attempt,
+agent, workflow, step and finally the outcome) and each message handler inside a span
+``agentfn.message <type>`` (message id, type, sender, agent, outcome). Its parent is the trace
+context the task or message carries (its ``traceparent``, sent by the submitter's or sender's
+client: agentfn.client.tracing; a workflow step's task carries its workflow's), so one trace
+shows a request going through every agent process it reaches; the span is current while the
+handler runs, so the handler's own spans, and the tasks it submits and messages it sends, nest
+under it. Otherwise the spans are nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..client.tracing import TRACE_FIELD, trace_module
-from ..errors import AgentfnError
+from ..client.tracing import trace_module
 
 if TYPE_CHECKING:
+    from ..client.api.messages import Message
     from .types import TaskContext
 
-#: Records how an attempt ended: (outcome name, error text or "").
+#: Records how a handler ended: (outcome name, error text or "").
 Record = Callable[[str, str], None]
 
 
@@ -31,16 +35,18 @@ def _configured(trace: Any) -> bool:
     )
 
 
-def _carrier(task_context: TaskContext) -> dict[str, str] | None:
-    """The trace context the task's workflow carries, if any."""
-    workflow = task_context.task.workflow
-    if not workflow:
+def _parent(trace: Any, traceparent: str | None) -> Any:
+    """The OpenTelemetry context whose remote span a W3C traceparent names (None: none)."""
+    if not traceparent:
         return None
-    try:
-        carried = task_context.client.ctx_get(workflow).document.get(TRACE_FIELD)
-    except AgentfnError:
-        return None
-    return carried if isinstance(carried, dict) else None
+    _, trace_id, span_id, flags = traceparent.split("-")
+    remote = trace.SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(int(flags, 16)),
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(remote))
 
 
 def _ignore(outcome: str, error: str) -> None:
@@ -48,27 +54,16 @@ def _ignore(outcome: str, error: str) -> None:
 
 
 @contextlib.contextmanager
-def attempt_span(task_context: TaskContext) -> Iterator[Record]:
-    """A span around one attempt of a handler (or nothing); yields a function to record how it ended."""
+def _span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Record]:
+    """A consumer span, child of ``traceparent``, current inside (or nothing without a
+    configured TracerProvider); yields a function to record how the handler ended."""
     trace = trace_module()
     if trace is None or not _configured(trace):
         yield _ignore
         return
-    from opentelemetry.propagate import extract
-
-    task = task_context.task
-    carrier = _carrier(task_context)
-    attributes = {
-        "agentfn.capability": task.capability,
-        "agentfn.task_id": task.id,
-        "agentfn.attempt": task.attempt,
-        "agentfn.agent": task_context.agent_id,
-    }
-    if task.workflow:
-        attributes.update({"agentfn.workflow": task.workflow, "agentfn.step": task.step or ""})
     with trace.get_tracer("agentfn").start_as_current_span(
-        f"agentfn.attempt {task.capability}",
-        context=extract(carrier) if carrier else None,
+        name,
+        context=_parent(trace, traceparent),
         kind=trace.SpanKind.CONSUMER,
         attributes=attributes,
     ) as span:
@@ -79,3 +74,28 @@ def attempt_span(task_context: TaskContext) -> Iterator[Record]:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, error))
 
         yield record
+
+
+def attempt_span(task_context: TaskContext) -> contextlib.AbstractContextManager[Record]:
+    """A span around one attempt of a task handler (or nothing)."""
+    task = task_context.task
+    attributes = {
+        "agentfn.capability": task.capability,
+        "agentfn.task_id": task.id,
+        "agentfn.attempt": task.attempt,
+        "agentfn.agent": task_context.agent_id,
+    }
+    if task.workflow:
+        attributes.update({"agentfn.workflow": task.workflow, "agentfn.step": task.step or ""})
+    return _span(f"agentfn.attempt {task.capability}", task.traceparent, attributes)
+
+
+def message_span(message: Message, agent_id: str) -> contextlib.AbstractContextManager[Record]:
+    """A span around one message handler's call (or nothing)."""
+    attributes = {
+        "agentfn.message_id": message.id,
+        "agentfn.message_type": message.type,
+        "agentfn.from": message.sender,
+        "agentfn.agent": agent_id,
+    }
+    return _span(f"agentfn.message {message.type}", message.traceparent, attributes)

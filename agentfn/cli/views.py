@@ -150,6 +150,7 @@ _TASK_FIELDS = (
     "step",
     "to",
     "idempotency_key",
+    "traceparent",
     "created_ms",
     "started_ms",
     "finished_ms",

@@ -8,7 +8,7 @@ to its exception class, and on first use checks that the deployed library is com
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
@@ -36,7 +36,9 @@ def _raise_unless_missing(error: redis.ResponseError) -> None:
         raise _translate(error) from None
 
 
-class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
+class _ClientCore:
+    """What every client holds besides its methods: the connection, the namespace, reply handling."""
+
     def __init__(
         self, redis_client: Any, namespace: str = "default", *, check_library: bool = True
     ) -> None:
@@ -59,6 +61,23 @@ class _ClientBase(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
         if problem:
             raise LibraryNotReady(problem)
         self._library_checked = True
+
+
+class _ApiMixins(MetaApi, RegistryApi, MessagesApi, TasksApi, WorkflowsApi):
+    """One method per library function (api/), typed as the synchronous Client returns them."""
+
+
+class _ClientBase(_ApiMixins, _ClientCore):
+    """Client and Batch: the API methods over a connection."""
+
+
+if TYPE_CHECKING:
+    # mypy reads AsyncClient's API methods from async_surface.pyi, generated from the mixins
+    # (agentfn/client/surface.py says why): the same parameters, declared async. At run time
+    # they are the mixins' own, whose _call returns an awaitable on an AsyncClient.
+    from .async_surface import AsyncApi as _AsyncApi
+else:
+    _AsyncApi = _ApiMixins
 
 
 class Client(_ClientBase):
@@ -92,7 +111,7 @@ class Client(_ClientBase):
         return self._finish(reply, parse)
 
 
-class AsyncClient(_ClientBase):
+class AsyncClient(_AsyncApi, _ClientCore):
     """asyncio client over a ``redis.asyncio.Redis`` connection; every method returns an awaitable."""
 
     redis: redis.asyncio.Redis

@@ -1,20 +1,19 @@
-"""Trace context for workflows, with OpenTelemetry (optional: ``pip install 'agentfn[otel]'``).
+"""Trace context for tasks, messages and workflows, with OpenTelemetry (optional:
+``pip install 'agentfn[otel]'``).
 
 Nothing here imports OpenTelemetry unless the application already did. When a span is current
-while a workflow is created, its W3C trace context (``traceparent``, and ``tracestate`` when
-set) goes into the workflow's shared context document under ``_trace``, written atomically with
-the workflow, so that the agents running its steps open their spans as its children (see
-agentfn.agent.tracing). Without OpenTelemetry, or without a current span, nothing changes.
+while a task is submitted, a message sent or broadcast, or a workflow created, the client sends
+that span's W3C trace context with the call (the library's TRACEPARENT option). The library
+stores it with the task, the message or the workflow (which gives it to every step's task) and
+hands it back with each claim and read, so that the agent runtime opens its spans as its
+children (agentfn.agent.tracing). Without OpenTelemetry, or without a current span, nothing is
+sent and nothing changes.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
-
-#: The key of a workflow's shared context that carries its trace context.
-TRACE_FIELD = "_trace"
 
 
 def trace_module() -> Any:
@@ -22,14 +21,18 @@ def trace_module() -> Any:
     return sys.modules.get("opentelemetry.trace")
 
 
-def with_trace_context(context: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """A workflow's initial shared context plus the current span's trace context (unchanged
-    when no span is current)."""
+def current_traceparent() -> str | None:
+    """The current span's W3C traceparent (``00-<trace id>-<span id>-<flags>``), or None when
+    OpenTelemetry is not loaded or no valid span is current."""
     trace = trace_module()
-    if trace is None or not trace.get_current_span().get_span_context().is_valid:
-        return context
-    from opentelemetry.propagate import inject
+    if trace is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
-    carrier: dict[str, str] = {}
-    inject(carrier)
-    return {**(context or {}), TRACE_FIELD: carrier} if carrier else context
+
+def traceparent_option(explicit: str | None) -> str | None:
+    """The TRACEPARENT option of a call: the caller's value, else the current span's."""
+    return explicit if explicit is not None else current_traceparent()

@@ -12,6 +12,8 @@
 -- ARGV[3] type: the message type (an id)
 -- ARGV[4] content: the message content, JSON text (at most 1 MiB)
 -- OPTION TTL_MS ms: each message expires this long after sending (default 24 h)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
+--   agentfn_task_submit's), stored with each message
 -- returns: flat: reached, [agent_id, message_id, agent_id, message_id, ...] (soonest liveness
 --   deadline first), full, [agent_id, ...] (agents whose inbox was full)
 -- errors: BADARG, LIMIT, VERSION
@@ -28,13 +30,13 @@ local function agentfn_msg_broadcast(keys, args)
   end
   local kind = check_id(args[3], 'type')
   check_json(args[4], 'content')
-  local options = parse_options(args, 5, {TTL_MS = OPT.positive_duration})
+  local options = parse_options(args, 5, {TTL_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent})
   check_schema(root, namespace)
 
   local now = now_ms()
   local index = capability == '*' and K.agents(root) or K.capability(root, capability)
   local message = {from = from, type = kind, content = args[4], reply_to = '', sent_ms = now,
-    expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms)}
+    expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms), traceparent = options.TRACEPARENT}
   local reached, full = {}, {}
   for _, agent_id in ipairs(redis.call('ZRANGE', index, '(' .. now, '+inf', 'BYSCORE')) do
     if agent_id ~= from then

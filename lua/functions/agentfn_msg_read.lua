@@ -19,8 +19,8 @@
 -- returns: flat: messages, [message, ...], wait, [inbox_key, last_id] (last_id: the inbox's
 --   newest id, 0-0 when it is empty; when messages is not empty, the last message's id, from
 --   which XREAD returns at once while more messages wait); each message flat: id,
---   to, from, type, content, reply_to, sent_ms, expires_ms, redelivered (1 when it was
---   delivered before and not acknowledged)
+--   to, from, type, content, reply_to, sent_ms, expires_ms, traceparent ('' when sent without
+--   one), redelivered (1 when it was delivered before and not acknowledged)
 -- errors: BADARG, LIMIT, VERSION
 -- example: FCALL agentfn_msg_read 1 agentfn:{default} researcher-1 COUNT 10 ACK 1718000000000-0
 local function agentfn_msg_read(keys, args)

@@ -18,6 +18,8 @@
 --   skipped by reads and removed by agentfn_reap
 -- OPTION ALLOW_UNREGISTERED yes|no: deliver even when no record of the recipient exists
 --   (default no)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
+--   agentfn_task_submit's), stored with the message and returned by agentfn_msg_read
 -- returns: flat: id (the message id), expires_ms
 -- errors: BADARG, NOTFOUND, LIMIT, VERSION
 -- events: message.sent (message, from, to, message_type); publishes the message id on
@@ -31,7 +33,7 @@ local function agentfn_msg_send(keys, args)
   local kind = check_id(args[3], 'type')
   check_json(args[4], 'content')
   local options = parse_options(args, 5, {REPLY_TO = MSG.check_id, TTL_MS = OPT.positive_duration,
-    ALLOW_UNREGISTERED = OPT.yes_no})
+    ALLOW_UNREGISTERED = OPT.yes_no, TRACEPARENT = OPT.traceparent})
   check_schema(root, namespace)
   if not options.ALLOW_UNREGISTERED and redis.call('EXISTS', K.agent(root, to)) == 0 then
     raise(ERR.NOTFOUND, 'agent ' .. to .. ' is not registered (ALLOW_UNREGISTERED yes sends anyway)')
@@ -41,7 +43,8 @@ local function agentfn_msg_send(keys, args)
   local now = now_ms()
   local expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms)
   local id = MSG.append(root, to, {from = from, type = kind, content = args[4],
-    reply_to = options.REPLY_TO or '', sent_ms = now, expires_ms = expires_ms})
+    reply_to = options.REPLY_TO or '', sent_ms = now, expires_ms = expires_ms,
+    traceparent = options.TRACEPARENT})
   emit(root, 'message.sent', {'message', id, 'from', from, 'to', to, 'message_type', kind})
   return {'id', id, 'expires_ms', expires_ms}
 end

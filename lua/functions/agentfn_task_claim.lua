@@ -18,7 +18,8 @@
 -- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
 -- returns: flat array: tasks, [task...], wait, [stream key, newest id, ...], next_due_ms, ms or
 --   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,
---   priority, workflow, step, inputs (JSON text or ''), timeout_ms. wait and next_due_ms are
+--   priority, workflow, step, inputs (JSON text or ''), timeout_ms, traceparent (as submitted,
+--   or the workflow's for a step; '' when none). wait and next_due_ms are
 --   filled when tasks has fewer than COUNT (wait: the agent's direct stream, its capabilities'
 --   streams of each priority and root:delayed-wake, each with its newest entry id or 0-0;
 --   next_due_ms: the earliest due time in the delayed set)

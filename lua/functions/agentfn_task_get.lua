@@ -10,7 +10,8 @@
 --   stream, entry (the stream entry while queued or running; the dead-letter entry while dead),
 --   lease_deadline_ms, result, error (the last one), errors (JSON array of {attempt, error,
 --   agent, at_ms}), to, idempotency_key, workflow, step, inputs, prompt, retention_ms,
---   cancel_requested (1 when canceled while running)
+--   cancel_requested (1 when canceled while running), traceparent (the W3C trace context it was
+--   submitted with, or its workflow's)
 -- errors: BADARG, NOTFOUND, VERSION
 -- example: FCALL_RO agentfn_task_get 1 agentfn:{default} t42
 local function agentfn_task_get(keys, args)

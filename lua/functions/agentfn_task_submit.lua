@@ -22,6 +22,9 @@
 --   returns that task instead of creating one
 -- OPTION TO agent_id: route the task to this registered agent only (its direct stream)
 -- OPTION RETENTION_MS ms: how long the finished task is kept (default 86400000)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the submitter's span,
+--   00-<32 hex trace id>-<16 hex span id>-<2 hex flags> (lower case, ids not all zeros); stored
+--   with the task and returned by every claim of it, so that each attempt's span is its child
 -- returns: flat array: id (t<number>), state (queued or delayed; the existing task's state when
 --   an idempotency key matched), created (1, or 0 when an idempotency key matched)
 -- errors: BADARG, LIMIT, NOTFOUND (TO names no registered agent), VERSION
@@ -31,7 +34,8 @@
 -- The options' checkers (built once, not on every call).
 local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
   MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration}
+  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration,
+  TRACEPARENT = OPT.traceparent}
 
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)

@@ -13,6 +13,8 @@
 -- ARGV[1] definition: the workflow definition, a JSON object (see above)
 -- OPTION RETENTION_MS ms: how long the finished workflow and its tasks are kept (default 24 h)
 -- OPTION CONTEXT json: the initial shared context document, a JSON object (default {})
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the creator's span (as
+--   agentfn_task_submit's), kept in the workflow record and given to every step's task
 -- returns: flat array: id (the workflow id), state (running), steps (how many), queued (root
 --   steps enqueued now)
 -- errors: BADARG, CYCLE, LIMIT, STATE (the chosen id exists), VERSION
@@ -21,7 +23,8 @@
 local function agentfn_wf_create(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 1, 'definition')
-  local options = parse_options(args, 2, {RETENTION_MS = OPT.positive_duration, CONTEXT = OPT.object})
+  local options = parse_options(args, 2, {RETENTION_MS = OPT.positive_duration, CONTEXT = OPT.object,
+    TRACEPARENT = OPT.traceparent})
   local definition = WF.parse_definition(args[1])
   check_schema(root, namespace)
   if definition.id and redis.call('EXISTS', K.workflow(root, definition.id)) == 1 then
@@ -31,11 +34,14 @@ local function agentfn_wf_create(keys, args)
   local now = now_ms()
   local steps = definition.steps
   local workflow = {id = definition.id or WF.new_id(root), policy = definition.policy,
-    retention_ms = options.RETENTION_MS or DEFAULTS.retention_ms}
+    retention_ms = options.RETENTION_MS or DEFAULTS.retention_ms, traceparent = options.TRACEPARENT}
   redis.call('HSET', K.workflow(root, workflow.id), 'id', workflow.id, 'state', WF_STATE.RUNNING,
     'policy', workflow.policy, 'created_ms', now, 'step_count', #steps, 'remaining', #steps, 'completed', 0,
     'failed', 0, 'skipped', 0, 'canceled', 0, 'input_required', 0, 'retention_ms', workflow.retention_ms,
     'context', options.CONTEXT or '{}', 'context_version', 0)
+  if workflow.traceparent then
+    redis.call('HSET', K.workflow(root, workflow.id), 'traceparent', workflow.traceparent)
+  end
   WF.store_steps(root, workflow.id, steps)
   WF.notify(root, workflow.id, 'workflow.created', nil, {'steps', #steps, 'policy', workflow.policy})
   local queued = 0

@@ -10,11 +10,11 @@
 -- returns: flat array: id, state (running, completed, failed, canceled), policy, created_ms,
 --   finished_ms, error (why it failed or was canceled), step_count, remaining (steps not final),
 --   completed, failed, skipped, canceled, input_required (steps waiting for a signal),
---   context_version, retention_ms, then (with STEPS yes) steps: an array of flat arrays in
---   definition order: id, capability, state (waiting, queued, input-required, completed, failed,
---   skipped, canceled), depends_on (comma-separated), input (JSON), attempts, task (current or
---   last task id), result (JSON), error, prompt (JSON), signal (JSON), queued_ms, started_ms,
---   finished_ms, task_state
+--   context_version, retention_ms, traceparent (as created with; '' when none), then (with
+--   STEPS yes) steps: an array of flat arrays in definition order: id, capability, state
+--   (waiting, queued, input-required, completed, failed, skipped, canceled), depends_on
+--   (comma-separated), input (JSON), attempts, task (current or last task id), result (JSON),
+--   error, prompt (JSON), signal (JSON), queued_ms, started_ms, finished_ms, task_state
 -- errors: BADARG, NOTFOUND, VERSION
 -- example: FCALL_RO agentfn_wf_get 1 agentfn:{default} w1
 local function agentfn_wf_get(keys, args)

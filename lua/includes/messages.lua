@@ -8,7 +8,7 @@
 local MSG = {}
 
 -- The fields of an inbox entry, in the order a message is returned (after id).
-MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms'}
+MSG.FIELDS = {'from', 'type', 'content', 'reply_to', 'sent_ms', 'expires_ms', 'traceparent'}
 
 -- MSG.check_id(value, what): a stream entry id '<ms>-<seq>' (the form of every message id), as
 -- Redis writes it: each part a decimal without leading zeros within 64 bits (so that XACK and
@@ -64,16 +64,24 @@ end
 -- MSG.append(root, to, message): add a message to an inbox (creating the stream and its group
 -- at '0' when new), index its expiry, keep the inbox key alive until its last message expires,
 -- and publish the message id on the inbox's channel. `message` holds from, type, content,
--- reply_to, sent_ms, expires_ms. Returns the message id.
+-- reply_to, sent_ms, expires_ms and optionally traceparent (an entry field only when given).
+-- Returns the message id.
 function MSG.append(root, to, message)
   local inbox = K.inbox(root, to)
   local fresh = redis.call('EXISTS', inbox) == 0
   if fresh then
     redis.call('XGROUP', 'CREATE', inbox, GROUP, '0', 'MKSTREAM')
   end
-  local id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
-    'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
-    'expires_ms', message.expires_ms)
+  local id
+  if message.traceparent then
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms, 'traceparent', message.traceparent)
+  else
+    id = redis.call('XADD', inbox, '*', 'from', message.from, 'type', message.type,
+      'content', message.content, 'reply_to', message.reply_to, 'sent_ms', message.sent_ms,
+      'expires_ms', message.expires_ms)
+  end
   redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
   if fresh then
     redis.call('PEXPIREAT', inbox, message.expires_ms)

@@ -24,10 +24,11 @@ function TASK.take(claim, source, entry_id, task_id)
   local key = task_id and K.task(claim.root, task_id)
   local task
   if key and source.capability then
-    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs')
+    task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs',
+      'traceparent')
   elseif key then
     task = redis.call('HMGET', key, 'state', 'entry', 'attempt', 'timeout_ms', 'payload', 'workflow', 'step', 'inputs',
-      'capability', 'priority')
+      'traceparent', 'capability', 'priority')
   end
   if not task or task[1] ~= STATE.QUEUED or task[2] ~= entry_id then
     redis.call('XACK', source.key, GROUP, entry_id)
@@ -39,9 +40,10 @@ function TASK.take(claim, source, entry_id, task_id)
   redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', claim.agent_id,
     'started_ms', claim.ms_text, 'lease_deadline_ms', deadline)
   emit(claim.root, 'task.running', {'task', task_id, 'agent', claim.agent_id})
-  return {'id', task_id, 'capability', source.capability or task[9], 'payload', task[5], 'attempt', attempt,
-    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[10],
-    'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4]}, deadline
+  return {'id', task_id, 'capability', source.capability or task[10], 'payload', task[5], 'attempt', attempt,
+    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
+    'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4],
+    'traceparent', task[9] or ''}, deadline
 end
 
 -- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing

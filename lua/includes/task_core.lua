@@ -25,7 +25,8 @@ local TASK = {}
 TASK.FIELDS = {'id', 'capability', 'payload', 'priority', 'state', 'attempt', 'max_attempts',
   'backoff_ms', 'backoff_max_ms', 'timeout_ms', 'created_ms', 'due_ms', 'started_ms', 'finished_ms',
   'agent', 'stream', 'entry', 'lease_deadline_ms', 'result', 'error', 'errors', 'to',
-  'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested'}
+  'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested',
+  'traceparent'}
 
 -- The priority of a task submitted without one (constants.Priority: high, normal, low).
 TASK.DEFAULT_PRIORITY = PRIORITIES[2]
@@ -167,12 +168,12 @@ function TASK.promote_due(root, now, limit)
 end
 
 -- The optional text fields of a task, stored only when given.
-TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key'}
+TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent'}
 
 -- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
 -- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, retention_ms,
--- workflow, step, inputs (JSON text), idempotency_key; DEFAULTS fill the rest (as text: every
+-- workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
 -- number passed to redis.call is converted on each call).
 local function create_task(root, now, spec)
   local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))

@@ -138,6 +138,17 @@ function OPT.json(value, name) check_json(value, name) return value end
 function OPT.object(value, name) check_json(value, name, 'object') return value end
 function OPT.id(value, name) return check_id(value, name) end
 function OPT.yes_no(value, name) return check_enum(value, name, {'yes', 'no'}) == 'yes' end
+-- A W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids
+-- not all zeros (https://www.w3.org/TR/trace-context/#traceparent-header).
+function OPT.traceparent(value, name)
+  local trace_id, span_id = string.match(value, '^00%-(%x+)%-(%x+)%-%x%x$')
+  if not trace_id or #trace_id ~= 32 or #span_id ~= 16 or string.find(value, '%u')
+    or string.find(trace_id, '^0+$') or string.find(span_id, '^0+$') then
+    raise(ERR.BADARG, name .. ' must be a W3C traceparent 00-<32 hex>-<16 hex>-<2 hex> (lower case, ids'
+      .. ' not all zeros), got ' .. quoted(value))
+  end
+  return value
+end
 function OPT.count(limit)
   return function(value, name) return check_int(value, name, 1, limit) end
 end

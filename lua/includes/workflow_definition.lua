@@ -250,19 +250,20 @@ function WF.store_steps(root, workflow_id, steps)
   WF.call_chunked('HSET', K.workflow_unmet(root, workflow_id), unmet)
 end
 
--- WF.existing(root, workflow_id): the workflow's state, policy and retention as a table; raises
+-- WF.existing(root, workflow_id): the workflow's state, policy, retention and traceparent as a table; raises
 -- NOTFOUND when it does not exist (or expired). No writes.
 function WF.existing(root, workflow_id)
-  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms')
+  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms', 'traceparent')
   if not record[1] then
     raise(ERR.NOTFOUND, 'workflow ' .. workflow_id .. ' does not exist')
   end
-  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3])}
+  return {id = workflow_id, state = record[1], policy = record[2], retention_ms = tonumber(record[3]),
+    traceparent = record[4]}
 end
 
 -- The fields of agentfn_wf_get's reply, in order.
 WF.SUMMARY_FIELDS = {'id', 'state', 'policy', 'created_ms', 'finished_ms', 'error', 'step_count', 'remaining',
-  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms'}
+  'completed', 'failed', 'skipped', 'canceled', 'input_required', 'context_version', 'retention_ms', 'traceparent'}
 WF.STEP_REPLY_FIELDS = {'id', 'capability', 'state', 'depends_on', 'input', 'attempts', 'task', 'result', 'error',
   'prompt', 'signal', 'queued_ms', 'started_ms', 'finished_ms'}
 

@@ -70,14 +70,14 @@ function WF.inputs(root, workflow_id, depends_on, signal, known)
 end
 
 -- WF.enqueue(root, workflow, step, now, signal, known): submit a task for a step whose
--- dependencies have all completed; the step becomes queued with that task. `workflow` has id and
--- retention_ms; `step` is a parsed or loaded step (WF.load_step); signal and known as WF.inputs.
--- Returns the task id.
+-- dependencies have all completed; the step becomes queued with that task. `workflow` has id,
+-- retention_ms and traceparent (the task's; false or nil when none); `step` is a parsed or
+-- loaded step (WF.load_step); signal and known as WF.inputs. Returns the task id.
 function WF.enqueue(root, workflow, step, now, signal, known)
   local task_id = create_task(root, now, {
     capability = step.capability, payload = step.input, priority = step.priority, delay_ms = 0,
     max_attempts = step.max_attempts, backoff_ms = step.backoff_ms, timeout_ms = step.timeout_ms,
-    retention_ms = workflow.retention_ms,
+    retention_ms = workflow.retention_ms, traceparent = workflow.traceparent,
     workflow = workflow.id, step = step.id, inputs = WF.inputs(root, workflow.id, step.depends_on, signal, known),
   })
   redis.call('HSET', K.workflow_step(root, workflow.id, step.id), 'state', STEP_STATE.QUEUED, 'task', task_id,
@@ -213,7 +213,7 @@ local function workflow_on_task_finished(root, task, outcome, now)
   if not workflow_id or workflow_id == '' or not step_id or step_id == '' then
     return
   end
-  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms')
+  local record = redis.call('HMGET', K.workflow(root, workflow_id), 'state', 'policy', 'retention_ms', 'traceparent')
   -- A finished, canceled or expired workflow ignores late outcomes.
   if record[1] ~= WF_STATE.RUNNING then
     return
@@ -224,7 +224,7 @@ local function workflow_on_task_finished(root, task, outcome, now)
   if step[1] ~= STEP_STATE.QUEUED or step[2] ~= task.id then
     return
   end
-  local workflow = {id = workflow_id, policy = record[2], retention_ms = tonumber(record[3])}
+  local workflow = {id = workflow_id, policy = record[2], retention_ms = tonumber(record[3]), traceparent = record[4]}
   local fields = {'attempts', (tonumber(step[3]) or 0) + (tonumber(task.attempt) or 0),
     'started_ms', step[4] or task.started_ms or ''}
   if outcome == 'completed' then

@@ -121,14 +121,19 @@ report('task_completed', task.id);
 // --- 3. Failures ------------------------------------------------------------------------------
 // Fail with RETRY yes, claim again, complete. BACKOFF_MS 0: the retry is due at once, so the
 // next claim gets it without waiting (otherwise claim's next_due_ms says when it is due).
+// TRACEPARENT: the submitter's W3C trace context; every claim of the task returns it, so each
+// attempt's span can be its child.
+const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 submitted = record(await fcall('agentfn_task_submit', 'echo', JSON.stringify({ text: 'flaky' }),
-  'BACKOFF_MS', 0, 'MAX_ATTEMPTS', 3));
+  'BACKOFF_MS', 0, 'MAX_ATTEMPTS', 3, 'TRACEPARENT', traceparent));
 task = await claimOne();
+expect('traceparent', task.traceparent, traceparent);
 let failed = record(await fcall('agentfn_task_fail', task.id, task.token, 'upstream timed out', 'RETRY', 'yes'));
 expect(`state of ${task.id} after a retryable failure`, failed.state, 'queued');
 task = await claimOne();
 expect('claimed again', task.id, submitted.id);
 expect('attempt', Number(task.attempt), 2);
+expect('traceparent of the retry', task.traceparent, traceparent);
 expect(`state of ${task.id}`, (await complete(task, { echo: 'flaky' })).state, 'completed');
 report('task_retried', task.id);
 

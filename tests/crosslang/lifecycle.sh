@@ -89,14 +89,20 @@ report task_completed "$task"
 # --- 3. Failures ------------------------------------------------------------------------------
 # Fail with RETRY yes, claim again, complete. BACKOFF_MS 0: the retry is due at once, so the
 # next claim gets it without waiting (otherwise claim's next_due_ms says when it is due).
-task=$(fcall agentfn_task_submit echo '{"text":"flaky"}' BACKOFF_MS 0 MAX_ATTEMPTS 3 | field id)
+# TRACEPARENT: the submitter's W3C trace context; every claim of the task returns it, so each
+# attempt's span can be its child.
+traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+task=$(fcall agentfn_task_submit echo '{"text":"flaky"}' BACKOFF_MS 0 MAX_ATTEMPTS 3 \
+  TRACEPARENT "$traceparent" | field id)
 claimed=$(fcall agentfn_task_claim "$agent" COUNT 1)
 expect "claimed task" "$(field id <<<"$claimed")" "$task"
+expect "traceparent" "$(field traceparent <<<"$claimed")" "$traceparent"
 failed=$(fcall agentfn_task_fail "$task" "$(field token <<<"$claimed")" "upstream timed out" RETRY yes)
 expect "state of $task after a retryable failure" "$(field state <<<"$failed")" queued
 claimed=$(fcall agentfn_task_claim "$agent" COUNT 1)
 expect "claimed again" "$(field id <<<"$claimed")" "$task"
 expect "attempt" "$(field attempt <<<"$claimed")" 2
+expect "traceparent of the retry" "$(field traceparent <<<"$claimed")" "$traceparent"
 completed=$(fcall agentfn_task_complete "$task" "$(field token <<<"$claimed")" '{"echo":"flaky"}')
 expect "state of $task" "$(field state <<<"$completed")" completed
 report task_retried "$task"

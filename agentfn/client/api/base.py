@@ -76,7 +76,8 @@ class ApiBase:
 
     The mixins' methods are typed as the synchronous Client returns them: ``_call`` returns what
     ``parse`` makes of the reply (the raw reply without one). On AsyncClient the same methods
-    return an awaitable of that, and on Batch they queue the call and return None.
+    return an awaitable of that (typed so by the generated client/async_surface.pyi), and on
+    Batch they queue the call and return None.
     """
 
     @overload

@@ -20,6 +20,7 @@ from typing import Any
 
 from ... import keys
 from ...replies import as_int, as_json, as_text, pairs, xread_entries
+from ..tracing import traceparent_option
 from ..waiting import wait_for_work
 from .base import ApiBase, json_text, one_field
 from .steps import Step, drive, is_async
@@ -50,6 +51,8 @@ class Message:
     """When it expires, on the server's clock."""
     redelivered: bool = False
     """True when an earlier read delivered it and it was not acknowledged."""
+    traceparent: str | None = None
+    """The W3C trace context it was sent with, or None."""
 
     @classmethod
     def from_fields(cls, message_id: str, to: str, fields: dict[str, Any]) -> Message:
@@ -64,6 +67,7 @@ class Message:
             sent_ms=as_int(fields["sent_ms"]),
             expires_ms=as_int(fields["expires_ms"]),
             redelivered=as_int(fields.get("redelivered")) == 1,
+            traceparent=fields.get("traceparent") or None,
         )
 
     @classmethod
@@ -226,11 +230,13 @@ class MessagesApi(ApiBase):
         reply_to: str | None = None,
         ttl_ms: int | None = None,
         allow_unregistered: bool = False,
+        traceparent: str | None = None,
     ) -> str:
         """agentfn_msg_send: put a message (any JSON value) in ``to``'s inbox; returns its id.
 
         NotFound when ``to`` was never registered (unless allow_unregistered), LimitExceeded when
-        its inbox is full.
+        its inbox is full. ``traceparent``: the W3C trace context its handler's span is a child
+        of; by default the current OpenTelemetry span's, when there is one.
         """
         return self._call(
             "agentfn_msg_send",
@@ -239,6 +245,7 @@ class MessagesApi(ApiBase):
                 "REPLY_TO": reply_to,
                 "TTL_MS": ttl_ms,
                 "ALLOW_UNREGISTERED": allow_unregistered or None,
+                "TRACEPARENT": traceparent_option(traceparent),
             },
             one_field("id"),
         )
@@ -251,16 +258,17 @@ class MessagesApi(ApiBase):
         *,
         capability: str | None = None,
         ttl_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> Broadcast:
         """agentfn_msg_broadcast: one message to every live agent with ``capability`` (all when None).
 
         Returns agent id -> message id for each agent reached (the sender is left out); the
-        result's ``full`` names live agents whose inbox was full.
+        result's ``full`` names live agents whose inbox was full. ``traceparent`` as for send.
         """
         return self._call(
             "agentfn_msg_broadcast",
             [from_agent, capability or "*", type, json_text(content)],
-            {"TTL_MS": ttl_ms},
+            {"TTL_MS": ttl_ms, "TRACEPARENT": traceparent_option(traceparent)},
             Broadcast.from_reply,
         )
 

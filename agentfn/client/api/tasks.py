@@ -12,6 +12,7 @@ from typing import Any
 
 from ...constants import Priority
 from ...replies import as_int, as_json, as_optional_int, as_optional_text, pairs
+from ..tracing import traceparent_option
 from .base import ApiBase, json_text, one_field
 
 
@@ -35,6 +36,8 @@ class ClaimedTask:
     """For a workflow step: the results of its dependencies, decoded (None otherwise)."""
     timeout_ms: int
     """The task's lease time; extend renews the lease by this much by default."""
+    traceparent: str | None = None
+    """The W3C trace context it was submitted with (a step: its workflow's), or None."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> ClaimedTask:
@@ -51,6 +54,7 @@ class ClaimedTask:
             step=as_optional_text(fields["step"]),
             inputs=as_json(fields["inputs"]),
             timeout_ms=as_int(fields["timeout_ms"]),
+            traceparent=fields.get("traceparent") or None,  # absent from a 0.x library's reply
         )
 
 
@@ -174,13 +178,24 @@ class TaskInfo:
     prompt: Any
     retention_ms: int
     cancel_requested: bool
+    traceparent: str | None
+    """The W3C trace context it was submitted with (a step: its workflow's)."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> TaskInfo:
         fields = pairs(reply)
         text = {
             name: as_optional_text(fields[name])
-            for name in ("agent", "entry", "error", "to", "idempotency_key", "workflow", "step")
+            for name in (
+                "agent",
+                "entry",
+                "error",
+                "to",
+                "idempotency_key",
+                "workflow",
+                "step",
+                "traceparent",
+            )
         }
         return cls(
             id=fields["id"],
@@ -230,10 +245,13 @@ class TasksApi(ApiBase):
         idempotency_key: str | None = None,
         to: str | None = None,
         retention_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> str:
         """agentfn_task_submit: queue a task (payload: any JSON-serialisable value); returns its id.
 
         With an idempotency key that names a retained task, returns that task's id instead.
+        ``traceparent``: the W3C trace context its attempts' spans are children of; by default
+        the current OpenTelemetry span's, when there is one (agentfn.client.tracing).
         """
         return self._call(
             "agentfn_task_submit",
@@ -248,6 +266,7 @@ class TasksApi(ApiBase):
                 "IDEMPOTENCY_KEY": idempotency_key,
                 "TO": to,
                 "RETENTION_MS": retention_ms,
+                "TRACEPARENT": traceparent_option(traceparent),
             },
             one_field("id"),
         )

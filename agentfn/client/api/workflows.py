@@ -21,7 +21,7 @@ from typing import Any
 from ... import keys
 from ...constants import StepState, WorkflowPolicy, WorkflowState
 from ...replies import as_int, as_json, as_optional_int, as_text, pairs
-from ..tracing import with_trace_context
+from ..tracing import traceparent_option
 from .base import ApiBase, json_text, one_field
 from .steps import Step, is_async, run_async, run_sync
 
@@ -129,6 +129,8 @@ class WorkflowInfo:
     """Steps waiting for agentfn_wf_signal."""
     context_version: int
     retention_ms: int
+    traceparent: str | None = None
+    """The W3C trace context it was created with (every step's task carries it)."""
     steps: tuple[StepInfo, ...] = field(default=())
 
     @classmethod
@@ -150,6 +152,7 @@ class WorkflowInfo:
             input_required=as_int(fields["input_required"]),
             context_version=as_int(fields["context_version"]),
             retention_ms=as_int(fields["retention_ms"]),
+            traceparent=fields["traceparent"] or None,
             steps=tuple(StepInfo.from_reply(step) for step in fields.get("steps", ())),
         )
 
@@ -284,6 +287,7 @@ class WorkflowsApi(ApiBase):
         chain: bool = False,
         context: Mapping[str, Any] | None = None,
         retention_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> str:
         """agentfn_wf_create: create a workflow and enqueue its root steps; returns its id.
 
@@ -291,14 +295,18 @@ class WorkflowsApi(ApiBase):
         optionally max_attempts, timeout_ms, priority. ``chain=True``: each step depends on the
         one before it (give no depends_on). ``context``: the initial shared context document.
         BadArgument / CycleError / LimitExceeded when the graph is refused (nothing is written);
-        InvalidState when ``workflow_id`` exists.
+        InvalidState when ``workflow_id`` exists. ``traceparent``: the W3C trace context every
+        step's task carries (as submit's); by default the current OpenTelemetry span's.
         """
         definition = build_definition(steps, policy=policy, workflow_id=workflow_id, chain=chain)
-        context = with_trace_context(context)  # unchanged unless OpenTelemetry traces this call
         return self._call(
             "agentfn_wf_create",
             [definition],
-            {"RETENTION_MS": retention_ms, "CONTEXT": None if context is None else dict(context)},
+            {
+                "RETENTION_MS": retention_ms,
+                "CONTEXT": None if context is None else dict(context),
+                "TRACEPARENT": traceparent_option(traceparent),
+            },
             one_field("id"),
         )
 
