@@ -49,8 +49,8 @@ end
 -- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing
 -- stream and add the tasks they start to claim.tasks and to the leases (one ZADD for them all).
 -- The agent holds them as pending entries of its consumer: no set of its tasks is kept (its
--- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the stream delivered (skipped
--- ones included; fewer than count: it is drained).
+-- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
+-- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
   local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
     'STREAMS', source.key, '>')
