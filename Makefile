@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
 BENCH_STAMP := $(VENV)/.agentfn-bench-installed
 
-.PHONY: demo test lint bench redis-deps system-deps protocol clean
+.PHONY: demo test lint bench redis-deps system-deps protocol release clean
 
 demo: $(STAMP) redis-deps
 	$(BIN)/agentfn demo
@@ -53,6 +53,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 # Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
 protocol: $(STAMP)
 	$(BIN)/agentfn protocol --write docs/PROTOCOL.md
+
+# Refresh the release files (release/: rendered library, migrations, runner scripts) after
+# editing lua/ or migrations/; release/deploy.sh deploys them with redis-cli alone.
+release: $(STAMP)
+	$(BIN)/agentfn render --release release
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -93,28 +93,44 @@ LIMITS: dict[str, int] = {
     "capability_length": 64,
     # Most capabilities one agent may register.
     "capabilities_per_agent": 32,
-    # Largest JSON argument (payload, metadata, result, content, context) in bytes.
-    "json_bytes": 1_048_576,
+    # Largest JSON argument (payload, metadata, result, content, signal value) in bytes: decoding
+    # it to check it costs ~9 ms of Redis time per MiB.
+    "json_bytes": 262_144,
+    # Largest workflow context document in bytes (a merge decodes and encodes it whole).
+    "context_bytes": 65_536,
     # Deepest nesting of arrays and objects in a JSON argument.
     "json_depth": 128,
     # Longest error text kept for a failed attempt, in bytes (longer text is refused).
     "error_bytes": 8_192,
-    # Most tasks one claim may return.
-    "claim_count": 1_000,
-    # Most steps in one workflow.
-    "workflow_steps": 5_000,
+    # Most tasks one claim (or NEXT) may return.
+    "claim_count": 50,
+    # Most steps in one workflow: creating one, or completing the root of a fan-out over all of
+    # them, stays within ~10 ms of Redis time (about 35 µs a step).
+    "workflow_steps": 150,
     # Largest time value (ms) accepted for a TTL, delay, timeout or retention: 365 days.
     "duration_ms": 31_536_000_000,
     # Most attempts a task may be given.
     "max_attempts": 1_000,
-    # Most lapsed agents one sweep removes from the indexes (the rest go at the next sweep).
-    "sweep_batch": 100,
+    # Most lapsed agents one sweep removes from the indexes (the rest go at the next sweep); a
+    # registry call's sweep also hands back at most this many of their tasks.
+    "sweep_batch": 20,
+    # Most tasks a deregistering agent hands back at once (any more come back when their leases
+    # expire).
+    "release_batch": 100,
     # Most delayed tasks one claim or reap promotes.
     "promote_batch": 100,
-    # Most expired leases one reap handles.
-    "reap_batch": 1_000,
+    # A reap's budget (its largest LIMIT, and the default): the due delayed tasks, expired leases,
+    # lapsed agents and their tasks, expired messages, orphaned direct tasks, work streams and
+    # stream entries, and dead letters it handles, in all.
+    "reap_batch": 150,
+    # Most work streams one reap visits through the trim index (trims, deletes when unused).
+    "trim_batch": 100,
     # Most messages one read returns or one ack acknowledges.
-    "message_batch": 1_000,
+    "message_batch": 200,
+    # Most agents agentfn_agent_find returns (its largest LIMIT).
+    "find_count": 500,
+    # Most agents one broadcast may reach (more live recipients: refused with LIMIT).
+    "broadcast_recipients": 250,
 }
 
 #: Defaults for options a caller leaves out (rendered as ``DEFAULTS``).
@@ -129,8 +145,16 @@ DEFAULTS: dict[str, int] = {
     "backoff_ms": 1_000,
     # Cap on the retry backoff.
     "backoff_max_ms": 60_000,
-    # How long finished tasks, workflows, messages and lapsed agent records are kept: 24 h.
+    # How long finished tasks, workflows and messages are kept: 24 h.
     "retention_ms": 86_400_000,
+    # How long a lapsed agent's record is kept (namespace config agent_retention_ms): 24 h.
+    "agent_retention_ms": 86_400_000,
+    # How long a dead letter (and its task's record) is kept (namespace config
+    # dead_retention_ms): 24 h.
+    "dead_retention_ms": 86_400_000,
+    # How long a direct task waits for its agent once the agent is gone (deregistered, lapsed,
+    # or not live at submit) before it is dead-lettered with error 'agent gone' (GRACE_MS).
+    "direct_grace_ms": 300_000,
     # Approximate cap on the namespace event stream (XADD MAXLEN ~).
     "events_max": 10_000,
     # Approximate cap on the namespace's delayed-wake stream (XADD MAXLEN ~): only its newest

@@ -9,6 +9,7 @@ namespace in one cluster slot. Functions receive the root as ``KEYS[1]`` and der
 
 from __future__ import annotations
 
+import os
 import re
 
 from .constants import LIMITS
@@ -19,6 +20,16 @@ NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 #: Families of per-id keys (``<root>:<family>:<id>...``): agent records (and their task sets),
 #: capability and direct work streams, inboxes, workflows (and their sub-keys).
 FAMILIES = frozenset({"agent", "queue", "direct", "inbox", "wf"})
+
+
+#: The environment variable naming the namespace when none is given explicitly.
+NAMESPACE_VARIABLE = "AGENTFN_NAMESPACE"
+
+
+def resolve_namespace(namespace: str | None = None) -> str:
+    """The one rule everywhere (Client, AsyncClient, deploy, migrate, the CLI): an explicit
+    namespace wins, else $AGENTFN_NAMESPACE, else ``default``."""
+    return namespace or os.environ.get(NAMESPACE_VARIABLE) or "default"
 
 
 def validate_namespace(namespace: str) -> str:

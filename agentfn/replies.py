@@ -46,6 +46,16 @@ def as_json(value: Any, default: Any = None) -> Any:
     return json.loads(value) if value not in (None, "") else default
 
 
+def as_stored_json(value: Any, default: Any = None) -> Any:
+    """A JSON field of a record shown as stored (task and workflow views): decoded, or its raw
+    text when it is not valid JSON (written before the library checked JSON strictly, or by a
+    raw HSET), so that one bad field does not hide the whole record."""
+    try:
+        return as_json(value, default)
+    except ValueError:
+        return value
+
+
 def range_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
     """The entries of an XRANGE or XREVRANGE reply as (id, fields), with text values."""
     return [

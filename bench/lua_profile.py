@@ -39,6 +39,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agentfn  # noqa: E402
+from agentfn.constants import LIMITS  # noqa: E402
 from agentfn.library.paths import lua_dir  # noqa: E402
 from agentfn.library.render import render_library  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
@@ -295,13 +296,15 @@ def _submit(
 
 
 def drain_batched(client: agentfn.Client, agent_id: str) -> None:
-    """Claim COUNT 100, then complete the claimed tasks in one pipeline whose last call carries
-    NEXT 100 (as the runtime does at concurrency 100), until the queue is empty."""
-    tasks = client.claim(agent_id, BATCH).tasks
+    """Claim COUNT 100 (at most the claim limit), then complete the claimed tasks in one pipeline
+    whose last call carries NEXT as many (as the runtime does at concurrency 100), until the queue
+    is empty."""
+    count = min(BATCH, LIMITS["claim_count"])
+    tasks = client.claim(agent_id, count).tasks
     while tasks:
         batch = agentfn.Batch(client)
         for index, task in enumerate(tasks):
-            batch.complete(task.id, task.token, None, next=BATCH if index == len(tasks) - 1 else 0)
+            batch.complete(task.id, task.token, None, next=count if index == len(tasks) - 1 else 0)
         tasks = batch.execute()[-1].next.tasks
 
 

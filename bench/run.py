@@ -1,6 +1,6 @@
 """Run every benchmark present (bench/tasks.py, messages.py, workflows.py, dashboard.py,
-json_check.py) and write bench/RESULTS.md: one table per benchmark, figure / target / measured /
-pass.
+json_check.py, bounded.py) and write bench/RESULTS.md: one table per benchmark, figure / target /
+measured / pass. With ``--only``, the sections of the benchmarks not run are kept as they were.
 
 ``make bench`` runs this. Each module exposes ``run() -> dict`` and starts its own redis-server.
 A figure's value is either a plain number (measured, no target), or a dict with ``measured``,
@@ -27,7 +27,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 #: The benchmark modules, in the order they run and appear.
-MODULES = ("tasks", "messages", "workflows", "dashboard", "json_check")
+MODULES = ("tasks", "messages", "workflows", "dashboard", "json_check", "bounded")
 #: Everything from this line on in the results file is hand-written analysis, kept across runs.
 NOTES_MARKER = "<!-- analysis below is written by hand and kept by bench/run.py -->"
 
@@ -94,6 +94,18 @@ def table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sections(text: str) -> dict[str, list[str]]:
+    """The module sections ("## name (...)" up to the next "## ") of a results file, by name."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].split(" ")[0], [])
+        if current is not None:
+            current.append(line)
+    return sections
+
+
 def _machine() -> str:
     try:
         server = subprocess.run(
@@ -124,7 +136,10 @@ def main() -> int:
     wanted = [name for name in options.only.split(",") if name] or list(MODULES)
     present = [name for name in wanted if (BENCH / f"{name}.py").exists()]
     written = f"Written by `make bench` (bench/run.py) on {datetime.date.today().isoformat()}: {_machine()}."
+    if present != list(MODULES):
+        written += f" This run: {', '.join(present)}; the other sections are from an earlier run."
     lines = ["# Benchmark results", "", written, ""]
+    sections: dict[str, list[str]] = {}
     failed = False
     for name in present:
         print(f"== bench/{name}.py", flush=True)
@@ -134,7 +149,7 @@ def main() -> int:
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
             traceback.print_exc()
-            lines += [
+            sections[name] = [
                 f"## {name}",
                 "",
                 "Failed:",
@@ -148,10 +163,16 @@ def main() -> int:
         elapsed = time.perf_counter() - began
         section = [f"## {name} ({elapsed:.0f} s)", "", *table(results), ""]
         print("\n".join(section), flush=True)
-        lines += section
+        sections[name] = section
     output = Path(options.output)
     previous = output.read_text(encoding="utf-8") if output.exists() else ""
     notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else ""
+    sections.update(
+        (name, lines)
+        for name, lines in _sections(previous[: len(previous) - len(notes)]).items()
+        if name in MODULES and name not in present
+    )
+    lines += [line for name in MODULES for line in sections.get(name, [])]
     output.write_text(
         "\n".join(lines).rstrip() + "\n" + ("\n" + notes if notes else ""), encoding="utf-8"
     )

@@ -46,21 +46,25 @@ def main() -> None:
             chain=True,
         )  # each step depends on the one before it
 
-        fan_in = client.create_workflow(
-            [
-                {"id": "streams", "capability": "research", "input": {"topic": "Streams"}},
-                {"id": "pubsub", "capability": "research", "input": {"topic": "Pub/Sub"}},
-                {
-                    "id": "write",
-                    "capability": "write",
-                    "input": {},
-                    "depends_on": ["streams", "pubsub"],
-                },
-            ],
-            workflow_id="fan-in",
-            policy="fail_fast",
-            context={"audience": "operators"},
-        )
+        fan_in = "fan-in"  # a chosen id: run this example again and the first run's one is kept
+        try:
+            client.create_workflow(
+                [
+                    {"id": "streams", "capability": "research", "input": {"topic": "Streams"}},
+                    {"id": "pubsub", "capability": "research", "input": {"topic": "Pub/Sub"}},
+                    {
+                        "id": "write",
+                        "capability": "write",
+                        "input": {},
+                        "depends_on": ["streams", "pubsub"],
+                    },
+                ],
+                workflow_id=fan_in,
+                policy="fail_fast",
+                context={"audience": "operators"},
+            )
+        except agentfn.InvalidState:  # STATE workflow fan-in already exists
+            print("fan-in exists already (an earlier run): waiting for that one")
 
         for workflow_id in (chain, fan_in):
             info = client.wait_workflow(workflow_id, timeout=10)

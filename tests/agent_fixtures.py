@@ -161,3 +161,12 @@ def spawn_worker(
         text=True,
         env=None if env is None else {**os.environ, **env},
     )
+
+
+#: An agent without a single handler: `agentfn worker` refuses it.
+idle = agentfn.Agent(None, "idle-agent")
+
+
+def broken_factory(client: agentfn.Client) -> agentfn.Agent:
+    """An agent factory that fails (a missing setting): `agentfn worker` reports it in one line."""
+    raise KeyError("MODEL")

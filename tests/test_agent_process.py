@@ -114,7 +114,7 @@ def test_worker_reports_a_bad_target(redis_url, deployed):
             timeout=60,
             check=False,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr  # a usage error
         assert message in done.stderr
 
 

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "agentfn.keys": 0,
     "agentfn.replies": 0,
     "agentfn.server": 0,
+    "agentfn.urls": 0,
     # the Lua library as data: render, protocol headers, deploy, migrate
     "agentfn.library": 1,
     # Client, AsyncClient, Batch and the per-area API

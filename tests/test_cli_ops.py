@@ -52,8 +52,10 @@ def read_line(stream: IO[str] | None) -> str:
     return line
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert done.returncode == 1
+def assert_one_line_error(
+    done: subprocess.CompletedProcess[str], *fragments: str, status: int = 1
+) -> None:
+    assert done.returncode == status
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     for fragment in fragments:
@@ -124,7 +126,7 @@ def test_commands_refuse_in_one_line_without_the_library(redis_url, r):
 
 def test_bad_namespace_is_one_line(redis_url, deployed):
     assert_one_line_error(
-        cli("status", "--url", redis_url, "--namespace", "no spaces"), "--namespace"
+        cli("status", "--url", redis_url, "--namespace", "no spaces"), "--namespace", status=2
     )
 
 

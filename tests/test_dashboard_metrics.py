@@ -9,6 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import agentfn
+from agentfn.library.migrate import list_migrations
+from agentfn.library.paths import migrations_dir
 from tests.dashboard_helpers import Server, get, start_server
 
 
@@ -68,7 +70,7 @@ def test_metrics_report_the_known_work(metrics_server: Server) -> None:
                 dict(labels)["node"] for name, labels in page if name == "agentfn_library_info"
             ),
             version=agentfn.__version__,
-            schema_version="1",
+            schema_version=str(len(list_migrations(migrations_dir()))),
         )
         == 1
     )

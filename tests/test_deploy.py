@@ -20,6 +20,9 @@ from agentfn.library.render import render_library
 
 from .helpers import ROOT, fcall, pairs
 
+#: The schema version of the migrations shipped (the last one's number).
+LATEST = len(list_migrations(migrations_dir()))
+
 
 def function_load_calls(r: redis.Redis) -> int:
     stats = r.info("commandstats")
@@ -29,11 +32,11 @@ def function_load_calls(r: redis.Redis) -> int:
 def test_first_deploy_loads_and_migrates(r, library):
     report = deploy(r, "default")
     assert report.loaded and report.previous is None
-    assert [m.number for m in report.migrations] == [1]
+    assert [m.number for m in report.migrations] == list(range(1, LATEST + 1))
     info = deployed_library(r, "default")
     assert info is not None
     assert (info.library, info.code_sha) == (agentfn.__version__, library.code_sha)
-    assert info.schema_version == info.library_schema_version == library.schema_version == 1
+    assert info.schema_version == info.library_schema_version == library.schema_version == LATEST
     assert r.hget(keys.meta("default"), "created_ms")
 
 
@@ -197,10 +200,10 @@ def test_migration_is_resumable_after_interruption(r, upgraded_migrations):
     r.set(keys.migrate_lock("default"), "other", px=60_000)
     with pytest.raises(MigrationError, match="another process"):
         migrate(r, "default", upgraded_migrations)
-    assert schema_version(r, "default") == 1
+    assert schema_version(r, "default") == LATEST
     r.delete(keys.migrate_lock("default"))
     applied = migrate(r, "default", upgraded_migrations)
-    assert [m.number for m in applied] == [2]
+    assert [m.number for m in applied] == [LATEST + 1]
     assert not r.exists(keys.migrate_lock("default"))
 
 
@@ -227,6 +230,6 @@ def test_agentfn_version_is_callable_read_only(deployed, library):
     assert reply == {
         "library": agentfn.__version__,
         "code_sha": library.code_sha,
-        "schema_version": "1",
-        "library_schema_version": "1",
+        "schema_version": str(LATEST),
+        "library_schema_version": str(LATEST),
     }

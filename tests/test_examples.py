@@ -35,6 +35,10 @@ EXPECTED = {
         "'article': 'Streams keeps state in Redis Pub/Sub keeps state in Redis'",
         "{'audience': 'operators'}",
     ],
+    "asyncio_agent.py": [
+        "completed {'for': 'operators', 'draft': 'notes on Streams'}",
+        "context {'audience': 'operators', 'drafted': 'Streams'}",
+    ],
     "messages.py": [
         "reply: {'text': 'HELLO'}",
         "planner-1 got note {'priority': 'high'} from app",
@@ -63,6 +67,21 @@ def test_python_example_runs(name):
     assert done.returncode == 0, done.stderr
     for fragment in EXPECTED[name]:
         assert fragment in done.stdout, f"{name} did not print {fragment!r}:\n{done.stdout}"
+
+
+def test_workflows_example_runs_twice_on_the_same_redis(redis_url, r):
+    for run in (1, 2):
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "workflows.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**ENV, "REDIS_URL": redis_url},
+            cwd=CHECKOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "fan-in completed" in done.stdout
+        assert ("exists already" in done.stdout) == (run == 2)
 
 
 def test_redis_cli_example_runs_the_lifecycle_with_fcall_alone(redis_url, r):

@@ -191,9 +191,12 @@ def test_registry_from_redis_cli_alone(r, redis_cli, library):
         redis_cli("-x", "FUNCTION", "LOAD", "REPLACE", input=render.stdout).stdout.strip()
         == "agentfn"
     )
-    init = pathlib.Path(__file__).parent.parent / "migrations" / "0001_init.lua"
-    redis_cli("EVAL", init.read_text(), "1", "agentfn:{cli}")
-    redis_cli("HSET", "agentfn:{cli}:meta", "schema_version", "1")
+    for migration in sorted((pathlib.Path(__file__).parent.parent / "migrations").glob("*.lua")):
+        while (
+            redis_cli("EVAL", migration.read_text(), "1", "agentfn:{cli}").stdout.strip() != "done"
+        ):
+            pass
+        redis_cli("HSET", "agentfn:{cli}:meta", "schema_version", str(int(migration.name[:4])))
     out = redis_cli(
         "FCALL", "agentfn_agent_register", "1", "agentfn:{cli}", "w1", "write", "TTL_MS", "60000"
     ).stdout

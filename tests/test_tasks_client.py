@@ -80,7 +80,9 @@ def test_complete_next_and_fail_next(client):
     assert isinstance(failed, FailResult) and failed.state == "queued" and failed.due_ms is not None
     assert failed.next is not None and [t.id for t in failed.next.tasks] == [second.id]
     final = client.fail(third.id, third.token, "bad input", retry=False)
-    assert final == FailResult(id=third.id, state="failed", due_ms=None, next=None)
+    assert final == FailResult(
+        id=third.id, state="failed", due_ms=None, next=None, attempt=1, max_attempts=3
+    )
 
 
 def test_empty_claim_tells_what_to_wait_on(client, deployed):
@@ -148,6 +150,8 @@ def test_extend_cancel_requeue_reap(client, deployed):
         "released",
         "expired_messages",
         "trimmed",
+        "orphaned",
+        "deleted_streams",
     }
     info = client.get_task(task.id)
     assert info.state == "dead" and info.error == "lease expired" and info.errors[0]["attempt"] == 1

@@ -105,6 +105,7 @@ def test_every_task_hash_field_is_returned_by_get(deployed):
         "retention_ms",
         "cancel_requested",
         "traceparent",
+        "grace_ms",
     ]
     assert record["idempotency_key"] == "k1" and record["retention_ms"] == "1000"
     assert record["max_attempts"] == "2" and record["attempt"] == "0"
@@ -224,6 +225,8 @@ def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deploye
         "id": "t1",
         "state": "failed",
         "due_ms": "",
+        "attempt": "2",
+        "max_attempts": "3",
     }
     record = get(deployed, "t1")
     assert record["state"] == "failed" and record["error"] == "hopeless"
@@ -391,6 +394,8 @@ def test_reap_expired_lease_redelivers_as_attempt_two_and_records_one_completion
         "released": 0,
         "expired_messages": 0,
         "trimmed": 0,
+        "orphaned": 0,
+        "deleted_streams": 0,
     }
     record = get(deployed, "t1")
     assert (
@@ -627,7 +632,8 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t8", "t9", "t2"]
     for task_id in ("t8", "t9", "t2"):
         complete(deployed, task_id, 2 if task_id == "t2" else 1)
-    reap(deployed, "LIMIT", "1")  # looks at one entry after the oldest pending one (t7) at most
+    # a budget of 2: the stream, then one entry after the oldest pending one (t7) at most
+    reap(deployed, "LIMIT", "2")
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t9", "t2"]
     reap(deployed)  # attempts that ended while an older one runs on: deleted
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7"]
@@ -635,10 +641,11 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     reap(deployed)
     assert deployed.xlen(stream) == 0
     assert deployed.xinfo_groups(stream)[0]["pending"] == 0
-    # Delivery goes on from where it was; a stream that is gone leaves the set.
+    # Delivery goes on from where it was; a stream of the trim index that is gone leaves the set.
     submit(deployed, "x", '"again"')
     assert claimed_ids(deployed, "a1") == ["t12"]
     deployed.delete(f"{ROOT}:direct:a2")
+    deployed.zadd(f"{ROOT}:trim", {f"{ROOT}:direct:a2": 0})
     reap(deployed)
     assert deployed.smembers(f"{ROOT}:streams") == {stream}
 

@@ -18,8 +18,13 @@ from .workflows_helpers import CAPABILITY, create, states, steps, wf_get
 
 
 def claim_all(r: redis.Redis, agent: str = "a1") -> dict[str, dict]:
-    """Claim every ready task; {step id: claimed task}."""
-    return {task["step"]: task for task in claim(r, agent, "COUNT", 1000)["tasks"]}
+    """Claim every ready task (in claims of the largest COUNT); {step id: claimed task}."""
+    claimed: dict[str, dict] = {}
+    while True:
+        tasks = claim(r, agent, "COUNT", LIMITS["claim_count"])["tasks"]
+        claimed.update((task["step"], task) for task in tasks)
+        if len(tasks) < LIMITS["claim_count"]:
+            return claimed
 
 
 def finish(r: redis.Redis, task: dict, result: object = None) -> dict:
@@ -526,7 +531,7 @@ def test_context_get_set_merge_and_compare_and_set(r, raw):
     assert_refused(r, raw, "BADARG", "agentfn_ctx_set", "w1", "{}", "EXPECT_VERSION", "-1")
     assert_refused(r, raw, "NOTFOUND", "agentfn_ctx_set", "ghost", "{}")
     assert_refused(r, raw, "NOTFOUND", "agentfn_ctx_get", "ghost")
-    half = json.dumps({"blob": "x" * (LIMITS["json_bytes"] // 2 + 10)})
+    half = json.dumps({"blob": "x" * (LIMITS["context_bytes"] // 2 + 10)})
     fcall(r, "agentfn_ctx_set", "w1", half)
     assert_refused(
         r, raw, "LIMIT", "agentfn_ctx_set", "w1", half.replace("blob", "blob2"), "MODE", "merge"

@@ -72,7 +72,8 @@ class RemoteAgent(Agent):
             },
         }
         if answer is not None and task.workflow and task.step:
-            prompt = await asyncio.to_thread(_asked, task.client, task.workflow, task.step)
+            client = self._bound_client()  # synchronous, even for an agent on an AsyncClient
+            prompt = await asyncio.to_thread(_asked, client, task.workflow, task.step)
             message = _message(
                 answer, prompt.get("a2a_task_id", ""), prompt.get("a2a_context_id", "")
             )

@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..client.api.messages import Message, request_ttl_ms
-from ..client.client import Client
+from ..client.client import AsyncClient, Client, sync_twin
 from ..constants import DEFAULTS
 from .runtime import Runtime
 from .types import Handler, TaskHandler
@@ -76,11 +76,14 @@ class Agent:
     ``concurrency`` is how many tasks run at once; it is also the claim batch size.
     ``lease_ms`` (default: each task's timeout_ms) is the lease asked for on claims and
     renewals; a shorter one detects a dead agent sooner, at the cost of more renewals.
+    ``message_timeout_s`` (default: none) is how long a message handler may run: one that has
+    not returned by then is answered with a TimeoutError and the next message is handled (a
+    sync handler then runs in a thread of its own per message).
     """
 
     def __init__(
         self,
-        client: Client | None,
+        client: Client | AsyncClient | None,
         agent_id: str | None = None,
         *,
         concurrency: int = 1,
@@ -89,6 +92,7 @@ class Agent:
         reap_interval_ms: int = DEFAULT_REAP_INTERVAL_MS,
         grace_period_s: float = DEFAULT_GRACE_PERIOD_S,
         lease_ms: int | None = None,
+        message_timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -103,12 +107,15 @@ class Agent:
         self.reap_interval_ms = reap_interval_ms
         self.grace_period_s = grace_period_s
         self.lease_ms = lease_ms
+        self.message_timeout_s = message_timeout_s
         self.metadata = metadata
         self.task_handlers: dict[str, Handler] = {}
         self.message_handlers: dict[str, Handler] = {}
         self.ready = threading.Event()
         """Set once the agent is registered and serving (cleared when it stops)."""
         self._runtime: Runtime | None = None
+        self._sync: Client | None = None
+        """The synchronous twin of an AsyncClient, made on first use outside a run."""
         self._lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------
@@ -118,9 +125,15 @@ class Agent:
         """The capabilities it registers: the names of its task handlers."""
         return list(self.task_handlers)
 
-    def bind(self, client: Client) -> Agent:
-        """Use ``client`` (e.g. the one ``agentfn worker`` builds from --url/--namespace)."""
+    def bind(self, client: Client | AsyncClient) -> Agent:
+        """Use ``client`` (e.g. the one ``agentfn worker`` builds from --url/--namespace).
+
+        With an :class:`agentfn.AsyncClient`, serve with ``await agent.run_async()``: handlers
+        get the AsyncClient as ``task.client`` (await its methods), and the runtime does its
+        own Redis I/O on a synchronous twin connected to the same server.
+        """
         self.client = client
+        self._sync = None
         return self
 
     def handler(self, capability: str) -> Callable[[TaskHandler], TaskHandler]:
@@ -240,11 +253,17 @@ class Agent:
         )
 
     def _bound_client(self) -> Client:
+        """The synchronous client of the agent (for an AsyncClient, a twin of it)."""
         if self.client is None:
             raise RuntimeError(
                 "the agent has no client: pass one to Agent() or call agent.bind(client)"
             )
-        return self.client
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime.client
+        if self._sync is None:
+            self._sync = sync_twin(self.client)
+        return self._sync
 
     # -- running ---------------------------------------------------------------------------
 

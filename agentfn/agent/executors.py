@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ class Outcome:
     """For an input request: the prompt (complete with INPUT_REQUIRED)."""
     error: str = ""
     retry: bool = True
+    traceback: str = ""
+    """For a failure raised by the handler: its traceback, for the log."""
 
     @property
     def name(self) -> str:
@@ -56,15 +59,24 @@ def error_text(error: BaseException) -> str:
 def _outcome_of_error(error: BaseException) -> Outcome:
     if isinstance(error, InputRequired):
         return Outcome("complete", prompt=error.prompt)
-    return Outcome("fail", error=error_text(error), retry=not isinstance(error, PermanentFailure))
+    return Outcome(
+        "fail",
+        error=error_text(error),
+        retry=not isinstance(error, PermanentFailure),
+        traceback="".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    )
 
 
 def call_sync(handler: Handler, context: TaskContext) -> Outcome:
-    """Run a sync handler; its return value or exception as an Outcome (in a span when tracing)."""
+    """Run a sync handler; its return value or exception as an Outcome (in a span when tracing).
+
+    Any exception counts, SystemExit (a handler calling sys.exit) included: it fails the
+    attempt instead of ending the thread that runs the handler.
+    """
     with attempt_span(context) as record:
         try:
             outcome = Outcome("complete", result=handler.function(context))
-        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+        except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
             outcome = _outcome_of_error(error)
         record(outcome.name, outcome.error)
         return outcome
@@ -77,10 +89,18 @@ async def call_async(handler: Handler, context: TaskContext) -> Outcome:
             outcome = Outcome("complete", result=await handler.function(context))
         except asyncio.CancelledError as error:
             outcome = DROPPED if context.interrupted else _outcome_of_error(error)
-        except Exception as error:  # noqa: BLE001 - every handler error becomes the task's error
+        except BaseException as error:  # noqa: BLE001 - every handler error becomes the task's error
             outcome = _outcome_of_error(error)
         record(outcome.name, outcome.error)
         return outcome
+
+
+def _result_of(done: asyncio.Task[Outcome]) -> Outcome:
+    """The Outcome of a finished call_async task, whatever happened to it."""
+    if done.cancelled():
+        return DROPPED
+    error = done.exception()
+    return _outcome_of_error(error) if error is not None else done.result()
 
 
 class HandlerThreads:
@@ -154,9 +174,7 @@ class LoopExecutor:
         running.cancel_hook = lambda: self.loop.call_soon_threadsafe(task.cancel)
         if running.context.interrupted:  # interrupted before the hook existed
             task.cancel()
-        task.add_done_callback(
-            lambda done: self._finished(running, DROPPED if done.cancelled() else done.result())
-        )
+        task.add_done_callback(lambda done: self._finished(running, _result_of(done)))
 
     def _finished(self, running: Running, outcome: Outcome) -> None:
         # Outcomes of one loop iteration reach the pump together, as a list (one wake-up).

@@ -27,6 +27,7 @@ mailroom waits for that handler, so it could not hand their replies over.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import queue
@@ -39,6 +40,7 @@ import redis
 from ..client.api.messages import Message, no_reply
 from ..client.waiting import BlockingConnection, wait_on_streams
 from .executors import error_text
+from .recovery import Recovery, run_thread
 from .tracing import message_span
 
 if TYPE_CHECKING:
@@ -48,9 +50,6 @@ log = logging.getLogger("agentfn.agent")
 
 #: Messages read at a time.
 READ_BATCH = 10
-
-#: Pause before reading again after a connection error (s).
-RETRY_PAUSE_S = 1.0
 
 #: The message whose handler runs in this context (the handler's thread or its asyncio task).
 _HANDLING: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
@@ -82,7 +81,11 @@ class Mailroom:
         self._connection.close()
 
     def _run(self) -> None:
+        run_thread(self._runtime, "the mailroom", self._serve)
+
+    def _serve(self) -> None:
         runtime = self._runtime
+        recovery = Recovery(runtime, "reading the inbox")
         handled: list[str] = []  # acknowledged by the next read (its ACK option), or at the end
         while not self._closed.is_set():
             try:
@@ -99,10 +102,13 @@ class Mailroom:
                         {read.wait_stream: read.wait_id},
                         runtime.agent.heartbeat_interval_ms,
                     )
-            except redis.ConnectionError as error:  # `handled` is acknowledged again: harmless
-                log.warning("agent %s: reading the inbox failed: %s", runtime.agent_id, error)
-                self._connection.refresh_id()
-                self._closed.wait(RETRY_PAUSE_S)
+                recovery.succeeded()
+            except Exception as error:  # noqa: BLE001 - `handled` is acknowledged again: harmless
+                if self._closed.is_set():
+                    break
+                if isinstance(error, redis.ConnectionError):
+                    self._connection.refresh_id()
+                self._closed.wait(recovery.failed(error))
         if handled:
             try:
                 runtime.client.ack(runtime.agent_id, *handled)
@@ -183,7 +189,18 @@ class Mailroom:
         client = runtime.client
         handler = runtime.agent.message_handlers.get(message.type)
         reply: Any = None
-        if handler is None:
+        if message.problem is not None:
+            log.warning(
+                "agent %s: message %s (type %r from %r) is malformed: %s; replied with an "
+                "error and acknowledged",
+                runtime.agent_id,
+                message.id,
+                message.type,
+                message.sender,
+                message.problem,
+            )
+            reply = {"error": f"PoisonMessage: {message.problem}"} if message.sender else None
+        elif handler is None:
             log.warning(
                 "agent %s: no handler for message type %r (message %s from %s)",
                 runtime.agent_id,
@@ -196,9 +213,16 @@ class Mailroom:
                 try:
                     reply = self._call(handler, message)
                     record("handled", "")
-                except Exception as error:
-                    log.exception(
-                        "agent %s: handler of message %s failed", runtime.agent_id, message.id
+                except BaseException as error:  # noqa: BLE001 - SystemExit too: the thread goes on
+                    log.warning(
+                        "agent %s: handler of message %s (type %r from %s) failed: %s; replied "
+                        "with the error and acknowledged",
+                        runtime.agent_id,
+                        message.id,
+                        message.type,
+                        message.sender,
+                        error_text(error),
+                        exc_info=error,
                     )
                     reply = {"error": error_text(error)}
                     record("failed", reply["error"])
@@ -213,24 +237,76 @@ class Mailroom:
                     allow_unregistered=True,
                 )
             except (TypeError, ValueError) as error:
-                log.error(
-                    "agent %s: reply to message %s is not JSON-serialisable: %s",
+                log.warning(
+                    "agent %s: the reply of the handler of message %s (type %r) is not "
+                    "JSON-serialisable (%s): replied with the error instead",
                     runtime.agent_id,
                     message.id,
+                    message.type,
                     error,
+                )
+                client.send(
+                    runtime.agent_id,
+                    message.sender,
+                    message.type,
+                    {"error": f"the handler's reply cannot be sent: {error_text(error)}"},
+                    reply_to=message.id,
+                    allow_unregistered=True,
                 )
 
     def _call(self, handler: Any, message: Message) -> Any:
+        """Run a message handler; with the agent's message_timeout_s, one that has not returned
+        by then raises TimeoutError here (a coroutine is cancelled, a sync handler's thread is
+        left to finish on its own) and the mailroom goes on."""
         self._handling = message
+        timeout = self._runtime.agent.message_timeout_s
         try:
             if not handler.is_async:
-                return contextvars.copy_context().run(_handle_in_context, handler.function, message)
+                if timeout is None:
+                    return contextvars.copy_context().run(
+                        _handle_in_context, handler.function, message
+                    )
+                return _call_in_thread(handler.function, message, timeout)
             loop = self._runtime.async_executor().loop
-            return asyncio.run_coroutine_threadsafe(
+            future = asyncio.run_coroutine_threadsafe(
                 _handle_in_task(handler.function, message), loop
-            ).result()
+            )
+            try:
+                return future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                if future.done():  # the handler's own TimeoutError
+                    raise
+                future.cancel()
+                raise _timed_out(timeout) from None
         finally:
             self._handling = None
+
+
+def _timed_out(timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"the handler did not return within message_timeout_s ({timeout:g} s)")
+
+
+def _call_in_thread(function: Callable[[Message], Any], message: Message, timeout: float) -> Any:
+    """Run a sync message handler in a thread of its own for up to ``timeout`` s."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, _handle_in_context(function, message)))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the mailroom
+            outcome.append((False, error))
+
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), name="agentfn-message", daemon=True
+    )
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise _timed_out(timeout)
+    returned, value = outcome[0]
+    if returned:
+        return value
+    raise value
 
 
 def _handle_in_context(function: Callable[[Message], Any], message: Message) -> Any:

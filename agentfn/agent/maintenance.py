@@ -26,11 +26,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis
-
 from .. import keys
 from ..client.batch import Batch
 from ..errors import AgentLapsed, NotFound, StaleToken
+from .executors import Outcome
+from .recovery import Recovery, run_thread
+from .settling import log_failed_attempt
 
 if TYPE_CHECKING:
     from .running import Running
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("agentfn.agent")
+
+#: The maintenance jobs as the log names them.
+_JOBS = {"heartbeat": "the heartbeat", "reap": "the reaper", "tend": "renewing leases"}
 
 
 class Maintenance:
@@ -50,6 +54,7 @@ class Maintenance:
         self._closed = False
         self.next_wake = 0.0
         """Monotonic time the thread sleeps until (0 while it is awake)."""
+        self._recoveries: dict[str, Recovery] = {}
         self._thread = threading.Thread(target=self._run, name="agentfn-maintenance", daemon=True)
 
     def start(self) -> None:
@@ -67,6 +72,9 @@ class Maintenance:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        run_thread(self._runtime, "the maintenance thread", self._serve)
+
+    def _serve(self) -> None:
         agent = self._runtime.agent
         heartbeat_s, reap_s = agent.heartbeat_interval_ms / 1000, agent.reap_interval_ms / 1000
         next_heartbeat = time.monotonic() + heartbeat_s
@@ -86,11 +94,21 @@ class Maintenance:
             self._wake.wait(max(0.0, self.next_wake - time.monotonic()))
 
     def _guarded(self, job: Callable[..., T], *args: Any) -> T | None:
+        """Run one job; an error is logged (with its traceback) and counted by the job's
+        Recovery: the job runs again at its next turn, and too many in a row end the agent."""
+        recovery = self._recoveries.get(job.__name__)
+        if recovery is None:
+            recovery = self._recoveries[job.__name__] = Recovery(
+                self._runtime, _JOBS.get(job.__name__, job.__name__), scheduled=True
+            )
         try:
-            return job(*args)
-        except redis.RedisError as error:
-            log.warning("agent %s: %s failed: %s", self._runtime.agent_id, job.__name__, error)
+            result = job(*args)
+        except Exception as error:  # noqa: BLE001 - logged; the thread must not die
+            recovery.failed(error)
             return None
+        if result is not False:  # False: the reaper's turn went to another agent
+            recovery.succeeded()
+        return result
 
     def heartbeat(self) -> None:
         """Extend the agent's liveness; register again when it lapsed."""
@@ -142,11 +160,7 @@ class Maintenance:
         batch = Batch(runtime.client)
         for running in expired:
             running.interrupt("timeout")
-            batch.fail(
-                running.task.id,
-                running.task.token,
-                f"TimeoutError: the handler ran longer than the task's timeout_ms ({running.task.timeout_ms})",
-            )
+            batch.fail(running.task.id, running.task.token, _timeout_error(running))
         for running in renew:
             batch.extend(running.task.id, running.task.token, lease_ms=running.lease_ms)
         results = batch.execute(raise_on_error=False)
@@ -157,6 +171,14 @@ class Maintenance:
                     runtime.agent_id,
                     running.task.id,
                     result,
+                )
+            elif not isinstance(result, Exception):
+                log_failed_attempt(
+                    runtime.agent_id,
+                    running,
+                    Outcome("fail", error=_timeout_error(running)),
+                    result,
+                    runtime.clock.until(result.due_ms or 0),
                 )
         for running, result in zip(renew, results[len(expired) :], strict=True):
             if isinstance(result, (StaleToken, NotFound)):
@@ -182,3 +204,10 @@ class Maintenance:
                 reason,
             )
             running.interrupt(reason)
+
+
+def _timeout_error(running: Running) -> str:
+    return (
+        "TimeoutError: the handler ran longer than the task's timeout_ms "
+        f"({running.task.timeout_ms})"
+    )

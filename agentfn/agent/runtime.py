@@ -38,14 +38,23 @@ import redis
 
 from ..client.api.tasks import ClaimedTask, ClaimResult
 from ..client.batch import Batch
+from ..client.client import sync_twin
 from ..client.waiting import ServerClock
 from ..constants import LIMITS
-from ..errors import AgentLapsed, BadArgument, LimitExceeded, NotFound, StaleToken
+from ..errors import (
+    AgentLapsed,
+    BadArgument,
+    LibraryNotReady,
+    LimitExceeded,
+    NotFound,
+    StaleToken,
+)
 from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync
 from .mailroom import Mailroom
 from .maintenance import Maintenance
+from .recovery import Recovery
 from .running import Running
-from .settling import Flight, finish_call
+from .settling import Flight, finish_call, log_failed_attempt
 from .types import AgentSettings, TaskContext
 from .waiter import WORK, Waiter
 
@@ -60,9 +69,6 @@ ABANDON = "abandon"
 PUMP_FINISHED = "pump-finished"
 STOP_NOW = "stop-now"
 
-#: Longest pause between two attempts to reach Redis after a connection error (s).
-MAX_RETRY_PAUSE_S = 5.0
-
 #: Pipelines of outcomes the pump may have in flight at once (concurrency > 1).
 MAX_FLIGHTS = 2
 
@@ -73,7 +79,9 @@ class Runtime:
     def __init__(self, agent: AgentSettings, loop: asyncio.AbstractEventLoop | None) -> None:
         assert agent.client is not None
         self.agent = agent
-        self.client = agent.client
+        self.client = sync_twin(agent.client)
+        """The runtime's own I/O goes through a synchronous Client (the agent's, or for an agent
+        bound to an AsyncClient, a twin on the same server); handlers get the agent's client."""
         self.agent_id = agent.agent_id
         self.clock = ServerClock()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -103,6 +111,7 @@ class Runtime:
         self._loop = loop
         self._threads: HandlerThreads | None = None
         self._async: LoopExecutor | None = None
+        self._recovery = Recovery(self, "claiming and settling tasks")
         self.waiter = Waiter(self)
         self.maintenance = Maintenance(self)
         self.mailroom: Mailroom | None = None
@@ -138,6 +147,13 @@ class Runtime:
             self.agent_id, agent.capabilities, ttl_ms=agent.ttl_ms, metadata=agent.metadata
         )
         self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
+
+    def abort(self, error: BaseException) -> None:
+        """A thread cannot recover: stop now (deregistering hands its tasks back), and make
+        serve() raise ``error``."""
+        if self.failure is None:
+            self.failure = error
+        self.request_stop(now=True)
 
     def request_stop(self, *, now: bool = False) -> None:
         """Stop claiming; a second request (or now=True) ends the grace period at once."""
@@ -224,6 +240,8 @@ class Runtime:
             self._threads.close()
         if self._async is not None:
             self._async.close()
+        if self.client is not self.agent.client:
+            self.client.redis.close()
         log.info("agent %s stopped", self.agent_id)
 
     # -- the pump ----------------------------------------------------------------------------
@@ -235,7 +253,6 @@ class Runtime:
         return self._claim_wanted and not self.stopping and self._free() > 0
 
     def _pump(self) -> None:
-        pause = 0.0
         try:
             while not self.abandoned:
                 if not self._unsent and not self._flights and not self._may_claim():
@@ -253,13 +270,15 @@ class Runtime:
                         self._receive()
                     elif self._may_claim():
                         self._claim()
-                    pause = 0.0
-                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
-                    # Unreachable, or a refusal that is not the library's (OOM, BUSY...): try again later.
+                    else:
+                        continue
+                    self._recovery.succeeded()
+                except (redis.RedisError, LibraryNotReady) as error:
+                    # Unreachable, the library gone (a restart without persistence), or a refusal
+                    # that is not the library's (OOM, BUSY, NOPERM...): log, try again later.
                     self._ground_flights()
-                    pause = min(MAX_RETRY_PAUSE_S, pause * 2 or 0.05)
-                    log.warning("agent %s: redis: %s; again in %.2f s", self.agent_id, error, pause)
-                    self._pause(pause)
+                    self._claim_wanted = True
+                    self._pause(self._recovery.failed(error))
         except BaseException as error:  # reported by the supervisor
             log.exception("agent %s: the pump failed", self.agent_id)
             self.failure = error
@@ -318,15 +337,20 @@ class Runtime:
             self.running.pop(running.task.id, None)
         wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
         batch = Batch(self.client)
-        for index, (running, outcome) in enumerate(finished):
-            finish_call(
-                batch,
+        sent = [
+            (
                 running,
-                outcome,
-                wanted if index == len(finished) - 1 else 0,
-                self.agent.lease_ms,
+                finish_call(
+                    batch,
+                    running,
+                    outcome,
+                    wanted if index == len(finished) - 1 else 0,
+                    self.agent.lease_ms,
+                ),
             )
-        self._flights.append(Flight(batch, finished, wanted))
+            for index, (running, outcome) in enumerate(finished)
+        ]
+        self._flights.append(Flight(batch, sent, wanted))
         self._reserved += wanted
         if self._connection is None:
             self._connection = self.client.redis.connection_pool.get_connection()
@@ -342,6 +366,10 @@ class Runtime:
         for (running, outcome), result in zip(flight.finished, results, strict=True):
             if isinstance(result, Exception):
                 self._refused(running, outcome, result)
+            elif outcome.kind == "fail":
+                log_failed_attempt(
+                    self.agent_id, running, outcome, result, self.clock.until(result.due_ms or 0)
+                )
         last = results[-1]
         if flight.wanted and not isinstance(last, Exception) and last.next is not None:
             self._accept(last.next, flight.wanted)
@@ -410,13 +438,15 @@ class Runtime:
         running = Running(
             task,
             handler,
-            TaskContext(task, self.agent_id, self.client),
+            TaskContext(task, self.agent_id, self.agent.client or self.client),
             self.agent.lease_ms,
             time.monotonic(),
         )
         self.running[task.id] = running
         self.maintenance.watch(running)
-        if handler is None:
+        if task.problem is not None:
+            self._done(running, Outcome("fail", error=f"PoisonTask: {task.problem}", retry=False))
+        elif handler is None:
             self._done(
                 running,
                 Outcome(

@@ -32,3 +32,6 @@ class RuntimeServices(Protocol):
 
     def register(self) -> None:
         """Register (or register again) with the agent's capabilities."""
+
+    def abort(self, error: BaseException) -> None:
+        """A thread cannot recover: stop now, deregister, and make the run raise ``error``."""

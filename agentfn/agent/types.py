@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..client.api.tasks import ClaimedTask
-from ..client.client import Client
+from ..client.client import AsyncClient, Client
 
 #: What a task handler may be: ``fn(task) -> result``, sync or async.
 TaskHandler = Callable[["TaskContext"], Any | Awaitable[Any]]
@@ -41,13 +41,15 @@ class TaskContext:
 
     __slots__ = ("_event", "agent_id", "client", "interrupt_reason", "task")
 
-    def __init__(self, task: ClaimedTask, agent_id: str, client: Client) -> None:
+    def __init__(self, task: ClaimedTask, agent_id: str, client: Client | AsyncClient) -> None:
         self.task = task
         """The claim's record of the task."""
         self.agent_id = agent_id
         """The agent running it."""
         self.client = client
-        """The agent's client (thread-safe), e.g. to send messages or submit follow-up tasks."""
+        """The agent's client, e.g. to send messages, submit follow-up tasks or read and write
+        the workflow's shared context: a Client (thread-safe), or the AsyncClient the agent was
+        bound to (await its methods, from async handlers under ``run_async``)."""
         self.interrupt_reason: str | None = None
         """Why the task was interrupted: 'canceled', 'timeout', 'lease-lost' or 'shutdown'."""
         self._event: threading.Event | None = None  # made by the first wait_interrupted()
@@ -113,7 +115,7 @@ class Handler:
 class AgentSettings(Protocol):
     """What the runtime reads of an :class:`agentfn.Agent` (its configuration and handlers)."""
 
-    client: Client | None
+    client: Client | AsyncClient | None
     agent_id: str
     concurrency: int
     ttl_ms: int
@@ -121,6 +123,7 @@ class AgentSettings(Protocol):
     reap_interval_ms: int
     grace_period_s: float
     lease_ms: int | None
+    message_timeout_s: float | None
     metadata: dict[str, Any] | None
     task_handlers: dict[str, Handler]
     message_handlers: dict[str, Handler]

@@ -9,6 +9,7 @@ import threading
 import redis
 
 from ..client.waiting import BlockingConnection, wait_on_streams
+from .recovery import Recovery
 from .services import RuntimeServices
 
 log = logging.getLogger("agentfn.agent")
@@ -25,6 +26,7 @@ class Waiter:
         self._connection = BlockingConnection(runtime.client.redis)
         self._requests: queue.SimpleQueue[tuple[dict[str, str], float] | None] = queue.SimpleQueue()
         self._closed = False
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentfn-waiter", daemon=True)
 
     def start(self) -> None:
@@ -40,18 +42,25 @@ class Waiter:
         self._connection.unblock()
 
     def _run(self) -> None:
+        recovery = Recovery(self._runtime, "waiting for work")
         while (request := self._requests.get()) is not None:
             try:
                 wait_on_streams(self._connection.redis, *request)
-            except redis.ConnectionError as error:
-                log.warning("agent %s: waiting for work failed: %s", self._runtime.agent_id, error)
-                self._connection.refresh_id()
+                recovery.succeeded()
+            except Exception as error:  # noqa: BLE001 - logged; the thread must not die
+                if self._closed:
+                    return
+                if isinstance(error, redis.ConnectionError):
+                    self._connection.refresh_id()
+                # Claim again only after the pause: a claim re-arms the waiter at once.
+                self._stopped.wait(recovery.failed(error))
             if self._closed:
                 return
             self._runtime.post(WORK)
 
     def close(self) -> None:
         self._closed = True
+        self._stopped.set()
         self._requests.put(None)
         self._connection.stop_thread(self._thread, timeout_s=1)
         self._connection.close()

@@ -1,4 +1,4 @@
-"""What every command module shares: the error a command reports, the connection, the common options."""
+"""What every command module shares: the errors a command reports, the connection, the common options."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 import redis
 
+from .. import keys
 from ..server import temporary_server_url
+from ..urls import URL_FORM, describe_redis_error, redact_url, url_problem
 
 #: One subcommand: setup(parser) adds its arguments, handler(args) runs it, and its help line.
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]
@@ -21,37 +23,126 @@ class CliError(Exception):
     """A failure reported as one line on stderr with exit code 1."""
 
 
-def connect(url: str | None) -> redis.Redis:
-    """A redis-py client for --url, else REDIS_URL, else a temporary embedded redis-server."""
-    url = url or os.environ.get("REDIS_URL") or temporary_server_url()
-    client = redis.Redis.from_url(url, decode_responses=True)
+class UsageError(CliError):
+    """A command line that cannot work as written (a bad option value): exit code 2."""
+
+
+def given_url(url: str | None) -> str | None:
+    """--url, else $REDIS_URL, else None; refuses (UsageError) one that is not a Redis URL."""
+    source = "--url"
+    if not url and os.environ.get("REDIS_URL"):
+        url, source = os.environ["REDIS_URL"], "REDIS_URL"
+    if not url:
+        return None
+    problem = url_problem(url)
+    if problem:
+        raise UsageError(
+            f"{source} {redact_url(url)!r} is not a Redis URL: {problem}; expected {URL_FORM}"
+        )
+    return url
+
+
+def connect(url: str | None, *, check: bool = True) -> redis.Redis:
+    """A redis-py client for --url, else REDIS_URL, else a temporary embedded redis-server;
+    with ``check``, a PING first turns an unreachable or refusing server into one CliError line."""
+    url = given_url(url) or temporary_server_url()
     try:
-        client.ping()
-    except redis.ConnectionError as error:
-        raise CliError(f"cannot reach Redis at {url}: {error}") from None
+        client = redis.Redis.from_url(url, decode_responses=True)
+    except ValueError as error:
+        raise UsageError(f"--url {redact_url(url)!r} is not a Redis URL: {error}") from None
+    if check:
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            raise CliError(describe_redis_error(error, redact_url(url))) from None
     return client
+
+
+def namespace_of(args: argparse.Namespace) -> str:
+    """The command's namespace (--namespace, else $AGENTFN_NAMESPACE, else default), checked."""
+    namespace = keys.resolve_namespace(args.namespace)
+    try:
+        return keys.validate_namespace(namespace)
+    except ValueError as error:
+        raise UsageError(f"--namespace {namespace!r}: {error}") from None
 
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def add_url_argument(parser: argparse.ArgumentParser) -> None:
-    """--url: the Redis to use (a temporary embedded redis-server when neither it nor $REDIS_URL is given)."""
+def count_type(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return value
+
+    return parse
+
+
+#: The values of --log-level.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(text: str) -> str:
+    """An argparse type: a logging level name, any case."""
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a log level: choose {', '.join(LOG_LEVELS)}"
+        )
+    return text.upper()
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a duration above 0 s")
+    return value
+
+
+def add_url_argument(
+    parser: argparse.ArgumentParser, default: str = "else a temporary embedded redis-server"
+) -> None:
+    """--url: the Redis to use (``default`` says what is used when neither it nor $REDIS_URL is
+    given)."""
     parser.add_argument(
-        "--url",
+        "--url", default=None, help=f"Redis URL ({URL_FORM}; default: $REDIS_URL, {default})"
+    )
+
+
+def add_namespace_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace",
         default=None,
-        help="Redis URL (default: $REDIS_URL, else a temporary embedded redis-server)",
+        help="namespace (default: $AGENTFN_NAMESPACE, else 'default')",
+    )
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, default: str = "WARNING") -> None:
+    """--log-level (DEBUG also shows the traceback of an error)."""
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default=default,
+        help=f"logging level: {', '.join(LOG_LEVELS)} (default {default}); "
+        "DEBUG also prints the traceback of an error",
     )
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add_url_argument(parser)
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("AGENTFN_NAMESPACE", "default"),
-        help="namespace (default: $AGENTFN_NAMESPACE, else 'default')",
-    )
+    add_namespace_argument(parser)
+    add_log_level_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ..library import protocol_doc
 from ..library.deploy import deploy, deployed_library
 from ..library.migrate import migrate
+from ..library.release import write_release
 from ..library.render import render_library
 from ..version import __version__
-from .common import Command, add_common_arguments, connect, print_json
+from .common import (
+    CliError,
+    Command,
+    add_common_arguments,
+    connect,
+    given_url,
+    namespace_of,
+    print_json,
+)
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    sys.stdout.write(render_library().source)
+    if args.release:
+        changed = write_release(Path(args.release))
+        print(f"{args.release}: " + (f"updated {', '.join(changed)}" if changed else "up to date"))
+    else:
+        sys.stdout.write(render_library().source)
+
+
+def _setup_render(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release",
+        metavar="DIR",
+        help="write the release files (library, migrations, runner scripts) to DIR instead",
+    )
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    report = deploy(connect(args.url), args.namespace, force=args.force)
+    report = deploy(connect(args.url), namespace_of(args), force=args.force)
     if args.json:
         print_json(
             {
@@ -35,7 +55,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    applied = migrate(connect(args.url), args.namespace)
+    applied = migrate(connect(args.url), namespace_of(args))
     if args.json:
         print_json({"applied": [m.path.name for m in applied]})
     else:
@@ -44,11 +64,9 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_version(args: argparse.Namespace) -> None:
     library = render_library()
-    info = (
-        deployed_library(connect(args.url), args.namespace)
-        if (args.url or os.environ.get("REDIS_URL"))
-        else None
-    )
+    namespace = namespace_of(args)
+    url = given_url(args.url)
+    info = deployed_library(connect(url), namespace) if url else None
     if args.json:
         print_json(
             {
@@ -63,22 +81,26 @@ def cmd_version(args: argparse.Namespace) -> None:
         f"package   agentfn {__version__}  code sha {library.code_sha[:12]}  schema {library.schema_version}"
     )
     if info is None:
-        print(
-            "deployed  (none)"
-            if (args.url or os.environ.get("REDIS_URL"))
-            else "deployed  (no --url given)"
-        )
+        print("deployed  (none)" if url else "deployed  (no --url given)")
     else:
         print(
             f"deployed  agentfn {info.library}  code sha {info.code_sha[:12]}  "
-            f"namespace {args.namespace} schema {info.schema_version}"
+            f"namespace {namespace} schema {info.schema_version}"
         )
 
 
 def cmd_protocol(args: argparse.Namespace) -> None:
     if args.write:
         path = Path(args.write)
-        print(f"{path}: {'updated' if protocol_doc.refresh(path) else 'up to date'}")
+        if not path.is_file():
+            raise CliError(f"--write {args.write}: no such file (it refreshes docs/PROTOCOL.md)")
+        updated = protocol_doc.refresh(path)
+        if args.json:
+            print_json({"path": str(path), "updated": updated})
+        else:
+            print(f"{path}: {'updated' if updated else 'up to date'}")
+    elif args.json:
+        print_json(protocol_doc.reference_json())
     else:
         sys.stdout.write(protocol_doc.render_reference())
 
@@ -92,6 +114,9 @@ def _setup_protocol(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write", metavar="PATH", help="refresh the generated part of PATH in place"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="the function reference as JSON (from the Lua headers)"
+    )
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +125,7 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, Command] = {
     "render": (
-        _no_arguments,
+        _setup_render,
         cmd_render,
         "print the complete Lua library (pipe it to FUNCTION LOAD)",
     ),

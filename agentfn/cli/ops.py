@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from rich.console import Group, RenderableType
@@ -28,7 +28,18 @@ from ..errors import LibraryNotReady
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
 from ..replies import range_entries, xread_entries
-from .common import CliError, Command, add_common_arguments, connect, print_json
+from ..urls import redact_url
+from .common import (
+    Command,
+    UsageError,
+    add_common_arguments,
+    connect,
+    count_type,
+    given_url,
+    namespace_of,
+    positive_seconds,
+    print_json,
+)
 from .views import fields_line, make_console, status_view, task_view, workflow_view
 
 #: Longest wait between two `agentfn top` refreshes when nothing happens (s).
@@ -55,23 +66,30 @@ class Session:
         return Client(self.redis, self.namespace)
 
 
-def open_session(args: argparse.Namespace, *, need_library: bool = True) -> Session:
-    """Connect for a command; refuse (one line) when the library is not deployed and it is needed.
+def open_session(
+    args: argparse.Namespace, *, need_library: bool | Literal["warn"] = True
+) -> Session:
+    """Connect for a command; refuse (one line, with the command to run) when the library is not
+    loaded or cannot serve this package and it is needed.
 
     On a temporary embedded server the library is deployed first, so that the command sees an
-    empty namespace rather than an error.
+    empty namespace rather than an error. ``status`` passes need_library="warn": a namespace that
+    was never migrated (a typo in --namespace?) is shown with a warning instead.
     """
-    try:
-        keys.validate_namespace(args.namespace)
-    except ValueError as error:
-        raise CliError(f"--namespace {args.namespace!r}: {error}") from None
-    temporary = not (args.url or os.environ.get("REDIS_URL"))
-    client = connect(args.url)
-    if temporary:
-        deploy(client, args.namespace)
-    elif need_library and deployed_library(client, args.namespace) is None:
-        raise LibraryNotReady(compatibility_problem(None, args.namespace) or "")
-    return Session(client, args.namespace, temporary)
+    namespace = namespace_of(args)
+    url = given_url(args.url)
+    client = connect(url)
+    if url is None:
+        deploy(client, namespace)
+    elif need_library:
+        problem = compatibility_problem(
+            deployed_library(client, namespace), namespace, redact_url(url)
+        )
+        if problem and need_library == "warn" and problem.startswith(f"namespace {namespace} "):
+            print(f"agentfn: warning: {problem}", file=sys.stderr)
+        elif problem:
+            raise LibraryNotReady(problem)
+    return Session(client, namespace, url is None)
 
 
 def _plain(value: Any) -> Any:
@@ -87,7 +105,7 @@ def _status_record(session: Session, status: NamespaceStatus) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    session = open_session(args)
+    session = open_session(args, need_library="warn")
     status = read_status(session.redis, session.namespace)
     if args.json:
         print_json(_status_record(session, status))
@@ -158,7 +176,7 @@ def cmd_top(args: argparse.Namespace) -> None:
                 console.print(status_view(status, temporary=session.temporary))
                 console.print()
             frames += 1
-            if args.count and frames >= args.count:
+            if args.count is not None and frames >= args.count:
                 return
     finally:
         if live is not None:
@@ -184,6 +202,8 @@ def _print_event(record: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_events(args: argparse.Namespace) -> None:
+    if args.count == 0 and not args.follow:
+        raise UsageError("events --count 0 shows nothing: give --count 1 or more, or --follow")
     session = open_session(args, need_library=False)
     stream = keys.events(session.namespace)
     latest = range_entries(session.redis.xrevrange(stream, count=max(args.count, 1)))
@@ -287,20 +307,26 @@ def _setup_top(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument(
         "--interval",
-        type=float,
+        type=positive_seconds,
         default=TOP_MAX_INTERVAL,
         help=f"redraw at least this often, in s (default {TOP_MAX_INTERVAL:g}); "
         "every change redraws at once",
     )
     parser.add_argument(
-        "--count", type=int, default=0, help="stop after this many redraws (default: never)"
+        "--count",
+        type=count_type(1),
+        default=None,
+        help="stop after this many redraws (default: never)",
     )
 
 
 def _setup_events(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument(
-        "--count", type=int, default=20, help="show the last N events first (default 20)"
+        "--count",
+        type=count_type(0),
+        default=20,
+        help="show the last N events first (default 20; 0 with --follow: only new ones)",
     )
     parser.add_argument(
         "--follow", "-f", action="store_true", help="then wait for new events (Ctrl-C to stop)"
@@ -319,14 +345,17 @@ def _id_argument(what: str) -> Callable[[argparse.ArgumentParser], None]:
 
 def _setup_dead_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--count", type=int, default=100, help="at most N entries, oldest first (default 100)"
+        "--count",
+        type=count_type(1),
+        default=100,
+        help="at most N entries, oldest first (default 100)",
     )
 
 
 def _setup_requeue(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", help="the dead task's id (as `dead-letters list` shows it)")
     parser.add_argument(
-        "--max-attempts", type=int, default=None, help="give it this many attempts anew"
+        "--max-attempts", type=count_type(1), default=None, help="give it this many attempts anew"
     )
 
 

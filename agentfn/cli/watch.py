@@ -11,29 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import LibraryNotReady
 from ..keys import validate_namespace
 from ..library.deploy import deploy, deployed_library
 from ..library.info import compatibility_problem
 from ..server import temporary_server_url
+from ..urls import redact_url
 from .common import CliError, Command, add_url_argument, address, connect, listen, missing_extra
 
 DEFAULT_PORT = 8321
 METRICS_PORT = 9464
-
-
-def redact(url: str) -> str:
-    """A Redis URL with its password replaced by ***, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:***" if parts.username else ":***"
-    host = parts.hostname or ""
-    return urlunsplit(
-        parts._replace(netloc=f"{user}@{host}" + (f":{parts.port}" if parts.port else ""))
-    )
 
 
 def _namespaces(args: argparse.Namespace) -> list[str]:
@@ -58,7 +46,7 @@ def _open(args: argparse.Namespace) -> tuple[str, list[str]]:
         if temporary:
             deploy(client, namespace)
         elif deployed_library(client, namespace) is None:
-            raise LibraryNotReady(compatibility_problem(None, namespace) or "")
+            raise LibraryNotReady(compatibility_problem(None, namespace, redact_url(url)) or "")
     client.close()
     return url, namespaces
 
@@ -109,7 +97,7 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
         pass  # /metrics says which extra it needs
     sock = listen(args.host, args.port)
     print(
-        f"agentfn dashboard: {address(sock)}/  (Redis {redact(url)}, namespaces {', '.join(namespaces)}, "
+        f"agentfn dashboard: {address(sock)}/  (Redis {redact_url(url)}, namespaces {', '.join(namespaces)}, "
         f"actions {'on' if args.allow_actions else 'off'}; Ctrl-C to stop)",
         flush=True,
     )
@@ -127,7 +115,7 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     url, namespaces = _open(args)
     sock = listen(args.host, args.port)
     print(
-        f"agentfn metrics: {address(sock)}/metrics  (Redis {redact(url)}, namespaces {', '.join(namespaces)}; "
+        f"agentfn metrics: {address(sock)}/metrics  (Redis {redact_url(url)}, namespaces {', '.join(namespaces)}; "
         "Ctrl-C to stop)",
         flush=True,
     )

@@ -115,6 +115,7 @@ class AsyncApi:
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         to: str | None = None,
+        grace_ms: int | None = None,
         retention_ms: int | None = None,
         traceparent: str | None = None,
     ) -> str: ...
@@ -168,7 +169,14 @@ class AsyncApi:
         retention_ms: int | None = None,
         traceparent: str | None = None,
     ) -> str: ...
-    async def get_workflow(self, workflow_id: str, *, steps: bool = True) -> WorkflowInfo: ...
+    async def get_workflow(
+        self,
+        workflow_id: str,
+        *,
+        steps: bool = True,
+        offset: int | None = None,
+        count: int | None = None,
+    ) -> WorkflowInfo: ...
     async def cancel_workflow(self, workflow_id: str) -> str: ...
     async def signal(self, workflow_id: str, step_id: str, value: Any) -> str: ...
     async def ctx_get(self, workflow_id: str) -> WorkflowContext: ...

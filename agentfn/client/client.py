@@ -17,6 +17,7 @@ from .. import keys
 from ..errors import LibraryNotReady, is_missing_function, library_error
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
+from ..urls import url_of
 from .api.base import Parser, build_call
 from .api.messages import MessagesApi
 from .api.meta import MetaApi
@@ -25,26 +26,33 @@ from .api.tasks import TasksApi
 from .api.workflows import WorkflowsApi
 
 
-def _translate(error: redis.ResponseError) -> Exception:
+def _translate(error: redis.ResponseError, client: _ClientCore) -> Exception:
     ours = library_error(str(error))
-    return ours if ours is not None else error
+    if ours is not None:
+        return ours
+    if is_missing_function(error):  # e.g. Redis restarted without persistence
+        return LibraryNotReady(
+            compatibility_problem(None, client.namespace, url_of(client.redis)) or str(error)
+        )
+    return error
 
 
-def _raise_unless_missing(error: redis.ResponseError) -> None:
+def _raise_unless_missing(error: redis.ResponseError, client: _ClientCore) -> None:
     """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
     if not is_missing_function(error):
-        raise _translate(error) from None
+        raise _translate(error, client) from None
 
 
 class _ClientCore:
     """What every client holds besides its methods: the connection, the namespace, reply handling."""
 
     def __init__(
-        self, redis_client: Any, namespace: str = "default", *, check_library: bool = True
+        self, redis_client: Any, namespace: str | None = None, *, check_library: bool = True
     ) -> None:
+        """``namespace``: else $AGENTFN_NAMESPACE, else ``default`` (keys.resolve_namespace)."""
         self.redis = redis_client
-        self.namespace = keys.validate_namespace(namespace)
-        self.root = keys.root(namespace)
+        self.namespace = keys.validate_namespace(keys.resolve_namespace(namespace))
+        self.root = keys.root(self.namespace)
         self._library_checked = not check_library
         # A connection that already decodes to str needs no walk over every reply.
         self.decodes_replies = bool(redis_client.get_connection_kwargs().get("decode_responses"))
@@ -57,7 +65,7 @@ class _ClientCore:
 
     def _raise_if_incompatible(self, reply: Any) -> None:
         info = None if reply is None else LibraryInfo.from_reply(decode_reply(reply))
-        problem = compatibility_problem(info, self.namespace)
+        problem = compatibility_problem(info, self.namespace, url_of(self.redis))
         if problem:
             raise LibraryNotReady(problem)
         self._library_checked = True
@@ -90,7 +98,7 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            _raise_unless_missing(error)
+            _raise_unless_missing(error, self)
             reply = None
         self._raise_if_incompatible(reply)
 
@@ -107,7 +115,7 @@ class Client(_ClientBase):
         try:
             reply = self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error) from None
+            raise _translate(error, self) from None
         return self._finish(reply, parse)
 
 
@@ -121,7 +129,7 @@ class AsyncClient(_AsyncApi, _ClientCore):
         try:
             reply = await self.redis.execute_command("FCALL_RO", "agentfn_version", 1, self.root)
         except redis.ResponseError as error:
-            _raise_unless_missing(error)
+            _raise_unless_missing(error, self)
             reply = None
         self._raise_if_incompatible(reply)
 
@@ -141,5 +149,61 @@ class AsyncClient(_AsyncApi, _ClientCore):
         try:
             reply = await self.redis.execute_command(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error) from None
+            raise _translate(error, self) from None
         return self._finish(reply, parse)
+
+
+#: The connection settings an asyncio pool shares with a synchronous one.
+_SHARED_SETTINGS = (
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "path",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "decode_responses",
+    "encoding",
+    "encoding_errors",
+    "client_name",
+    "health_check_interval",
+    "retry_on_timeout",
+    "protocol",
+    "credential_provider",
+)
+
+_SYNC_CONNECTION = {
+    "Connection": redis.Connection,
+    "SSLConnection": redis.SSLConnection,
+    "UnixDomainSocketConnection": redis.UnixDomainSocketConnection,
+}
+
+
+def sync_twin(client: Client | AsyncClient) -> Client:
+    """A synchronous Client on the same server, settings and namespace as ``client``.
+
+    The agent runtime does its Redis I/O from threads, over redis-py's synchronous client (it
+    is faster there, and a thread cannot use an asyncio connection): an agent bound to an
+    AsyncClient runs its machinery on this twin, and its handlers get the AsyncClient.
+    """
+    if isinstance(client, Client):
+        return client
+    pool = client.redis.connection_pool
+    connection_class = _SYNC_CONNECTION.get(pool.connection_class.__name__)
+    if connection_class is None:
+        raise TypeError(
+            f"cannot run an agent on a {pool.connection_class.__name__} connection: "
+            "bind it to a Client(redis.Redis(...)) instead"
+        )
+    settings = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if name in _SHARED_SETTINGS or name.startswith("ssl_")
+    }
+    twin = redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=connection_class, **settings)
+    )
+    return Client(twin, client.namespace, check_library=not client._library_checked)

@@ -40,8 +40,9 @@ class DeployReport:
         )
 
 
-def deployed_library(client: redis.Redis, namespace: str = "default") -> LibraryInfo | None:
+def deployed_library(client: redis.Redis, namespace: str | None = None) -> LibraryInfo | None:
     """What agentfn_version reports, or None when no agentfn library is loaded."""
+    namespace = keys.resolve_namespace(namespace)
     try:
         reply = client.execute_command("FCALL_RO", "agentfn_version", 1, keys.root(namespace))
     except redis.ResponseError as error:
@@ -53,7 +54,7 @@ def deployed_library(client: redis.Redis, namespace: str = "default") -> Library
 
 def deploy(
     client: redis.Redis,
-    namespace: str = "default",
+    namespace: str | None = None,
     *,
     force: bool = False,
     library: RenderedLibrary | None = None,
@@ -62,7 +63,9 @@ def deploy(
     """Load the library when its code hash differs from the deployed one, then migrate the namespace.
 
     Refuses (DowngradeRefused) to replace a newer deployed version unless ``force``.
+    ``namespace``: else $AGENTFN_NAMESPACE, else ``default`` (keys.resolve_namespace).
     """
+    namespace = keys.resolve_namespace(namespace)
     library = library or render_library(migrations=migrations_directory)
     current_schema = schema_version(client, namespace)
     if current_schema > library.schema_version:

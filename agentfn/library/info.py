@@ -38,11 +38,17 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
 
 
-def compatibility_problem(info: LibraryInfo | None, namespace: str) -> str | None:
-    """Why the deployed library cannot serve this package, with the command to run; None if it can."""
-    deploy = f"run: agentfn deploy --url <redis-url> --namespace {namespace}"
+def compatibility_problem(
+    info: LibraryInfo | None, namespace: str, url: str | None = None
+) -> str | None:
+    """Why the deployed library cannot serve this package, with the command to run; None if it can.
+
+    ``url`` (shown as given: pass it redacted) goes into the command; else ``<redis-url>``.
+    """
+    where = url or "<redis-url>"
+    deploy = f"run: agentfn deploy --url {where} --namespace {namespace}"
     if info is None:
-        return f"the agentfn library is not deployed on this Redis; {deploy}"
+        return f"the agentfn library is not deployed on {url or 'this Redis'}; {deploy}"
     deployed, ours = version_tuple(info.library), version_tuple(__version__)
     if deployed[:1] != ours[:1]:
         return (
@@ -51,9 +57,14 @@ def compatibility_problem(info: LibraryInfo | None, namespace: str) -> str | Non
         )
     if deployed < ours:
         return f"the deployed agentfn library {info.library} is older than this package ({__version__}); {deploy}"
+    if info.schema_version == 0:
+        return (
+            f"namespace {namespace} was never migrated (is its name right?); to use it, "
+            f"run: agentfn migrate --url {where} --namespace {namespace}"
+        )
     if info.schema_version != info.library_schema_version:
         return (
             f"namespace {namespace} has schema {info.schema_version}, the library expects "
-            f"{info.library_schema_version}; run: agentfn migrate --url <redis-url> --namespace {namespace}"
+            f"{info.library_schema_version}; run: agentfn migrate --url {where} --namespace {namespace}"
         )
     return None

@@ -28,7 +28,7 @@ LOCK_TTL_MS = 60_000
 MAX_BATCHES = 1_000_000
 
 # Records the new schema version if the namespace is still at the previous one.
-_RECORD_SCRIPT = """
+RECORD_SCRIPT = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'schema_version') or '0')
 if current == tonumber(ARGV[1]) - 1 then
   local time = redis.call('TIME')
@@ -40,7 +40,7 @@ return 0
 """
 
 # Releases the lock only if this runner still holds it.
-_UNLOCK_SCRIPT = """
+UNLOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -82,10 +82,14 @@ def schema_version(client: redis.Redis, namespace: str) -> int:
     return int(value) if value is not None else 0
 
 
-def migrate(client: redis.Redis, namespace: str, directory: Path | None = None) -> list[Migration]:
-    """Apply every pending migration to a namespace; returns the ones applied."""
+def migrate(
+    client: redis.Redis, namespace: str | None = None, directory: Path | None = None
+) -> list[Migration]:
+    """Apply every pending migration to a namespace ($AGENTFN_NAMESPACE, else ``default``, when
+    None); returns the ones applied."""
     from .paths import migrations_dir
 
+    namespace = keys.resolve_namespace(namespace)
     migrations = list_migrations(directory or migrations_dir())
     current = schema_version(client, namespace)
     if current > len(migrations):
@@ -105,11 +109,11 @@ def migrate(client: redis.Redis, namespace: str, directory: Path | None = None) 
     try:
         for migration in pending:
             _run(client, namespace, migration)
-            client.eval(_RECORD_SCRIPT, 1, keys.meta(namespace), migration.number)
+            client.eval(RECORD_SCRIPT, 1, keys.meta(namespace), migration.number)
             applied.append(migration)
             client.pexpire(lock_key, LOCK_TTL_MS)
     finally:
-        client.eval(_UNLOCK_SCRIPT, 1, lock_key, token)
+        client.eval(UNLOCK_SCRIPT, 1, lock_key, token)
     return applied
 
 

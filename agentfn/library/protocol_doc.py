@@ -6,7 +6,9 @@ output (``agentfn protocol --write`` refreshes it; a test fails when it is stale
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .protocol import FunctionSpec, load_specs
 
@@ -66,6 +68,17 @@ def render_reference() -> str:
     if rest:
         out += ["## Other functions", ""] + [_section(spec) for spec in rest]
     return "\n".join(out).rstrip() + "\n"
+
+
+def reference_json() -> dict[str, Any]:
+    """The reference as data (``agentfn protocol --json``): each function's header, parsed."""
+    functions = []
+    for spec in load_specs().values():
+        record = asdict(spec)
+        del record["option_names"]
+        record["read_only"] = spec.read_only
+        functions.append(record)
+    return {"functions": functions}
 
 
 def refresh(path: Path) -> bool:

@@ -24,7 +24,7 @@ from ..client.api.registry import AgentInfo
 from ..client.api.tasks import TaskInfo
 from ..client.api.workflows import StepInfo, WorkflowInfo
 from ..client.client import AsyncClient
-from ..constants import StepState
+from ..constants import LIMITS, StepState
 from ..errors import AgentfnError
 from ..version import __version__
 from .waits import FINAL_TASK_STATES, wait_task
@@ -233,7 +233,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         capability: Annotated[
             str | None, Field(description="only agents with this capability; all when omitted")
         ] = None,
-        limit: Annotated[int | None, Field(ge=1, le=1000)] = None,
+        limit: Annotated[int | None, Field(ge=1, le=LIMITS["find_count"])] = None,
     ) -> list[AgentView]:
         """Live agents (optionally only those serving one capability) and their capabilities."""
         with coded_errors():
@@ -405,7 +405,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
     @server.tool()
     async def read_inbox(
         timeout_s: Seconds = 0.0,
-        count: Annotated[int, Field(ge=1, le=1000)] = 10,
+        count: Annotated[int, Field(ge=1, le=LIMITS["message_batch"])] = 10,
         ack: Annotated[
             list[str], Field(description="ids of messages handled, acknowledged first")
         ] = [],  # noqa: B006

@@ -1,7 +1,10 @@
 -- agentfn_agent_deregister: remove an agent for good.
 --
--- Invariant: a deregistered agent is in no index, its record is deleted, and every task it
--- held is handed back at once (not after its lease).
+-- Invariant: a deregistered agent is in no index, its record is deleted, every task it held is
+-- handed back at once (not after its lease; up to 100, any more when their leases expire), and
+-- it is a consumer of no group. Its direct
+-- tasks wait their grace (GRACE_MS of agentfn_task_submit), then agentfn_reap dead-letters
+-- them ('agent gone') and deletes its direct stream.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
@@ -24,7 +27,8 @@ local function agentfn_agent_deregister(keys, args)
 
   local now = now_ms()
   drop_agent_indexes(root, agent_id, capabilities)
-  local released = release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' deregistered')
+  local released = release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' deregistered',
+    LIMITS.release_batch)
   redis.call('DEL', agent_key)
   emit(root, 'agent.deregistered', {'agent', agent_id})
   sweep_lapsed_agents(root, now)

@@ -6,7 +6,7 @@
 -- flags: no-writes
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] capability: a capability name, or * for every live agent
--- OPTION LIMIT n: at most n agents, 1 to 10000 (default 1000)
+-- OPTION LIMIT n: at most n agents, 1 to 500 (default 500)
 -- returns: array of agent records, each flat (as agentfn_agent_register), soonest deadline first
 -- errors: BADARG, VERSION
 -- example: FCALL_RO agentfn_agent_find 1 agentfn:{default} web_search LIMIT 10
@@ -17,11 +17,12 @@ local function agentfn_agent_find(keys, args)
   if capability ~= '*' then
     check_capability(capability, 'capability')
   end
-  local options = parse_options(args, 2, {LIMIT = OPT.count(10000)})
+  local options = parse_options(args, 2, {LIMIT = OPT.count(LIMITS.find_count)})
   check_schema(root, namespace)
 
   local index = capability == '*' and K.agents(root) or K.capability(root, capability)
-  local ids = redis.call('ZRANGE', index, '(' .. now_ms(), '+inf', 'BYSCORE', 'LIMIT', 0, options.LIMIT or 1000)
+  local ids = redis.call('ZRANGE', index, '(' .. now_ms(), '+inf', 'BYSCORE', 'LIMIT', 0,
+    options.LIMIT or LIMITS.find_count)
   local agents = {}
   for _, agent_id in ipairs(ids) do
     agents[#agents + 1] = agent_reply(root, agent_id)

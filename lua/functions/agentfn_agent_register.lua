@@ -2,8 +2,10 @@
 --
 -- Invariant: an agent is in the live set and in the index of each of its capabilities exactly
 -- while its record says live and its liveness deadline (server clock + TTL) is in the future.
--- Registering again replaces capabilities (dropped ones leave their indexes), metadata and TTL,
--- and revives a lapsed agent. Lapsed agents found on the way are swept from every index.
+-- Registering again replaces capabilities (dropped ones leave their indexes, and the agent
+-- leaves their streams' consumer groups once it holds no task of them), metadata and TTL, and
+-- revives a lapsed agent (its direct tasks are no longer orphans'). Lapsed agents found on the
+-- way are swept from every index.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
@@ -17,6 +19,39 @@
 -- errors: BADARG, LIMIT, VERSION
 -- events: agent.registered
 -- example: FCALL agentfn_agent_register 1 agentfn:{default} researcher-1 web_search,summarize TTL_MS 30000 METADATA '{"host":"h1"}'
+
+-- leave_dropped_streams(root, agent_id, kept, previous, lingering): the agent's consumers leave
+-- the groups of the streams of each capability it drops (in `previous` or `lingering`, the
+-- stored lists, and not in the set `kept`), and those streams join the trim index; a
+-- capability of which it still holds a task (a pending entry) lingers until it departs. Returns
+-- the new lingering list, comma-separated.
+local function leave_dropped_streams(root, agent_id, kept, previous, lingering)
+  local still, done = {}, {}
+  for _, list in ipairs({previous or '', lingering or ''}) do
+    for _, capability in ipairs(split_csv(list)) do
+      if not kept[capability] and not done[capability] then
+        done[capability] = true
+        local holds = false
+        for _, priority in ipairs(PRIORITIES) do
+          local stream = K.queue(root, capability, priority)
+          if redis.call('EXISTS', stream) == 1 then
+            if #redis.call('XPENDING', stream, GROUP, '-', '+', '1', agent_id) > 0 then
+              holds = true
+            else
+              redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)
+              TASK.mark_trim(root, stream)
+            end
+          end
+        end
+        if holds then
+          still[#still + 1] = capability
+        end
+      end
+    end
+  end
+  return table.concat(still, ',')
+end
+
 local function agentfn_agent_register(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 2, 'agent_id, capabilities')
@@ -41,18 +76,22 @@ local function agentfn_agent_register(keys, args)
   local now = now_ms()
   sweep_lapsed_agents(root, now)
   local agent_key = K.agent(root, agent_id)
-  local previous = redis.call('HMGET', agent_key, 'capabilities', 'registered_ms', 'status')
+  local previous = redis.call('HMGET', agent_key, 'capabilities', 'registered_ms', 'status', 'lingering')
   for _, capability in ipairs(split_csv(previous[1] or '')) do
     if not seen[capability] then
       redis.call('ZREM', K.capability(root, capability), agent_id)
     end
   end
+  local lingering = leave_dropped_streams(root, agent_id, seen, previous[1], previous[4])
   local ttl_ms = options.TTL_MS or DEFAULTS.agent_ttl_ms
   local expires_ms = now + ttl_ms
   local registered_ms = (previous[3] == 'live' and previous[2]) or now
   redis.call('HSET', agent_key, 'id', agent_id, 'capabilities', table.concat(capabilities, ','),
     'metadata', options.METADATA or '{}', 'status', 'live', 'ttl_ms', ttl_ms,
-    'registered_ms', registered_ms, 'heartbeat_ms', now, 'expires_ms', expires_ms)
+    'registered_ms', registered_ms, 'heartbeat_ms', now, 'expires_ms', expires_ms, 'lingering', lingering)
+  -- back (or new): its direct stream is no orphan's
+  redis.call('ZREM', K.orphans(root), agent_id)
+  redis.call('HDEL', K.orphans_since(root), agent_id)
   redis.call('PERSIST', agent_key)
   redis.call('ZADD', K.agents(root), expires_ms, agent_id)
   for _, capability in ipairs(capabilities) do

@@ -8,7 +8,8 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] workflow_id: the workflow's id
--- ARGV[2] document: a JSON object: the new document (MODE set) or the fields to set (MODE merge)
+-- ARGV[2] document: a JSON object: the new document (MODE set) or the fields to set (MODE merge);
+--   at most 64 KiB, and so is the merged document
 -- OPTION MODE set|merge: replace the document (default) or merge top-level fields into it
 -- OPTION EXPECT_VERSION n: write only if the current version is n
 -- returns: flat array: workflow, version (the new version)
@@ -21,6 +22,9 @@ local function agentfn_ctx_set(keys, args)
   local workflow_id = check_id(args[1], 'workflow_id')
   local document = args[2]
   check_json(document, 'document', 'object')
+  if #document > LIMITS.context_bytes then
+    raise(ERR.LIMIT, 'document is larger than ' .. LIMITS.context_bytes .. ' bytes')
+  end
   local options = parse_options(args, 3, {
     MODE = function(value, name) return check_enum(value, name, {'set', 'merge'}) end,
     EXPECT_VERSION = function(value, name) return check_int(value, name, 0, 9007199254740991) end,
@@ -38,8 +42,8 @@ local function agentfn_ctx_set(keys, args)
   end
   if options.MODE == 'merge' then
     document = WF.merge_objects(context[1], document)
-    if #document > LIMITS.json_bytes then
-      raise(ERR.LIMIT, 'the merged context would be larger than ' .. LIMITS.json_bytes .. ' bytes')
+    if #document > LIMITS.context_bytes then
+      raise(ERR.LIMIT, 'the merged context would be larger than ' .. LIMITS.context_bytes .. ' bytes')
     end
   end
 

@@ -8,7 +8,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the inbox owner
--- ARGV[2] message_ids: comma-separated message ids, 1 to 1000
+-- ARGV[2] message_ids: comma-separated message ids, 1 to 200
 -- returns: flat: removed (how many of the ids were still in the inbox)
 -- errors: BADARG, LIMIT, VERSION
 -- example: FCALL agentfn_msg_ack 1 agentfn:{default} researcher-1 1718000000000-0,1718000000001-0

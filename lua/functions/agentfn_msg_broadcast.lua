@@ -3,14 +3,16 @@
 -- Invariant: each live agent (liveness deadline after the server clock at the call) that has
 -- the capability, or every live agent for *, gets its own inbox entry and notification, all in
 -- one call; the sender itself is left out. An agent whose inbox is full gets nothing and is
--- named in the reply, so the sender learns who was not reached.
+-- named in the reply, so the sender learns who was not reached. A broadcast reaches at most 250
+-- agents (LIMITS.broadcast_recipients): with more live recipients it is refused with LIMIT
+-- before anything is written (send to fewer, by capability, or one by one).
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] from: the sender's id (left out of the recipients)
 -- ARGV[2] capability: a capability name, or * for every live agent
 -- ARGV[3] type: the message type (an id)
--- ARGV[4] content: the message content, JSON text (at most 1 MiB)
+-- ARGV[4] content: the message content, JSON text (at most 256 KiB)
 -- OPTION TTL_MS ms: each message expires this long after sending (default 24 h)
 -- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
 --   agentfn_task_submit's), stored with each message
@@ -35,6 +37,11 @@ local function agentfn_msg_broadcast(keys, args)
 
   local now = now_ms()
   local index = capability == '*' and K.agents(root) or K.capability(root, capability)
+  local live = redis.call('ZCOUNT', index, '(' .. now, '+inf')
+  if live > LIMITS.broadcast_recipients + (redis.call('ZSCORE', index, from) and 1 or 0) then
+    raise(ERR.LIMIT, 'a broadcast reaches at most ' .. LIMITS.broadcast_recipients .. ' agents; ' .. live
+      .. ' are live' .. (capability == '*' and '' or ' with ' .. capability))
+  end
   local message = {from = from, type = kind, content = args[4], reply_to = '', sent_ms = now,
     expires_ms = now + (options.TTL_MS or DEFAULTS.retention_ms), traceparent = options.TRACEPARENT}
   local reached, full = {}, {}

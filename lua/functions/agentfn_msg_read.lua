@@ -13,9 +13,9 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the reader (the inbox owner; registration is not required)
--- OPTION COUNT n: at most n messages, 1 to 1000 (default 10)
+-- OPTION COUNT n: at most n messages, 1 to 200 (default 10)
 -- OPTION ACK message_ids: comma-separated ids of messages to acknowledge before reading (1 to
---   1000)
+--   200)
 -- returns: flat: messages, [message, ...], wait, [inbox_key, last_id] (last_id: the inbox's
 --   newest id, 0-0 when it is empty; when messages is not empty, the last message's id, from
 --   which XREAD returns at once while more messages wait); each message flat: id,

@@ -14,7 +14,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the claiming agent (registered and live)
--- OPTION COUNT n: claim at most n tasks, 1 to 1000 (default 1)
+-- OPTION COUNT n: claim at most n tasks, 1 to 50 (default 1)
 -- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
 -- returns: flat array: tasks, [task...], wait, [stream key, newest id, ...], next_due_ms, ms or
 --   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,

@@ -13,11 +13,12 @@
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
 -- ARGV[3] error: what went wrong, UTF-8 text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
--- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 1000 (default 0)
+-- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
 --   (default: each task's timeout_ms; ignored without NEXT)
 -- returns: flat array: id, state (delayed, queued, failed, dead, or canceled when it was
 --   canceled while running), due_ms (when it will be ready again; '' unless delayed or queued),
+--   attempt (the attempt that failed), max_attempts (the task's attempts in all),
 --   and with NEXT n > 0: next, [the agentfn_task_claim reply]
 -- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.delayed, task.queued, task.failed or task.dead, then as agentfn_task_claim
@@ -42,5 +43,6 @@ local function agentfn_task_fail(keys, args)
     TASK.unlink(root, task_id, task)
     state, due_ms = SETTLE.after_failure(root, task_id, task, args[3], now, options.RETRY ~= false, true)
   end
-  return SETTLE.reply(root, task, agent, options, now, {'id', task_id, 'state', state, 'due_ms', tostring(due_ms)})
+  return SETTLE.reply(root, task, agent, options, now, {'id', task_id, 'state', state, 'due_ms', tostring(due_ms),
+    'attempt', task.attempt, 'max_attempts', task.max_attempts})
 end

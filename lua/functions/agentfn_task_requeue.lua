@@ -28,13 +28,17 @@ local function agentfn_task_requeue(keys, args)
 
   if task.state == STATE.DEAD and task.entry ~= '' then
     redis.call('XDEL', K.dead(root), task.entry)
+    if redis.call('XLEN', K.dead(root)) == 0 then
+      redis.call('DEL', K.dead(root))
+    end
   end
   local key = K.task(root, task_id)
+  local now = now_ms()
   redis.call('PERSIST', key)
   if task.idempotency_key ~= '' then
     redis.call('PERSIST', K.idempotency(root, task.idempotency_key))
   end
-  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', now_ms(), 'finished_ms', '',
+  redis.call('HSET', key, 'state', STATE.QUEUED, 'due_ms', now, 'finished_ms', '',
     'max_attempts', tonumber(task.attempt) + (options.MAX_ATTEMPTS or DEFAULTS.max_attempts),
     'entry', TASK.enqueue(root, task.stream, task_id))
   emit(root, 'task.queued', {'task', task_id})

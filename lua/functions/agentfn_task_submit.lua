@@ -10,7 +10,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] capability: the capability an agent needs to run the task
--- ARGV[2] payload: the task's input, JSON text (at most 1 MiB)
+-- ARGV[2] payload: the task's input, JSON text (at most 256 KiB)
 -- OPTION PRIORITY level: high, normal or low (default normal)
 -- OPTION DELAY_MS ms: queue the task only after this delay on the server clock (default 0)
 -- OPTION MAX_ATTEMPTS n: attempts before the task is dead-lettered, 1 to 1000 (default 3)
@@ -20,7 +20,12 @@
 -- OPTION TIMEOUT_MS ms: the lease a claimer gets, renewable with agentfn_task_extend (default 30000)
 -- OPTION IDEMPOTENCY_KEY key: an id; while the task submitted with it is retained, the same key
 --   returns that task instead of creating one
--- OPTION TO agent_id: route the task to this registered agent only (its direct stream)
+-- OPTION TO agent_id: route the task to this registered agent only (its direct stream); a
+--   lapsed agent whose record is kept is accepted (the task waits for it, see GRACE_MS)
+-- OPTION GRACE_MS ms: with TO only: how long the task, queued, waits for its agent once the
+--   agent is gone (deregistered, lapsed, or not live at submit) before agentfn_reap
+--   dead-letters it with error 'agent gone' (default 300000; counted from when the agent went
+--   or the task was queued, whichever is later)
 -- OPTION RETENTION_MS ms: how long the finished task is kept (default 86400000)
 -- OPTION TRACEPARENT traceparent: the W3C trace context of the submitter's span,
 --   00-<32 hex trace id>-<16 hex span id>-<2 hex flags> (lower case, ids not all zeros); stored
@@ -34,8 +39,8 @@
 -- The options' checkers (built once, not on every call).
 local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
   MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, RETENTION_MS = OPT.positive_duration,
-  TRACEPARENT = OPT.traceparent}
+  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, GRACE_MS = OPT.duration,
+  RETENTION_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent}
 
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)
@@ -43,6 +48,9 @@ local function agentfn_task_submit(keys, args)
   local capability = check_capability(args[1], 'capability')
   check_json(args[2], 'payload')
   local options = parse_options(args, 3, TASK_SUBMIT_OPTIONS)
+  if options.GRACE_MS and not options.TO then
+    raise(ERR.BADARG, 'GRACE_MS applies to a task submitted TO an agent')
+  end
   check_schema(root, namespace)
   if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
     raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')

@@ -12,7 +12,8 @@
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] definition: the workflow definition, a JSON object (see above)
 -- OPTION RETENTION_MS ms: how long the finished workflow and its tasks are kept (default 24 h)
--- OPTION CONTEXT json: the initial shared context document, a JSON object (default {})
+-- OPTION CONTEXT json: the initial shared context document, a JSON object, at most 64 KiB
+--   (default {})
 -- OPTION TRACEPARENT traceparent: the W3C trace context of the creator's span (as
 --   agentfn_task_submit's), kept in the workflow record and given to every step's task
 -- returns: flat array: id (the workflow id), state (running), steps (how many), queued (root
@@ -25,6 +26,9 @@ local function agentfn_wf_create(keys, args)
   check_arity(args, 1, 'definition')
   local options = parse_options(args, 2, {RETENTION_MS = OPT.positive_duration, CONTEXT = OPT.object,
     TRACEPARENT = OPT.traceparent})
+  if options.CONTEXT and #options.CONTEXT > LIMITS.context_bytes then
+    raise(ERR.LIMIT, 'CONTEXT is larger than ' .. LIMITS.context_bytes .. ' bytes')
+  end
   local definition = WF.parse_definition(args[1])
   check_schema(root, namespace)
   if definition.id and redis.call('EXISTS', K.workflow(root, definition.id)) == 1 then

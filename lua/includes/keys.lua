@@ -13,6 +13,9 @@ function K.direct(root, agent_id) return root .. ':direct:' .. agent_id end
 function K.delayed(root) return root .. ':delayed' end
 function K.delayed_wake(root) return root .. ':delayed-wake' end
 function K.streams(root) return root .. ':streams' end
+function K.trim(root) return root .. ':trim' end
+function K.orphans(root) return root .. ':orphans' end
+function K.orphans_since(root) return root .. ':orphans-since' end
 function K.leases(root) return root .. ':leases' end
 function K.dead(root) return root .. ':dead' end
 function K.idempotency(root, key) return root .. ':idem:' .. key end

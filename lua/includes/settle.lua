@@ -33,21 +33,45 @@ end
 
 -- SETTLE.finish(root, task_id, task, state, outcome, now, fields): a terminal state (completed,
 -- failed, dead, canceled): write state, finished_ms and `fields` (a flat list that always sets
--- entry), expire the task hash and its idempotency key after the task's retention, emit
+-- entry), expire the task hash and its idempotency key after the task's retention (a dead
+-- task's are kept as long as its dead letter: agentfn_reap deletes them with it), emit
 -- task.<state>, and tell the task's workflow the `outcome` (no call when outcome is nil).
 -- `task` is a table from SETTLE.load.
 function SETTLE.finish(root, task_id, task, state, outcome, now, fields)
   local key = K.task(root, task_id)
   redis.call('HSET', key, 'state', state, 'finished_ms', ms_text(now), unpack(fields))
-  local retention_ms = task.retention_ms ~= '' and task.retention_ms or constant_text(DEFAULTS.retention_ms)
-  redis.call('PEXPIRE', key, retention_ms)
-  if task.idempotency_key ~= '' then
-    redis.call('PEXPIRE', K.idempotency(root, task.idempotency_key), retention_ms)
+  if state ~= STATE.DEAD then
+    local retention_ms = task.retention_ms ~= '' and task.retention_ms or constant_text(DEFAULTS.retention_ms)
+    redis.call('PEXPIRE', key, retention_ms)
+    if task.idempotency_key ~= '' then
+      redis.call('PEXPIRE', K.idempotency(root, task.idempotency_key), retention_ms)
+    end
   end
   emit(root, 'task.' .. state, {'task', task_id})
   if outcome and task.workflow ~= '' then
     workflow_on_task_finished(root, hash_to_table(redis.call('HGETALL', key)), outcome, now)
   end
+end
+
+-- SETTLE.errors_with(task, error_text, now): the task's error history (JSON array of
+-- {attempt, error, agent, at_ms}) with one more record for its current attempt.
+function SETTLE.errors_with(task, error_text, now)
+  local record = cjson.encode({attempt = tonumber(task.attempt), error = error_text, agent = task.agent,
+    at_ms = now})
+  if task.errors ~= '' then
+    return string.sub(task.errors, 1, -2) .. ',' .. record .. ']'
+  end
+  return '[' .. record .. ']'
+end
+
+-- SETTLE.dead_letter(root, task_id, task, error_text, errors, now): the task is dead: an entry
+-- in K.dead (task, capability, attempts, error, errors) and the task's entry = its id. `task`
+-- is a table from SETTLE.load with `failing`; `errors` the history to keep.
+function SETTLE.dead_letter(root, task_id, task, error_text, errors, now)
+  local dead_entry = redis.call('XADD', K.dead(root), '*', 'task', task_id, 'capability', task.capability,
+    'attempts', task.attempt, 'error', error_text, 'errors', errors)
+  SETTLE.finish(root, task_id, task, STATE.DEAD, 'dead', now,
+    {'entry', dead_entry, 'error', error_text, 'errors', errors})
 end
 
 -- SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff): attempt
@@ -58,21 +82,14 @@ end
 -- Returns the new state and due_ms ('' when terminal).
 function SETTLE.after_failure(root, task_id, task, error_text, now, retry, backoff)
   local attempt = tonumber(task.attempt)
-  local record = cjson.encode({attempt = attempt, error = error_text, agent = task.agent, at_ms = now})
-  local errors = '[' .. record .. ']'
-  if task.errors ~= '' then
-    errors = string.sub(task.errors, 1, -2) .. ',' .. record .. ']'
-  end
+  local errors = SETTLE.errors_with(task, error_text, now)
   if not retry then
     SETTLE.finish(root, task_id, task, STATE.FAILED, 'failed', now,
       {'entry', '', 'error', error_text, 'errors', errors})
     return STATE.FAILED, ''
   end
   if attempt >= tonumber(task.max_attempts) then
-    local dead_entry = redis.call('XADD', K.dead(root), '*', 'task', task_id, 'capability', task.capability,
-      'attempts', attempt, 'error', error_text, 'errors', errors)
-    SETTLE.finish(root, task_id, task, STATE.DEAD, 'dead', now,
-      {'entry', dead_entry, 'error', error_text, 'errors', errors})
+    SETTLE.dead_letter(root, task_id, task, error_text, errors, now)
     return STATE.DEAD, ''
   end
   local delay = 0
@@ -108,6 +125,7 @@ function SETTLE.cancel(root, task_id, task, now, notify)
     redis.call('ZREM', K.delayed(root), task_id)
   elseif task.entry ~= '' then
     redis.call('XDEL', task.stream, task.entry)
+    TASK.mark_trim(root, task.stream)
   end
   SETTLE.finish(root, task_id, task, STATE.CANCELED, notify and 'canceled' or nil, now,
     {'entry', '', 'cancel_requested', cancel_requested})
@@ -147,17 +165,34 @@ function SETTLE.reply(root, task, agent, options, now, reply)
   return reply
 end
 
--- SETTLE.held_tasks(root, agent_id): the ids of the tasks an agent holds: the pending entries
--- of its consumer (XPENDING ... <agent_id>) in every work stream (K.streams: wherever it
--- claimed, even under capabilities it has since dropped). An entry deleted while pending names
--- no task and is skipped. No writes.
-function SETTLE.held_tasks(root, agent_id)
+-- SETTLE.agent_streams(root, agent_id): every work stream an agent may hold tasks in: its
+-- direct stream and its capabilities' and lingering capabilities' (those it dropped while it
+-- held a task of theirs) streams of each priority. No writes.
+function SETTLE.agent_streams(root, agent_id)
+  local record = redis.call('HMGET', K.agent(root, agent_id), 'capabilities', 'lingering')
+  local capabilities = split_csv(record[1] or '')
+  for _, capability in ipairs(split_csv(record[2] or '')) do
+    capabilities[#capabilities + 1] = capability
+  end
+  return TASK.streams_of(root, agent_id, capabilities)
+end
+
+-- SETTLE.held_tasks(root, agent_id, streams, limit): the ids of up to `limit` tasks an agent
+-- holds: the pending entries of its consumer (XPENDING ... <agent_id>) in `streams` (from
+-- SETTLE.agent_streams). No set of an agent's tasks is kept beside the pending entries (a SADD
+-- per claim and an SREM per completion saved). An entry deleted while pending names no task
+-- and is skipped. No writes.
+function SETTLE.held_tasks(root, agent_id, streams, limit)
   local held = {}
-  for _, stream in ipairs(redis.call('SMEMBERS', K.streams(root))) do
+  for _, stream in ipairs(streams) do
+    if #held >= limit then
+      break
+    end
     if redis.call('EXISTS', stream) == 1 then
-      local after, page = '-', nil
+      local after, want, page = '-', 0, nil
       repeat
-        page = redis.call('XPENDING', stream, GROUP, after, '+', '100', agent_id)
+        want = math.min(100, limit - #held)
+        page = redis.call('XPENDING', stream, GROUP, after, '+', string.format('%d', want), agent_id)
         for _, pending in ipairs(page) do
           local entry = redis.call('XRANGE', stream, pending[1], pending[1])[1]
           if entry and entry[2][1] == 'task' then
@@ -165,35 +200,53 @@ function SETTLE.held_tasks(root, agent_id)
           end
           after = '(' .. pending[1]
         end
-      until #page < 100
+      until #page < want or #held >= limit
     end
   end
   return held
 end
 
--- release_agent_tasks(root, agent_id, now, reason): hand back every task an agent holds because
--- the agent is gone (lapsed or deregistered), at once rather than when the lease ends. Each
--- counts as a failed attempt with error `reason`: queued again without backoff, or dead when it
--- is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
--- the streams it read, so XINFO CONSUMERS lists no ghosts; the agent record must still exist.
--- Returns how many tasks were released. (Libraries before 2.0 kept a set of each agent's tasks,
--- K.agent_tasks; it is deleted here, the only place that still names it.)
-local function release_agent_tasks(root, agent_id, now, reason)
+-- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
+-- (SETTLE.held_tasks) because the agent is gone (lapsed or deregistered), at once rather than
+-- when the lease ends, `budget` of them at most (a call's time stays bounded; any others come
+-- back when their leases expire, through agentfn_reap). Each counts as a failed attempt with
+-- error `reason`: queued again without backoff, or dead when it is out of attempts. The
+-- agent's consumers (it has no pending entry left) leave the groups of every stream it read
+-- (its direct stream, its capabilities' and those it still held tasks of when it dropped
+-- them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those streams join the
+-- trim index (agentfn_reap deletes them once unused); a direct stream that still holds tasks
+-- is watched as an orphan's (TASK.watch_direct). The agent record must still exist and the
+-- agent must have left K.agents (or be past its deadline). Returns how many tasks were
+-- released. (Libraries before 2.0 kept a set of each agent's tasks, K.agent_tasks: deleted
+-- here, the only place that still names it.)
+local function release_agent_tasks(root, agent_id, now, reason, budget)
+  local streams = SETTLE.agent_streams(root, agent_id)
+  local listed = {}
+  for _, stream in ipairs(streams) do
+    listed[stream] = true
+  end
   local released = 0
-  for _, task_id in ipairs(SETTLE.held_tasks(root, agent_id)) do
+  for _, task_id in ipairs(SETTLE.held_tasks(root, agent_id, streams, budget)) do
     local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING and task.agent == agent_id then
+      if not listed[task.stream] then
+        listed[task.stream] = true
+        streams[#streams + 1] = task.stream
+      end
       TASK.unlink(root, task_id, task)
       SETTLE.after_failure(root, task_id, task, reason, now, true, false)
       released = released + 1
     end
   end
   redis.call('DEL', K.agent_tasks(root, agent_id))
-  local capabilities = split_csv(redis.call('HGET', K.agent(root, agent_id), 'capabilities') or '')
-  for _, stream in ipairs(TASK.streams_of(root, agent_id, capabilities)) do
+  for _, stream in ipairs(streams) do
     if redis.call('EXISTS', stream) == 1 then
       redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)
+      TASK.mark_trim(root, stream)
     end
+  end
+  if redis.call('EXISTS', K.direct(root, agent_id)) == 1 then
+    TASK.watch_direct(root, agent_id, 'LT')
   end
   return released
 end

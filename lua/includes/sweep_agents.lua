@@ -7,18 +7,42 @@ local function drop_agent_indexes(root, agent_id, capabilities)
   end
 end
 
--- sweep_lapsed_agents(root, now): every agent whose liveness deadline passed (up to a batch)
--- leaves the live set and every capability index, is marked lapsed, expires after the retention
--- time, and hands back its tasks. Returns the list of swept agent ids.
-local function sweep_lapsed_agents(root, now)
-  local lapsed = redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0, LIMITS.sweep_batch)
-  for _, agent_id in ipairs(lapsed) do
+-- sweep_lapsed_agents(root, now, budget): every agent whose liveness deadline passed (up to
+-- LIMITS.sweep_batch, and while `budget` (default LIMITS.sweep_batch) covers the agent, 1, and
+-- each of its tasks, 1; the first is swept whatever it holds) leaves the live set and every
+-- capability index, is marked lapsed, hands back its tasks (release_agent_tasks: any beyond
+-- the budget of the first come back when their leases expire), and its
+-- record expires after the namespace's agent_retention_ms (at once when 0). Returns the list of
+-- swept agent ids and how many tasks they handed back.
+local function sweep_lapsed_agents(root, now, budget)
+  budget = budget or LIMITS.sweep_batch
+  local lapsed = redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0,
+    math.min(LIMITS.sweep_batch, budget))
+  if #lapsed == 0 then
+    return lapsed, 0
+  end
+  local retention_ms = CONFIG.duration(root, 'agent_retention_ms')
+  local released, swept = 0, {}
+  for index, agent_id in ipairs(lapsed) do
+    -- the first agent is always swept (its tasks beyond the budget come back with their leases);
+    -- the others only while the budget covers them and all of their tasks
+    if index > 1
+        and 1 + #SETTLE.held_tasks(root, agent_id, SETTLE.agent_streams(root, agent_id), budget) > budget then
+      break
+    end
+    budget = budget - 1
+    swept[#swept + 1] = agent_id
     local agent_key = K.agent(root, agent_id)
     drop_agent_indexes(root, agent_id, redis.call('HGET', agent_key, 'capabilities'))
     redis.call('HSET', agent_key, 'status', 'lapsed')
-    redis.call('PEXPIRE', agent_key, DEFAULTS.retention_ms)
-    release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' lapsed')
+    local count = release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' lapsed', math.max(budget, 0))
+    released, budget = released + count, budget - count
+    if retention_ms > 0 then
+      redis.call('PEXPIRE', agent_key, retention_ms)
+    else
+      redis.call('DEL', agent_key)
+    end
     emit(root, 'agent.lapsed', {'agent', agent_id})
   end
-  return lapsed
+  return swept, released
 end

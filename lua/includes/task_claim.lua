@@ -33,6 +33,7 @@ function TASK.take(claim, source, entry_id, task_id)
   if not task or task[1] ~= STATE.QUEUED or task[2] ~= entry_id then
     redis.call('XACK', source.key, GROUP, entry_id)
     redis.call('XDEL', source.key, entry_id)
+    TASK.mark_trim(claim.root, source.key)
     return nil
   end
   local attempt = string.format('%d', tonumber(task[3]) + 1)

@@ -26,7 +26,7 @@ TASK.FIELDS = {'id', 'capability', 'payload', 'priority', 'state', 'attempt', 'm
   'backoff_ms', 'backoff_max_ms', 'timeout_ms', 'created_ms', 'due_ms', 'started_ms', 'finished_ms',
   'agent', 'stream', 'entry', 'lease_deadline_ms', 'result', 'error', 'errors', 'to',
   'idempotency_key', 'workflow', 'step', 'inputs', 'prompt', 'retention_ms', 'cancel_requested',
-  'traceparent'}
+  'traceparent', 'grace_ms'}
 
 -- The priority of a task submitted without one (constants.Priority: high, normal, low).
 TASK.DEFAULT_PRIORITY = PRIORITIES[2]
@@ -49,15 +49,52 @@ function TASK.stream(root, capability, priority, to)
   return K.queue(root, capability, priority)
 end
 
+-- TASK.direct_agent(root, stream): the agent id of a direct stream's key, or nil for a
+-- capability's stream.
+function TASK.direct_agent(root, stream)
+  local prefix = root .. ':direct:'
+  if string.sub(stream, 1, #prefix) == prefix then
+    return string.sub(stream, #prefix + 1)
+  end
+  return nil
+end
+
+-- TASK.watch_direct(root, agent_id, mode): when the agent is not live (not in K.agents, or its
+-- deadline passed on the call's clock), its direct stream is an orphan's: the agent joins
+-- K.orphans due now and K.orphans_since records since when (the first time only), so
+-- agentfn_reap dead-letters its direct tasks once their grace has passed. `mode` 'LT': a
+-- scheduled check moves to now (a task was queued: its grace may end earlier); 'NX': a
+-- scheduled check stays. Called after now_ms() (it reads CLOCK).
+function TASK.watch_direct(root, agent_id, mode)
+  local deadline = redis.call('ZSCORE', K.agents(root), agent_id)
+  if deadline and tonumber(deadline) > CLOCK.ms then
+    return
+  end
+  redis.call('HSETNX', K.orphans_since(root), agent_id, CLOCK.text)
+  redis.call('ZADD', K.orphans(root), mode, CLOCK.text, agent_id)
+end
+
+-- TASK.mark_trim(root, stream): the stream may need trimming (an attempt ended, an entry went):
+-- it joins the trim index K.trim, scored by the time it became due (NX: the first time counts,
+-- so the reaper visits streams oldest first). Called after now_ms() (it reads CLOCK).
+function TASK.mark_trim(root, stream)
+  redis.call('ZADD', K.trim(root), 'NX', CLOCK.text, stream)
+end
+
 -- TASK.enqueue(root, stream, task_id): append `task <id>` to a work stream and return the entry
 -- id. A new stream is created with its consumer group reading from id 0, so no entry is
--- skipped, and joins the namespace's work streams (K.streams), which agentfn_reap trims.
+-- skipped, and joins the namespace's work streams (K.streams). A task queued in the direct
+-- stream of an agent that is not live is watched (TASK.watch_direct). Called after now_ms().
 function TASK.enqueue(root, stream, task_id)
   local entry = redis.call('XADD', stream, 'NOMKSTREAM', '*', 'task', task_id)
   if not entry then
     redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
     redis.call('SADD', K.streams(root), stream)
     entry = redis.call('XADD', stream, '*', 'task', task_id)
+  end
+  local agent_id = TASK.direct_agent(root, stream)
+  if agent_id then
+    TASK.watch_direct(root, agent_id, 'LT')
   end
   return entry
 end
@@ -106,11 +143,12 @@ function TASK.retry_delay(backoff_ms, backoff_max_ms, attempt)
 end
 
 -- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge its stream
--- entry (agentfn_reap trims it; the agent no longer holds it) and drop its lease. `task` needs
--- stream and entry.
+-- entry (the stream joins the trim index; agentfn_reap trims it; the agent no longer holds it)
+-- and drop its lease. `task` needs stream and entry.
 function TASK.unlink(root, task_id, task)
   if task.entry ~= '' then
     redis.call('XACK', task.stream, GROUP, task.entry)
+    TASK.mark_trim(root, task.stream)
   end
   redis.call('ZREM', K.leases(root), task_id)
 end
@@ -168,12 +206,12 @@ function TASK.promote_due(root, now, limit)
 end
 
 -- The optional text fields of a task, stored only when given.
-TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent'}
+TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent', 'grace_ms'}
 
 -- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
--- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, retention_ms,
--- workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
+-- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, grace_ms,
+-- retention_ms, workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
 -- number passed to redis.call is converted on each call).
 local function create_task(root, now, spec)
   local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))

@@ -30,7 +30,8 @@ from ... import keys
 from ...client.client import Client
 from ...library.deploy import deploy
 from ...server import EmbeddedRedis
-from ..common import CliError, Command, connect
+from ...urls import redact_url
+from ..common import CliError, Command, UsageError, connect, positive_seconds
 from ..views import make_console
 from .fleet import Fleet
 from .screen import report
@@ -56,7 +57,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_S:g})",
     )
@@ -70,10 +71,10 @@ def run(args: argparse.Namespace) -> None:
     try:
         keys.validate_namespace(namespace)
     except ValueError as error:
-        raise CliError(f"--namespace {namespace!r}: {error}") from None
+        raise UsageError(f"--namespace {namespace!r}: {error}") from None
     with contextlib.ExitStack() as stack:
         if args.url:
-            url = where = args.url
+            url, where = args.url, redact_url(args.url)
         else:
             server = stack.enter_context(EmbeddedRedis())
             url, where = (
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> None:
         if args.url:
             print(
                 f"The demo's keys stay in namespace {namespace} until they expire: "
-                f"agentfn status --url {url} --namespace {namespace}"
+                f"agentfn status --url {where} --namespace {namespace}"
             )
     stopped = (
         "the agents are stopped" if args.url else "the agents and the redis-server are stopped"

@@ -44,8 +44,6 @@ class Fleet:
                         f"agentfn.cli.demo.agents:{role}",
                         "--agent-id",
                         agent_id,
-                        "--url",
-                        self.url,
                         "--namespace",
                         self.namespace,
                         "--log-level",
@@ -55,6 +53,7 @@ class Fleet:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    env={**os.environ, "REDIS_URL": self.url},  # not in ps: it may hold a password
                 )
 
     def kill(self, agent_id: str) -> int:

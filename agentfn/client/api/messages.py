@@ -53,20 +53,37 @@ class Message:
     """True when an earlier read delivered it and it was not acknowledged."""
     traceparent: str | None = None
     """The W3C trace context it was sent with, or None."""
+    problem: str | None = None
+    """Why the entry is not a well-formed message (content that is not valid JSON, a missing
+    or non-numeric field: data written by a raw XADD, or stored before the library checked JSON
+    strictly); the fields that could not be read are then None, '' or 0."""
 
     @classmethod
     def from_fields(cls, message_id: str, to: str, fields: dict[str, Any]) -> Message:
-        """A message from its inbox entry's fields (as agentfn_msg_read or XREAD return them)."""
+        """A message from its inbox entry's fields (as agentfn_msg_read or XREAD return them);
+        a malformed entry still becomes a Message, with ``problem`` saying what is wrong."""
+        problems = []
+
+        def read(name: str, parse: Any, default: Any) -> Any:
+            try:
+                return parse(fields[name])
+            except (KeyError, TypeError, ValueError) as error:
+                problems.append(
+                    f"no {name} field" if isinstance(error, KeyError) else f"bad {name}: {error}"
+                )
+                return default
+
         return cls(
             id=message_id,
-            sender=fields["from"],
+            sender=read("from", str, ""),
             to=to,
-            type=fields["type"],
-            content=as_json(fields["content"]),
+            type=read("type", str, ""),
+            content=read("content", as_json, None),
             reply_to=fields.get("reply_to") or None,
-            sent_ms=as_int(fields["sent_ms"]),
-            expires_ms=as_int(fields["expires_ms"]),
-            redelivered=as_int(fields.get("redelivered")) == 1,
+            sent_ms=read("sent_ms", as_int, 0),
+            expires_ms=read("expires_ms", as_int, 0),
+            redelivered=fields.get("redelivered") in ("1", 1, b"1"),
+            problem="; ".join(problems) or None,
             traceparent=fields.get("traceparent") or None,
         )
 

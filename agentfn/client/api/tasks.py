@@ -11,9 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...constants import Priority
-from ...replies import as_int, as_json, as_optional_int, as_optional_text, pairs
+from ...replies import as_int, as_json, as_optional_int, as_optional_text, as_stored_json, pairs
 from ..tracing import traceparent_option
 from .base import ApiBase, json_text, one_field
+
+
+def _undecodable(fields: dict[str, Any]) -> tuple[Any, Any, str]:
+    """A claimed task's payload and inputs, None for each that is not valid JSON, and why."""
+    decoded: dict[str, Any] = {}
+    problems = []
+    for name in ("payload", "inputs"):
+        try:
+            decoded[name] = as_json(fields[name])
+        except ValueError as error:
+            decoded[name] = None
+            problems.append(f"its {name} is not valid JSON ({error})")
+    return decoded["payload"], decoded["inputs"], "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -38,23 +51,33 @@ class ClaimedTask:
     """The task's lease time; extend renews the lease by this much by default."""
     traceparent: str | None = None
     """The W3C trace context it was submitted with (a step: its workflow's), or None."""
+    problem: str | None = None
+    """Why the task cannot be run as stored (its payload or inputs are not valid JSON: data
+    written before the library checked JSON strictly, or by a raw HSET); payload and inputs
+    are then None. The claim still succeeds, so that the caller can fail the attempt."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> ClaimedTask:
         fields = pairs(reply)
+        problem = None
+        try:
+            payload, inputs = as_json(fields["payload"]), as_json(fields["inputs"])
+        except ValueError:  # rare: find which, and still return the task
+            payload, inputs, problem = _undecodable(fields)
         return cls(
             id=fields["id"],
             capability=fields["capability"],
-            payload=as_json(fields["payload"]),
+            payload=payload,
             attempt=as_int(fields["attempt"]),
             token=as_int(fields["token"]),
             lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
             priority=fields["priority"],
             workflow=as_optional_text(fields["workflow"]),
             step=as_optional_text(fields["step"]),
-            inputs=as_json(fields["inputs"]),
+            inputs=inputs,
             timeout_ms=as_int(fields["timeout_ms"]),
             traceparent=fields.get("traceparent") or None,  # absent from a 0.x library's reply
+            problem=problem,
         )
 
 
@@ -109,6 +132,10 @@ class FailResult:
     due_ms: int | None
     """When the task is ready again (delayed or queued); None when it finished."""
     next: ClaimResult | None
+    attempt: int | None = None
+    """The attempt that failed (None from a library before 2.0)."""
+    max_attempts: int | None = None
+    """The task's attempts in all (None from a library before 2.0)."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> FailResult:
@@ -118,6 +145,8 @@ class FailResult:
             state=fields["state"],
             due_ms=as_optional_int(fields["due_ms"]),
             next=_next_claim(fields),
+            attempt=as_optional_int(fields.get("attempt", "")),
+            max_attempts=as_optional_int(fields.get("max_attempts", "")),
         )
 
 
@@ -180,6 +209,8 @@ class TaskInfo:
     cancel_requested: bool
     traceparent: str | None
     """The W3C trace context it was submitted with (a step: its workflow's)."""
+    grace_ms: int | None = None
+    """A direct task's grace once its agent is gone (GRACE_MS); None: the default."""
 
     @classmethod
     def from_reply(cls, reply: Any) -> TaskInfo:
@@ -200,7 +231,7 @@ class TaskInfo:
         return cls(
             id=fields["id"],
             capability=fields["capability"],
-            payload=as_json(fields["payload"]),
+            payload=as_stored_json(fields["payload"]),
             priority=fields["priority"],
             state=fields["state"],
             attempt=as_int(fields["attempt"]),
@@ -214,12 +245,13 @@ class TaskInfo:
             finished_ms=as_optional_int(fields["finished_ms"]),
             stream=fields["stream"],
             lease_deadline_ms=as_optional_int(fields["lease_deadline_ms"]),
-            result=as_json(fields["result"]),
-            errors=as_json(fields["errors"], []),
-            inputs=as_json(fields["inputs"]),
-            prompt=as_json(fields["prompt"]),
+            result=as_stored_json(fields["result"]),
+            errors=as_stored_json(fields["errors"], []),
+            inputs=as_stored_json(fields["inputs"]),
+            prompt=as_stored_json(fields["prompt"]),
             retention_ms=as_int(fields["retention_ms"]),
             cancel_requested=fields["cancel_requested"] == "1",
+            grace_ms=as_optional_int(fields.get("grace_ms", "")),
             **text,
         )
 
@@ -244,12 +276,15 @@ class TasksApi(ApiBase):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         to: str | None = None,
+        grace_ms: int | None = None,
         retention_ms: int | None = None,
         traceparent: str | None = None,
     ) -> str:
         """agentfn_task_submit: queue a task (payload: any JSON-serialisable value); returns its id.
 
         With an idempotency key that names a retained task, returns that task's id instead.
+        ``grace_ms`` (with ``to``): how long the task waits for its agent once the agent is gone
+        before it is dead-lettered with error ``agent gone``.
         ``traceparent``: the W3C trace context its attempts' spans are children of; by default
         the current OpenTelemetry span's, when there is one (agentfn.client.tracing).
         """
@@ -265,6 +300,7 @@ class TasksApi(ApiBase):
                 "TIMEOUT_MS": timeout_ms,
                 "IDEMPOTENCY_KEY": idempotency_key,
                 "TO": to,
+                "GRACE_MS": grace_ms,
                 "RETENTION_MS": retention_ms,
                 "TRACEPARENT": traceparent_option(traceparent),
             },

@@ -20,7 +20,7 @@ from typing import Any
 
 from ... import keys
 from ...constants import StepState, WorkflowPolicy, WorkflowState
-from ...replies import as_int, as_json, as_optional_int, as_text, pairs
+from ...replies import as_int, as_optional_int, as_stored_json, as_text, pairs
 from ..tracing import traceparent_option
 from .base import ApiBase, json_text, one_field
 from .steps import Step, is_async, run_async, run_sync
@@ -93,14 +93,14 @@ class StepInfo:
             capability=fields["capability"],
             state=StepState(fields["state"]),
             depends_on=tuple(item for item in fields["depends_on"].split(",") if item),
-            input=as_json(fields["input"]),
+            input=as_stored_json(fields["input"]),
             attempts=as_int(fields["attempts"]),
             task=fields["task"] or None,
             task_state=fields["task_state"] or None,
-            result=as_json(fields["result"]),
+            result=as_stored_json(fields["result"]),
             error=fields["error"] or None,
-            prompt=as_json(fields["prompt"]),
-            signal=as_json(fields["signal"]),
+            prompt=as_stored_json(fields["prompt"]),
+            signal=as_stored_json(fields["signal"]),
             queued_ms=as_optional_int(fields["queued_ms"]),
             started_ms=as_optional_int(fields["started_ms"]),
             finished_ms=as_optional_int(fields["finished_ms"]),
@@ -310,12 +310,24 @@ class WorkflowsApi(ApiBase):
             one_field("id"),
         )
 
-    def get_workflow(self, workflow_id: str, *, steps: bool = True) -> WorkflowInfo:
-        """agentfn_wf_get: the workflow's state and (unless steps=False) every step's."""
+    def get_workflow(
+        self,
+        workflow_id: str,
+        *,
+        steps: bool = True,
+        offset: int | None = None,
+        count: int | None = None,
+    ) -> WorkflowInfo:
+        """agentfn_wf_get: the workflow's state and (unless steps=False) its steps', all of them
+        or a page: ``count`` steps from position ``offset`` of the definition order."""
         return self._call(
             "agentfn_wf_get",
             [workflow_id],
-            {"STEPS": None if steps else False},
+            {
+                "STEPS": None if steps else False,
+                "OFFSET": offset if steps else None,
+                "COUNT": count if steps else None,
+            },
             WorkflowInfo.from_reply,
         )
 
