@@ -5,8 +5,8 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '01144e9b84bb182879ca0d5bcf1407b77b2df8bcc6551a6a6a1f660bc872d8d3'
-local SCHEMA_VERSION = 3
+local CODE_SHA = '81ebffb765d988e679d576e5bdb0178e4dd187b103a9e6454ed659e23667f0d5'
+local SCHEMA_VERSION = 2
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}

@@ -214,11 +214,11 @@ def test_the_reaper_visits_only_the_streams_of_the_trim_index(deployed):
     assert deployed.scard(f"{ROOT}:streams") == 50
 
 
-def test_migration_0003_indexes_existing_streams_and_keeps_dead_tasks(r):
-    """A namespace at schema 2 with streams and a dead task whose record expires: after the
+def test_migration_0002_indexes_existing_streams_and_keeps_dead_tasks(r):
+    """A namespace at schema 1 with streams and a dead task whose record expires: after the
     migration the reaper visits (and deletes) the unused streams, and the record is kept."""
     directory = migrations_dir()
-    before = [m for m in list_migrations(directory) if m.number < 3]
+    before = [m for m in list_migrations(directory) if m.number < 2]
     with tempfile.TemporaryDirectory() as tmp:
         for m in before:
             shutil.copy(m.path, Path(tmp) / m.path.name)
@@ -231,7 +231,7 @@ def test_migration_0003_indexes_existing_streams_and_keeps_dead_tasks(r):
     r.xadd(f"{ROOT}:dead", {"task": "t1"}, id="5-0")
     agentfn.deploy(r, "default")
     assert r.zcard(f"{ROOT}:trim") == 1200 and r.pttl(f"{ROOT}:task:t1") == -1
-    assert not r.hexists(f"{ROOT}:meta", "migration_0003_phase")
+    assert not r.hexists(f"{ROOT}:meta", "migration_0002_phase")
     while reap(r)["deleted_streams"]:
         pass
     assert r.scard(f"{ROOT}:streams") == 0

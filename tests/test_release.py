@@ -34,9 +34,10 @@ def test_release_files_are_current():
 def test_redis_cli_deploy_loads_the_library_and_migrates_then_changes_nothing(r, redis_url):
     done = deploy_sh(redis_url, "shipped")
     assert done.returncode == 0, done.stderr
+    migrations = sorted(path.name for path in (RELEASE / "migrations").glob("*.lua"))
     assert done.stdout.splitlines() == [
         f"loaded agentfn {agentfn.__version__}",
-        "applied 0001_init.lua to namespace shipped",
+        *(f"applied {name} to namespace shipped" for name in migrations),
     ]
     info = deployed_library(r, "shipped")
     assert info is not None and info.code_sha == render_library().code_sha
@@ -51,7 +52,7 @@ def test_redis_cli_deploy_loads_the_library_and_migrates_then_changes_nothing(r,
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
         f"library agentfn {agentfn.__version__} already loaded",
-        "namespace shipped up to date (schema 1)",
+        f"namespace shipped up to date (schema {len(migrations)})",
     ]
 
 

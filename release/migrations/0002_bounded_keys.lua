@@ -1,4 +1,4 @@
--- 0003_bounded_keys: prepare a namespace for the library that bounds what it keeps (2.0.0).
+-- 0002_bounded_keys: prepare a namespace for the library that bounds what it keeps (2.0.0).
 --
 -- 1. The trim index: every work stream of the namespace's `streams` set joins `trim` (a sorted
 --    set by due time), so that agentfn_reap visits it once: it trims it, deletes it when unused
@@ -18,22 +18,22 @@ local batch = '500'
 local time = redis.call('TIME')
 local now = time[1] .. string.sub('00000' .. time[2], -6, -4)
 
-local phase = redis.call('HGET', meta, 'migration_0003_phase') or 'streams'
+local phase = redis.call('HGET', meta, 'migration_0002_phase') or 'streams'
 if phase == 'streams' then
-  local cursor = redis.call('HGET', meta, 'migration_0003_cursor') or '0'
+  local cursor = redis.call('HGET', meta, 'migration_0002_cursor') or '0'
   local reply = redis.call('SSCAN', root .. ':streams', cursor, 'COUNT', batch)
   for _, stream in ipairs(reply[2]) do
     redis.call('ZADD', root .. ':trim', 'NX', now, stream)
   end
   if reply[1] ~= '0' then
-    redis.call('HSET', meta, 'migration_0003_cursor', reply[1])
+    redis.call('HSET', meta, 'migration_0002_cursor', reply[1])
     return 'more'
   end
-  redis.call('HSET', meta, 'migration_0003_phase', 'dead', 'migration_0003_cursor', '-')
+  redis.call('HSET', meta, 'migration_0002_phase', 'dead', 'migration_0002_cursor', '-')
   return 'more'
 end
 
-local cursor = redis.call('HGET', meta, 'migration_0003_cursor') or '-'
+local cursor = redis.call('HGET', meta, 'migration_0002_cursor') or '-'
 local entries = redis.call('XRANGE', root .. ':dead', cursor, '+', 'COUNT', batch)
 for _, entry in ipairs(entries) do
   local task_id = entry[2][2]
@@ -47,8 +47,8 @@ for _, entry in ipairs(entries) do
   end
 end
 if #entries == tonumber(batch) then
-  redis.call('HSET', meta, 'migration_0003_cursor', '(' .. entries[#entries][1])
+  redis.call('HSET', meta, 'migration_0002_cursor', '(' .. entries[#entries][1])
   return 'more'
 end
-redis.call('HDEL', meta, 'migration_0003_phase', 'migration_0003_cursor')
+redis.call('HDEL', meta, 'migration_0002_phase', 'migration_0002_cursor')
 return 'done'
