@@ -53,6 +53,7 @@ PYTHON_COMMANDS = {
     "xrevrange": "XREVRANGE",
     "xlen": "XLEN",
     "xinfo_groups": "XINFO|GROUPS",
+    "xpending": "XPENDING",
     "zcard": "ZCARD",
     "scard": "SCARD",
     "pexpire": "PEXPIRE",

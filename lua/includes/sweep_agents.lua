@@ -26,7 +26,8 @@ local function sweep_lapsed_agents(root, now, budget)
   for index, agent_id in ipairs(lapsed) do
     -- the first agent is always swept (its tasks beyond the budget come back with their leases);
     -- the others only while the budget covers them and all of their tasks
-    if index > 1 and 1 + redis.call('SCARD', K.agent_tasks(root, agent_id)) > budget then
+    if index > 1
+        and 1 + #SETTLE.held_tasks(root, agent_id, SETTLE.agent_streams(root, agent_id), budget) > budget then
       break
     end
     budget = budget - 1
