@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentfn-installed
+BENCH_STAMP := $(VENV)/.agentfn-bench-installed
 
 .PHONY: demo test lint bench redis-deps system-deps protocol release clean
 
@@ -27,7 +28,7 @@ lint: $(STAMP)
 async-surface: $(STAMP)
 	$(BIN)/python -m agentfn.client.surface --write
 
-bench: $(STAMP) redis-deps
+bench: $(BENCH_STAMP) redis-deps
 	$(BIN)/python bench/run.py
 
 # redis-server and redis-tools; the tests also need Node.js (the cross-language contract) and
@@ -43,6 +44,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The benchmark's peers (Dramatiq, Celery), pinned in the bench extra.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
 
 # Refresh the generated function reference in docs/PROTOCOL.md after editing a Lua header.
 protocol: $(STAMP)

@@ -115,11 +115,6 @@ def lapsed(namespace: str) -> str:
     return f"{root(namespace)}:lapsed"
 
 
-def agent_tasks(namespace: str, agent_id: str) -> str:
-    """Set: ids of the tasks an agent is running."""
-    return agent(namespace, agent_id) + ":tasks"
-
-
 def dead_letters(namespace: str) -> str:
     """Stream: tasks out of attempts, with their error history."""
     return f"{root(namespace)}:dead"

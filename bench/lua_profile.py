@@ -15,10 +15,10 @@ figure. Run alone: ``.venv/bin/python bench/lua_profile.py [--tasks N]``.
 usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU per task
 (INFO used_cpu_sys + used_cpu_user) over whole lifecycles (submit, claim, complete), one at a
 time and batched. ``--compare REV`` runs the same figures for lua/ as of git revision REV (e.g.
-HEAD) on the same private server, interleaved with this checkout's, to show a change's effect:
-``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``. ``--traced`` adds a column
-for this checkout with every task submitted with a TRACEPARENT (what an OpenTelemetry-traced
-submitter sends), to show what carrying the trace context costs.
+HEAD; several, comma-separated) on the same private server, interleaved with this checkout's,
+to show a change's effect: ``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
+``--traced`` adds a column for this checkout with every task submitted with a TRACEPARENT (what
+an OpenTelemetry-traced submitter sends), to show what carrying the trace context costs.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ EDITS = [
     ("includes/emit.lua", "local function emit(", "", "  local prof_t0 = PROF.us()"),
     (
         "includes/emit.lua",
-        "  redis.call('PUBLISH', ",
+        "    unpack(fields))",
         "",
-        "  PROF.add('(within the above) emit: XADD events + PUBLISH', prof_t0)",
+        "  PROF.add('(within the above) emit: XADD events', prof_t0)",
     ),
     ("includes/task_claim.lua", "function TASK.take(", "", "  local prof_t0 = PROF.us()"),
     (
@@ -98,7 +98,7 @@ EDITS = [
     (
         "includes/task_claim.lua",
         "  if #claim.tasks >= count then",
-        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD, SADD)')",
+        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD)')",
         "",
     ),
     (
@@ -130,7 +130,7 @@ EDITS = [
         "functions/agentfn_task_complete.lua",
         "    TASK.unlink(root, task_id, task)",
         "",
-        "    PROF.mark('c5 unlink (XACK, ZREM, SREM)')",
+        "    PROF.mark('c5 unlink (XACK, ZREM)')",
     ),
     (
         "functions/agentfn_task_complete.lua",
@@ -411,7 +411,9 @@ def main() -> None:
         help="usec_per_call, redis.calls and CPU per task of the shipped library",
     )
     parser.add_argument(
-        "--compare", metavar="REV", help="with --lifecycle: also lua/ as of git revision REV"
+        "--compare",
+        metavar="REV[,REV...]",
+        help="with --lifecycle: also lua/ as of each git revision REV (e.g. experiments' commits)",
     )
     parser.add_argument(
         "--traced",
@@ -430,8 +432,8 @@ def main() -> None:
         if options.lifecycle:
             source = library_source()
             sources: dict[str, tuple[str, str | None]] = {"this checkout": (source, None)}
-            if options.compare:
-                sources = {options.compare: (library_source(options.compare), None)} | sources
+            revisions = [name for name in (options.compare or "").split(",") if name]
+            sources = {name: (library_source(name), None) for name in revisions} | sources
             if options.traced:
                 sources["this checkout, TRACEPARENT"] = (source, TRACEPARENT)
             print(compare(connection, sources, options.tasks, options.repeats))

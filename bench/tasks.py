@@ -19,6 +19,11 @@ What is measured, all in one run on one server:
 - round trips and Redis CPU per task: INFO ``total_reads_processed`` (reads of client input:
   one per round trip, however many commands it carried) and ``used_cpu_sys + used_cpu_user``,
   each as a delta over a task's whole life (its submit and its drain), divided by the tasks.
+- commands per task: the sum of INFO commandstats calls over the same span (bench/meter.py).
+- peers (bench/peers.py): Dramatiq (RedisBroker, one process, default threads) and Celery (solo
+  pool, Redis broker) draining the same number of no-op tasks on the same server; a side-by-side
+  table gives every system's rate, commands, round trips and Redis CPU per task life with ratios
+  against Dramatiq and the batched plain-Streams ceiling (issue 13's targets are such ratios).
 - latency: submit-to-start with two idle agent processes blocked in XREAD; one task at a time,
   the next submitted once both agents block again; the handler stamps ``time.time()`` at start.
 - profile (details): INFO commandstats per task for submit, complete+NEXT 1 and pipelined
@@ -37,8 +42,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +55,8 @@ sys.path.insert(0, str(REPO))
 import agentfn
 from agentfn import keys
 from agentfn.server import EmbeddedRedis
-from bench import lua_profile
+from bench import lua_profile, peers
+from bench.meter import Meter
 
 #: Calls per pipeline (submits, XADDs) and the batch size (claim COUNT, concurrency, XREADGROUP COUNT).
 BATCH = 100
@@ -61,11 +67,15 @@ STARTED_LIST = "bench:started"
 
 TARGETS = {
     "drain_one_at_a_time_per_s": 5_000,
-    "batch_share_of_ceiling": 0.30,
+    "batch_share_of_ceiling": 0.35,
     "round_trips_per_task": 2.0,
     "redis_cpu_us_per_task": 60.0,
     "latency_p50_ms": 1.0,
     "latency_p99_ms": 5.0,
+    # issue 13: against Dramatiq in the same run (ratios: this machine's speed varies by day)
+    "cpu_vs_dramatiq": 0.5,
+    "commands_per_task": 12.0,
+    "drain_one_at_a_time_vs_dramatiq": 2.0,
 }
 
 
@@ -87,14 +97,12 @@ def noop_agent(client: agentfn.Client) -> agentfn.Agent:
     return agent
 
 
-@contextmanager
 def agent_process(
     url: str, namespace: str, agent_id: str, concurrency: int
-) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``agentfn worker`` running noop_agent for the block."""
+    return peers.running(
         [
-            sys.executable,
-            "-m",
             "agentfn",
             "worker",
             "bench.tasks:noop_agent",
@@ -108,41 +116,11 @@ def agent_process(
             str(concurrency),
             "--log-level",
             "WARNING",
-        ],
-        cwd=REPO,
-        text=True,
+        ]
     )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- measuring ---------------------------------------------------------------------------------
-
-
-class Meter:
-    """Redis-side counters over a span: reads (round trips) and CPU seconds."""
-
-    def __init__(self, connection: redis.Redis) -> None:
-        self.connection = connection
-        self.reads, self.cpu = self._sample()
-
-    def _sample(self) -> tuple[int, float]:
-        info = self.connection.info()
-        return int(info["total_reads_processed"]), float(info["used_cpu_sys"]) + float(
-            info["used_cpu_user"]
-        )
-
-    def stop(self) -> tuple[int, float]:
-        """Reads and CPU seconds since this meter started."""
-        reads, cpu = self._sample()
-        return reads - self.reads - 1, cpu - self.cpu  # the closing INFO is one read of ours
 
 
 def fresh(connection: redis.Redis, namespace: str) -> agentfn.Client:
@@ -180,21 +158,17 @@ def measure_submit(connection: redis.Redis, count: int, pipelined: bool) -> dict
     began = time.perf_counter()
     _submit_all(client, count, pipelined)
     elapsed = time.perf_counter() - began
-    reads, cpu = meter.stop()
-    return {
-        "per_s": count / elapsed,
-        "reads_per_task": reads / count,
-        "cpu_us_per_task": cpu / count * 1e6,
-    }
+    return {"per_s": count / elapsed, **meter.stop().per(count)}
 
 
-def _wait_drained(connection: redis.Redis, stream: str) -> None:
+def _wait_drained(connection: redis.Redis, stream: str) -> int:
     """After the last task's handler ran: wait until its stream has nothing pending (the last
-    completions may still be on their way); a few 1 ms waits on the server at most."""
-    for _ in range(10_000):
+    completions may still be on their way); a few 1 ms waits on the server at most. Returns the
+    commands sent (for the meter)."""
+    for attempt in range(10_000):
         groups = connection.xinfo_groups(stream)
         if groups and groups[0]["pending"] == 0 and not groups[0]["lag"]:
-            return
+            return 2 * attempt + 1
         connection.blpop(["bench:never"], timeout=0.001)
     raise RuntimeError(f"{stream} did not drain")
 
@@ -207,14 +181,14 @@ def measure_drain(
     client = fresh(connection, namespace)
     meter = Meter(connection)
     ids = _submit_all(client, count, pipelined=concurrency > 1, last="last")
-    submit_reads, submit_cpu = meter.stop()
+    submitted = meter.stop()
     meter = Meter(connection)
     with agent_process(url, namespace, "bench-agent", concurrency):
         assert connection.blpop([DONE_LIST], timeout=300) is not None, (
             "the agent did not drain the queue"
         )
-        _wait_drained(connection, keys.queue(namespace, CAPABILITY, "normal"))
-        drain_reads, drain_cpu = meter.stop()
+        own = 1 + _wait_drained(connection, keys.queue(namespace, CAPABILITY, "normal"))
+        drained = meter.stop(own_commands=own)
     pipe = connection.pipeline(transaction=False)
     for task_id in ids:
         pipe.hmget(keys.task(namespace, task_id), "started_ms", "finished_ms", "state")
@@ -223,10 +197,10 @@ def measure_drain(
     span_ms = max(int(f) for _, f, _ in spans) - min(int(s) for s, _, _ in spans)
     return {
         "per_s": count / max(span_ms, 1) * 1000,
-        "reads_per_task": (submit_reads + drain_reads) / count,
-        "cpu_us_per_task": (submit_cpu + drain_cpu) / count * 1e6,
-        "drain_reads_per_task": drain_reads / count,
-        "drain_cpu_us_per_task": drain_cpu / count * 1e6,
+        **(submitted + drained).per(count),
+        "drain_reads_per_task": drained.reads / count,
+        "drain_cpu_us_per_task": drained.cpu / count * 1e6,
+        "drain_commands_per_task": drained.commands / count,
     }
 
 
@@ -270,14 +244,9 @@ def measure_ceiling(connection: redis.Redis, count: int, batch: int) -> dict[str
     drain_s = time.perf_counter() - began
     if previous is not None:
         connection.xack(stream, group, previous)
-    reads, cpu = meter.stop()
+    span = meter.stop()
     assert drained == count
-    return {
-        "submit_per_s": count / submit_s,
-        "per_s": count / drain_s,
-        "reads_per_task": reads / count,
-        "cpu_us_per_task": cpu / count * 1e6,
-    }
+    return {"submit_per_s": count / submit_s, "per_s": count / drain_s, **span.per(count)}
 
 
 def _entries(reply: Any) -> list[Any]:
@@ -382,12 +351,30 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
         batch = best(
             repeats, lambda: measure_drain(connection, server.url, tasks * 2, BATCH), "per_s"
         )
+        peer_runs = {
+            peer: best(
+                repeats if peer == "dramatiq" else 1,
+                lambda peer=peer: peers.measure(connection, server.url, peer, tasks),
+                "per_s",
+            )
+            for peer in peers.PEERS
+            if peers.available(peer)
+        }
         latency = measure_latency(connection, server.url, samples)
         details = profile(connection, min(tasks, 5_000))
         sections = lua_profile.sections(connection, min(tasks, 3_000))  # replaces the library: last
         connection.close()
     share = batch["per_s"] / ceiling_batch["per_s"]
     t = TARGETS
+    rows = {
+        "plain Streams, one at a time (XREADGROUP COUNT 1 + XACK)": ceiling_one,
+        "plain Streams, batched (XREADGROUP COUNT 100, pipelined XACK)": ceiling_batch,
+        **{PEER_NAMES[peer]: figures for peer, figures in peer_runs.items()},
+        "agentfn worker, concurrency 1": one,
+        "agentfn worker, concurrency 100": batch,
+    }
+    dramatiq = peer_runs.get("dramatiq")
+    side_by_side = comparison(rows, dramatiq, ceiling_batch)
     return {
         "ceiling: XADD single (entries/s)": _figure("", ceiling_one["submit_per_s"], None, 0),
         "ceiling: XADD pipelined (entries/s)": _figure("", ceiling_batch["submit_per_s"], None, 0),
@@ -460,13 +447,82 @@ def run(tasks: int = 20_000, samples: int = 1_000, repeats: int = 3) -> dict[str
             latency["p99_ms"] <= t["latency_p99_ms"],
             3,
         ),
+        **issue_13_figures(one, batch, dramatiq),
         "details": (
-            "Redis time per task by command (INFO commandstats):\n\n"
+            f"Side by side, one run, same redis-server, {tasks:,} no-op tasks a drain "
+            f"({2 * tasks:,} for the batched ones); per task life = its submit and its drain:\n\n"
+            + side_by_side
+            + "\n\nRedis time per task by command (INFO commandstats):\n\n"
             + details
             + "\n\nLua time per task by section (bench/lua_profile.py: an instrumented copy of "
             "the library, one task at a time):\n\n" + sections
         ),
     }
+
+
+#: How the peers are named in the side-by-side table.
+PEER_NAMES = {
+    "dramatiq": "Dramatiq, RedisBroker, 1 process x 8 threads",
+    "celery": "Celery, solo pool, Redis broker",
+}
+
+
+def _ratio(value: float, base: dict[str, float] | None, key: str) -> str:
+    return f"{value / base[key]:.2f}x" if base and base.get(key) else "n/a"
+
+
+def comparison(
+    rows: dict[str, dict[str, float]],
+    dramatiq: dict[str, float] | None,
+    ceiling: dict[str, float],
+) -> str:
+    """The side-by-side table: drain rate, commands, round trips and Redis CPU per task life,
+    with ratios against Dramatiq and against the batched plain-Streams ceiling."""
+    lines = [
+        "| system | drain tasks/s | vs Dramatiq | vs ceiling | commands / task | round trips / task "
+        "| Redis CPU µs / task | CPU vs Dramatiq |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, figures in rows.items():
+        lines.append(
+            f"| {name} | {figures['per_s']:,.0f} | {_ratio(figures['per_s'], dramatiq, 'per_s')} "
+            f"| {figures['per_s'] / ceiling['per_s']:.1%} | {figures['commands_per_task']:.1f} "
+            f"| {figures['reads_per_task']:.2f} | {figures['cpu_us_per_task']:.1f} "
+            f"| {_ratio(figures['cpu_us_per_task'], dramatiq, 'cpu_us_per_task')} |"
+        )
+    if dramatiq is None:
+        lines += ["", "Dramatiq is not installed: `pip install -e '.[bench]'` for the peers."]
+    return "\n".join(lines)
+
+
+def issue_13_figures(
+    one: dict[str, float], batch: dict[str, float], dramatiq: dict[str, float] | None
+) -> dict[str, Any]:
+    """The figures of issue 13's targets: agentfn against Dramatiq in the same run, and commands
+    per task life."""
+    t = TARGETS
+    figures: dict[str, Any] = {}
+    for label, run in (("one at a time", one), ("concurrency 100", batch)):
+        figures[f"commands per task life, {label}"] = _figure(
+            f"<= {t['commands_per_task']:g}",
+            run["commands_per_task"],
+            run["commands_per_task"] <= t["commands_per_task"],
+        )
+    if dramatiq is None:
+        return figures
+    for label, run in (("one at a time", one), ("concurrency 100", batch)):
+        ratio = run["cpu_us_per_task"] / dramatiq["cpu_us_per_task"]
+        figures[f"Redis CPU per task life / Dramatiq's, {label}"] = _figure(
+            f"<= {t['cpu_vs_dramatiq']:g}", ratio, ratio <= t["cpu_vs_dramatiq"], 2
+        ) | {"unit": "x"}
+    ratio = one["per_s"] / dramatiq["per_s"]
+    figures["drain one at a time / Dramatiq's"] = _figure(
+        f">= {t['drain_one_at_a_time_vs_dramatiq']:g}",
+        ratio,
+        ratio >= t["drain_one_at_a_time_vs_dramatiq"],
+        2,
+    ) | {"unit": "x"}
+    return figures
 
 
 def main() -> None:

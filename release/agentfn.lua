@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '765cc4be2689f2944ba085aba5f0346aace5bbf11b700aa9d04dc30eb59dd66a'
+local CODE_SHA = 'c79ba34b58014f45187d2e8ad7c78738779d22c5d8c1781f5fa2f0dd35c4d2fc'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -120,7 +120,7 @@ local K = {}
 function K.meta(root) return root .. ':meta' end
 function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
-function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end
+function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
 function K.agents(root) return root .. ':agents' end
 function K.lapsed(root) return root .. ':lapsed' end
 function K.capability(root, capability) return root .. ':cap:' .. capability end
@@ -667,21 +667,22 @@ local function flat_reply(fields, values)
   return reply
 end
 -- include: includes/emit.lua
--- emit(root, kind, fields): append a transition to the capped namespace event stream and
--- publish `<kind> <subject>` on the namespace's events channel. `fields` is a flat list whose
--- first pair names the subject (for example {'task', id, 'state', 'queued'}). It runs on every
--- transition, so it is kept cheap: every argument is text (redis.call converts a number on each
--- call), and the stream and channel names of each namespace are built once (EMIT_KEYS).
-local EMIT_KEYS = {}
+-- emit(root, kind, fields): append a transition to the capped namespace event stream. `fields`
+-- is a flat list whose first pair names the subject (for example {'task', id, 'state',
+-- 'queued'}). Watchers (agentfn top, events --follow, the dashboard) block on the stream with
+-- XREAD, so no Pub/Sub message goes with it (one PUBLISH per transition was 3 of a task life's
+-- commands). It runs on every transition, so it is kept cheap: every argument is text
+-- (redis.call converts a number on each call), and the stream name of each namespace is built
+-- once (EVENTS_KEYS).
+local EVENTS_KEYS = {}
 local function emit(root, kind, fields)
-  local names = EMIT_KEYS[root]
-  if not names then
-    names = {events = K.events(root), channel = K.channel(root, 'events')}
-    EMIT_KEYS[root] = names
+  local events = EVENTS_KEYS[root]
+  if not events then
+    events = K.events(root)
+    EVENTS_KEYS[root] = events
   end
-  redis.call('XADD', names.events, 'MAXLEN', '~', constant_text(DEFAULTS.events_max), '*', 'type', kind,
+  redis.call('XADD', events, 'MAXLEN', '~', constant_text(DEFAULTS.events_max), '*', 'type', kind,
     unpack(fields))
-  redis.call('PUBLISH', names.channel, kind .. ' ' .. (fields[2] or ''))
 end
 -- include: includes/agent_record.lua
 -- agent_reply(root, agent_id): an agent's record as a flat field/value array (HGETALL order is
@@ -714,8 +715,8 @@ end
 -- Where a task is, by state: queued = an undelivered entry `task <id>` in its stream (the
 -- agent's direct stream when routed TO an agent, else its capability's stream for its priority);
 -- delayed = a member of K.delayed scored by due time; running = a pending entry of its stream
--- (consumer = the agent), a member of K.leases scored by lease deadline and of the agent's task
--- set; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
+-- (consumer = the agent: what an agent holds is its consumer's pending entries) and a member of
+-- K.leases scored by lease deadline; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
 -- expiring after retention_ms (a dead task also has an entry in K.dead).
 --
 -- Safe trimming: an attempt's stream entry is acknowledged (XACK) the moment the attempt ends,
@@ -851,17 +852,14 @@ function TASK.retry_delay(backoff_ms, backoff_max_ms, attempt)
 end
 
 -- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge its stream
--- entry (the stream joins the trim index; agentfn_reap trims it), drop its lease and its place in the agent's task set. `task`
--- needs stream, entry and agent.
+-- entry (the stream joins the trim index; agentfn_reap trims it; the agent no longer holds it)
+-- and drop its lease. `task` needs stream and entry.
 function TASK.unlink(root, task_id, task)
   if task.entry ~= '' then
     redis.call('XACK', task.stream, GROUP, task.entry)
     TASK.mark_trim(root, task.stream)
   end
   redis.call('ZREM', K.leases(root), task_id)
-  if task.agent ~= '' then
-    redis.call('SREM', K.agent_tasks(root, task.agent), task_id)
-  end
 end
 
 -- TASK.delay(root, task_id, due_text): put a task in the delayed set, due at `due_text` (ms, as
@@ -982,7 +980,7 @@ end
 
 -- TASK.take(claim, source, entry_id, task_id): start the attempt that a delivered entry stands
 -- for and return the claimed task, flat, and its lease deadline (the caller adds the task to
--- the leases and to the agent's task set). An entry whose task is gone or no longer queued
+-- the leases). An entry whose task is gone or no longer queued
 -- under it (canceled meanwhile) is acknowledged, deleted and skipped (nil).
 function TASK.take(claim, source, entry_id, task_id)
   local key = task_id and K.task(claim.root, task_id)
@@ -1012,9 +1010,10 @@ function TASK.take(claim, source, entry_id, task_id)
 end
 
 -- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing
--- stream and add the tasks they start to claim.tasks, to the leases and to the agent's task set
--- (one ZADD and one SADD for them all). Returns how many entries the stream delivered (skipped
--- ones included; fewer than count: it is drained).
+-- stream and add the tasks they start to claim.tasks and to the leases (one ZADD for them all).
+-- The agent holds them as pending entries of its consumer: no set of its tasks is kept (its
+-- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
+-- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
   local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
     'STREAMS', source.key, '>')
@@ -1027,23 +1026,20 @@ function TASK.deliver(claim, source, count)
     if task then
       tasks[#tasks + 1] = task
       redis.call('ZADD', K.leases(claim.root), deadline, task[2])
-      redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), task[2])
     end
     return 1
   end
-  local leases, taken = {}, {}
+  local leases = {}
   for _, entry in ipairs(entries) do
     local task, deadline = TASK.take(claim, source, entry[1], entry[2] and entry[2][2])
     if task then
       tasks[#tasks + 1] = task
       leases[#leases + 1] = deadline
       leases[#leases + 1] = task[2]
-      taken[#taken + 1] = task[2]
     end
   end
-  if #taken > 0 then
+  if #leases > 0 then
     redis.call('ZADD', K.leases(claim.root), unpack(leases))
-    redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), unpack(taken))
   end
   return #entries
 end
@@ -2198,31 +2194,68 @@ function SETTLE.reply(root, task, agent, options, now, reply)
   return reply
 end
 
--- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
--- because the agent is gone (lapsed or deregistered), at once rather than when the lease ends,
--- `budget` of them at most (a call's time stays bounded; any others come back when their
--- leases expire, through agentfn_reap). Each counts as a failed attempt with error `reason`:
--- queued again without backoff, or dead when it is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
--- every stream it read (its direct stream, its capabilities' and those it still held tasks of
--- when it dropped them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those
--- streams join the trim index (agentfn_reap deletes them once unused); a direct stream that
--- still holds tasks is watched as an orphan's (TASK.watch_direct). The agent record must still
--- exist and the agent must have left K.agents (or be past its deadline). Returns how many tasks
--- were released.
-local function release_agent_tasks(root, agent_id, now, reason, budget)
-  local held = K.agent_tasks(root, agent_id)
+-- SETTLE.agent_streams(root, agent_id): every work stream an agent may hold tasks in: its
+-- direct stream and its capabilities' and lingering capabilities' (those it dropped while it
+-- held a task of theirs) streams of each priority. No writes.
+function SETTLE.agent_streams(root, agent_id)
   local record = redis.call('HMGET', K.agent(root, agent_id), 'capabilities', 'lingering')
   local capabilities = split_csv(record[1] or '')
   for _, capability in ipairs(split_csv(record[2] or '')) do
     capabilities[#capabilities + 1] = capability
   end
-  local streams = TASK.streams_of(root, agent_id, capabilities)
+  return TASK.streams_of(root, agent_id, capabilities)
+end
+
+-- SETTLE.held_tasks(root, agent_id, streams, limit): the ids of up to `limit` tasks an agent
+-- holds: the pending entries of its consumer (XPENDING ... <agent_id>) in `streams` (from
+-- SETTLE.agent_streams). No set of an agent's tasks is kept beside the pending entries (a SADD
+-- per claim and an SREM per completion saved). An entry deleted while pending names no task
+-- and is skipped. No writes.
+function SETTLE.held_tasks(root, agent_id, streams, limit)
+  local held = {}
+  for _, stream in ipairs(streams) do
+    if #held >= limit then
+      break
+    end
+    if redis.call('EXISTS', stream) == 1 then
+      local after, want, page = '-', 0, nil
+      repeat
+        want = math.min(100, limit - #held)
+        page = redis.call('XPENDING', stream, GROUP, after, '+', string.format('%d', want), agent_id)
+        for _, pending in ipairs(page) do
+          local entry = redis.call('XRANGE', stream, pending[1], pending[1])[1]
+          if entry and entry[2][1] == 'task' then
+            held[#held + 1] = entry[2][2]
+          end
+          after = '(' .. pending[1]
+        end
+      until #page < want or #held >= limit
+    end
+  end
+  return held
+end
+
+-- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
+-- (SETTLE.held_tasks) because the agent is gone (lapsed or deregistered), at once rather than
+-- when the lease ends, `budget` of them at most (a call's time stays bounded; any others come
+-- back when their leases expire, through agentfn_reap). Each counts as a failed attempt with
+-- error `reason`: queued again without backoff, or dead when it is out of attempts. The
+-- agent's consumers (it has no pending entry left) leave the groups of every stream it read
+-- (its direct stream, its capabilities' and those it still held tasks of when it dropped
+-- them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those streams join the
+-- trim index (agentfn_reap deletes them once unused); a direct stream that still holds tasks
+-- is watched as an orphan's (TASK.watch_direct). The agent record must still exist and the
+-- agent must have left K.agents (or be past its deadline). Returns how many tasks were
+-- released. (Libraries before 2.0 kept a set of each agent's tasks, K.agent_tasks: deleted
+-- here, the only place that still names it.)
+local function release_agent_tasks(root, agent_id, now, reason, budget)
+  local streams = SETTLE.agent_streams(root, agent_id)
   local listed = {}
   for _, stream in ipairs(streams) do
     listed[stream] = true
   end
   local released = 0
-  for _, task_id in ipairs(redis.call('SRANDMEMBER', held, string.format('%d', budget))) do
+  for _, task_id in ipairs(SETTLE.held_tasks(root, agent_id, streams, budget)) do
     local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING and task.agent == agent_id then
       if not listed[task.stream] then
@@ -2234,7 +2267,7 @@ local function release_agent_tasks(root, agent_id, now, reason, budget)
       released = released + 1
     end
   end
-  redis.call('DEL', held)
+  redis.call('DEL', K.agent_tasks(root, agent_id))
   for _, stream in ipairs(streams) do
     if redis.call('EXISTS', stream) == 1 then
       redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)
@@ -2558,10 +2591,10 @@ end
 -- LIMITS.sweep_batch, and while `budget` (default LIMITS.sweep_batch) covers the agent, 1, and
 -- each of its tasks, 1; the first is swept whatever it holds) leaves the live set and every
 -- capability index, is marked lapsed, hands back its tasks (release_agent_tasks: any beyond
--- the budget of the first come back when their leases expire), and its
--- record expires after the namespace's agent_retention_ms (at once when 0), listed meanwhile in
--- K.lapsed scored by that expiry time (agentfn_reap drops it from there once it passed). Returns the list of
--- swept agent ids and how many tasks they handed back.
+-- the budget of the first come back when their leases expire), and its record expires after
+-- the namespace's agent_retention_ms (at once when 0), listed meanwhile in K.lapsed scored by
+-- that expiry time (agentfn_reap drops it from there once it passed). Returns the list of swept
+-- agent ids and how many tasks they handed back.
 local function sweep_lapsed_agents(root, now, budget)
   budget = budget or LIMITS.sweep_batch
   local lapsed = redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0,
@@ -2574,7 +2607,8 @@ local function sweep_lapsed_agents(root, now, budget)
   for index, agent_id in ipairs(lapsed) do
     -- the first agent is always swept (its tasks beyond the budget come back with their leases);
     -- the others only while the budget covers them and all of their tasks
-    if index > 1 and 1 + redis.call('SCARD', K.agent_tasks(root, agent_id)) > budget then
+    if index > 1
+        and 1 + #SETTLE.held_tasks(root, agent_id, SETTLE.agent_streams(root, agent_id), budget) > budget then
       break
     end
     budget = budget - 1
@@ -3186,8 +3220,8 @@ end
 -- agentfn_task_claim: claim the oldest highest-priority ready tasks an agent can run.
 --
 -- Invariant: a claimed task is running under a new attempt (its fencing token), a pending entry
--- of its stream (consumer = the agent), in the leases set until its lease deadline and in the
--- agent's task set. Due delayed tasks are promoted first. Order: the agent's direct stream, then
+-- of its stream (consumer = the agent: the agent's tasks are its consumer's pending entries) and
+-- in the leases set until its lease deadline. Due delayed tasks are promoted first. Order: the agent's direct stream, then
 -- its capabilities by priority (high, normal, low); within a priority, across several
 -- capabilities, the stream whose next undelivered entry is oldest. When fewer tasks than COUNT
 -- are ready (none, or some), the reply says what to block on for the rest: XREAD BLOCK <ms>

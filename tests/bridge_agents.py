@@ -67,16 +67,15 @@ def ping(message: agentfn.Message) -> dict[str, Any]:
 def serving_team(client: agentfn.Client, redis_url: str) -> Iterator[subprocess.Popen[str]]:
     """``team`` in its own OS process (``agentfn worker``) in ``client``'s namespace, registered
     when the block starts."""
-    events = client.redis.pubsub()
-    events.subscribe(
-        keys.notify_channel(client.namespace, "events")
-    )  # before the spawn: no event missed
+    stream = keys.events(client.namespace)
+    newest = client.redis.xrevrange(stream, count=1)  # before the spawn: no event missed
+    last_id = newest[0][0] if newest else "0-0"
     worker = spawn_worker(redis_url, "tests.bridge_agents:team", "--namespace", client.namespace)
     try:
         while not client.agent_find("research"):  # woken by its agent.registered event
             assert worker.poll() is None, worker.communicate()[1]
-            events.get_message(timeout=5)
-        events.close()
+            for _, entries in client.redis.xread({stream: last_id}, block=5_000) or []:
+                last_id = entries[-1][0]
         yield worker
     finally:
         worker.terminate()

@@ -31,6 +31,17 @@ def claim(r: redis.Redis, agent_id: str, *options: Any) -> dict[str, Any]:
     return claim_reply(fcall(r, "agentfn_task_claim", agent_id, *options))
 
 
+def held(r: redis.Redis, agent_id: str) -> list[str]:
+    """The ids of the tasks an agent holds: its consumer's pending entries in every work stream."""
+    ids = []
+    for stream in sorted(r.smembers(f"{ROOT}:streams")):
+        if r.exists(stream):
+            for pending in r.xpending_range(stream, "agentfn", "-", "+", 1000, agent_id):
+                [(_, fields)] = r.xrange(stream, pending["message_id"], pending["message_id"])
+                ids.append(fields["task"])
+    return sorted(ids)
+
+
 def claimed_ids(r: redis.Redis, agent_id: str, *options: Any) -> list[str]:
     return [task["id"] for task in claim(r, agent_id, *options)["tasks"]]
 

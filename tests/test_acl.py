@@ -5,6 +5,7 @@ another namespace, writes for the observer)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.commands.core import CoreCommands
 
 import agentfn
 from agentfn.cli import acl
@@ -47,6 +49,13 @@ def users(redis_proc) -> Iterator[dict[str, redis.Redis]]:
         connection.close()
         admin.execute_command("ACL", "DELUSER", acl.user_name(NAMESPACE, role))
     admin.close()
+
+
+def scrape(connection: redis.Redis) -> bytes:
+    """The metrics page, as `agentfn metrics` serves it, read through this connection."""
+    from agentfn.dashboard.metrics import exposition
+
+    return exposition(connection, [NAMESPACE])()
 
 
 def refused(connection: redis.Redis, *command: Any) -> str:
@@ -88,6 +97,10 @@ def test_lifecycle_under_each_role(
 
     serving = worker.start()
     try:
+        # observer: the status views and the metrics while an agent is live (its tasks: SCARD).
+        observer = users["observer"]
+        assert [agent.id for agent in read_status(observer, NAMESPACE).agents] == ["acl-agent"]
+        assert b'agentfn_agent_live{agent="acl-agent"' in scrape(observer)
         # orchestrator: a workflow and a plain task, waited for; messages to the agent.
         orchestrator = agentfn.Client(users["orchestrator"], NAMESPACE)
         workflow_id = orchestrator.create_workflow(
@@ -111,7 +124,6 @@ def test_lifecycle_under_each_role(
     refused(users["agent"], "FUNCTION", "LOAD", "REPLACE", "#!lua name=x\n")
 
     # observer: status views and the no-writes functions; no FCALL, no write.
-    observer = users["observer"]
     status = read_status(observer, NAMESPACE)
     assert status.as_json()
     assert agentfn.Client(observer, NAMESPACE).get_task(info.step("a").task).state == "completed"
@@ -132,6 +144,24 @@ def test_roles_are_derived_from_the_code() -> None:
     assert "function|load" not in acl.role_commands("agent")
 
 
+#: Methods of ordinary Python objects (dict, list, Event, logger) named like a redis-py command.
+NOT_REDIS = {"get", "set", "append", "sort", "keys", "wait", "info", "watch", "execute_command"}
+
+
+def test_every_redis_py_command_of_a_role_module_is_mapped() -> None:
+    """A redis-py command method called in a role's modules but missing from PYTHON_COMMANDS
+    would be missing from the role's ACL (an observer's status once lacked SCARD)."""
+    commands = {name for name in dir(CoreCommands) if not name.startswith("_")}
+    unmapped = set()
+    for module in {module for role in acl.ROLES.values() for module in role.modules}:
+        path = acl.PACKAGE / module
+        for file in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            for method in re.findall(r"(?<!\btime)\.(\w+)\(", file.read_text(encoding="utf-8")):
+                if method in commands and method not in acl.PYTHON_COMMANDS.keys() | NOT_REDIS:
+                    unmapped.add(f"{module}: {method}")
+    assert not unmapped
+
+
 def test_cli_prints_rules_and_applies_users_once(
     redis_url: str, r: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,6 +180,30 @@ def test_cli_prints_rules_and_applies_users_once(
     assert set(r.acl_users()) >= set(passwords)
     for name in passwords:
         r.acl_deluser(name)
+
+
+def test_cli_namespace_defaults_and_is_checked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGENTFN_NAMESPACE", raising=False)
+    assert main(["acl", "--role", "observer"]) == 0
+    assert "ACL SETUSER agentfn-default-observer " in capsys.readouterr().out
+    monkeypatch.setenv("AGENTFN_NAMESPACE", "fromenv")
+    assert main(["acl", "--role", "agent", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agent"]["user"] == "agentfn-fromenv-agent"
+    assert main(["acl", "--namespace", "bad ns"]) == 2
+    assert capsys.readouterr().err.startswith("agentfn: --namespace 'bad ns': ")
+
+
+def test_apply_without_a_redis_refuses_instead_of_a_temporary_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users (and printed passwords) of a server deleted on exit would be useless."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["acl", "--apply"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "--apply needs your Redis" in captured.err and "temporary" not in captured.out
 
 
 def test_every_command_of_the_library_is_reached_by_some_function() -> None:

@@ -224,3 +224,21 @@ def test_every_cited_design_rule_resolves():
         cited += [(path.name, int(n)) for n in re.findall(r"ARCHITECTURE\.md rule (\d+)", text)]
     assert cited, "no citation found: the pattern is wrong"
     assert [(name, n) for name, n in cited if n not in numbered] == []
+
+
+def test_the_layers_tree_of_architecture_md_lists_every_module():
+    """docs/ARCHITECTURE.md's tree names every subpackage of agentfn/ and every module in it
+    (a new module or subpackage, say mcp/, must be placed in its layer there too)."""
+    document = (PACKAGE_DIR.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    tree = document.split("## Layers", 1)[1].split("```", 2)[1].split("\nlua/", 1)[0]
+    sections = dict(re.findall(r"^  (\w+)/(.*?)(?=^  \S|\Z)", tree, flags=re.M | re.S))
+    missing = []
+    for package in sorted(path.parent for path in PACKAGE_DIR.glob("*/__init__.py")):
+        listed = set(re.findall(r"\w+", sections.get(package.name, "")))
+        missing += [package.name + "/"] if package.name not in sections else []
+        missing += [
+            str(module.relative_to(PACKAGE_DIR))
+            for module in sorted(package.rglob("*.py"))
+            if module.stem != "__init__" and module.stem not in listed
+        ]
+    assert missing == []

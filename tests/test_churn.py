@@ -47,7 +47,7 @@ def keys_by_type(r: redis.Redis) -> Counter[tuple[str, str]]:
     """Every key of the namespace as (kind, type): kind is the key's name after the root, up to
     its first variable part (task:<id> -> task)."""
     found: Counter[tuple[str, str]] = Counter()
-    for key in r.scan_iter(match=f"{ROOT}:*", count=1_000):
+    for key in set(r.scan_iter(match=f"{ROOT}:*", count=1_000)):  # SCAN may repeat a key
         found[(key[len(ROOT) + 1 :].split(":")[0], r.type(key))] += 1
     return found
 

@@ -163,9 +163,7 @@ def test_top_redraws_when_the_namespace_changes(redis_url, client):
     try:
         first = json.loads(read_line(top.stdout))
         assert first["totals"]["ready"] == 0
-        client.submit(
-            "research", {}
-        )  # publishes on the events channel: top redraws now, not in 60 s
+        client.submit("research", {})  # an event: top redraws now, not in 60 s
         second = json.loads(read_line(top.stdout))
         assert second["totals"]["ready"] == 1
         assert top.wait(10) == 0

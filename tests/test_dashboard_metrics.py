@@ -3,12 +3,17 @@ checked against work done through the client just before."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from wsgiref.util import setup_testing_defaults
 
 import pytest
+import redis
+from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
 import agentfn
+from agentfn.dashboard.metrics import registry_for, unavailable_when_redis_fails
 from agentfn.library.migrate import list_migrations
 from agentfn.library.paths import migrations_dir
 from tests.dashboard_helpers import Server, get, start_server
@@ -123,3 +128,21 @@ def test_the_dashboard_serves_the_same_metrics(known_work: agentfn.Client, redis
         server.stop()
     assert status == 200
     assert value(samples(text), "agentfn_queue_pending", capability="x", priority="normal") == 1
+
+
+def test_a_scrape_that_cannot_read_redis_is_one_line_and_a_503(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Redis gone (here: a port nobody listens on) answers 503 with one line, no traceback."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    conn = redis.Redis(port=port, decode_responses=True)
+    app = unavailable_when_redis_fails(make_wsgi_app(registry_for(conn, ["default"])))
+    environ: dict[str, object] = {}
+    setup_testing_defaults(environ)
+    answered: list[str] = []
+    body = b"".join(app(environ, lambda status, headers: answered.append(status)))
+    assert answered == ["503 Service Unavailable"]
+    assert body.startswith(b"agentfn metrics: cannot read Redis: ") and body.count(b"\n") == 1
+    assert capsys.readouterr().err == body.decode()

@@ -158,7 +158,11 @@ async def message_round_trip(session: ClientSession) -> None:
     assert (await call(session, "read_inbox", ack=[reply["id"]]))["messages"] == []
 
 
-def test_stdio_tools_run_a_workflow_with_input_and_messages(team, redis_url):
+def registered_ids(client) -> set[str]:
+    return {agent.id for agent in client.agent_find()}
+
+
+def test_stdio_tools_run_a_workflow_with_input_and_messages(client, team, redis_url):
     parameters = StdioServerParameters(
         command=sys.executable,
         cwd=str(REPO),
@@ -183,8 +187,11 @@ def test_stdio_tools_run_a_workflow_with_input_and_messages(team, redis_url):
             fleet = await session.read_resource("agentfn://fleet")
             document = json.loads(fleet.contents[0].text)
             assert document["capabilities"]["research"] == ["team-1"]
+            assert "mcp-test" in registered_ids(client)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+    # The client closed stdin: the server deregistered before exiting (no stale live agent).
+    assert "mcp-test" not in registered_ids(client)
 
 
 def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url):
@@ -243,6 +250,8 @@ def test_streamable_http_submit_wait_cancel_and_resource(client, team, redis_url
                 )  # in Redis too
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert "mcp-http" in registered_ids(client)
+    assert "mcp-http" not in registered_ids(client)  # SIGTERM: deregistered on the way out
 
 
 def test_the_readme_client_configuration_starts_a_working_server(client, redis_url):

@@ -8,6 +8,7 @@ import threading
 import pytest
 import redis
 
+from agentfn.client.status import read_agents
 from agentfn.constants import DEFAULTS
 
 from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
@@ -18,6 +19,7 @@ from .tasks_helpers import (
     complete,
     fail,
     get,
+    held,
     reap,
     register,
     submit,
@@ -46,14 +48,14 @@ def test_submit_claim_complete_lifecycle(deployed):
     record = get(deployed, "t1")
     assert record["state"] == "running" and record["agent"] == "a1" and record["attempt"] == "1"
     assert deployed.zscore(f"{ROOT}:leases", "t1") == deadline
-    assert deployed.smembers(f"{ROOT}:agent:a1:tasks") == {"t1"}
+    assert held(deployed, "a1") == ["t1"]
 
     assert complete(deployed, "t1", 1, '{"answer":42}') == {"id": "t1", "state": "completed"}
     record = get(deployed, "t1")
     assert record["state"] == "completed" and record["result"] == '{"answer":42}'
     assert int(record["finished_ms"]) >= int(record["started_ms"])
     assert 0 < deployed.pttl(f"{ROOT}:task:t1") <= 86_400_000
-    assert deployed.zcard(f"{ROOT}:leases") == 0 and not deployed.exists(f"{ROOT}:agent:a1:tasks")
+    assert deployed.zcard(f"{ROOT}:leases") == 0 and held(deployed, "a1") == []
     assert deployed.xpending(f"{QUEUE}:web_search:normal", "agentfn")["pending"] == 0
     assert deployed.xlen(f"{QUEUE}:web_search:normal") == 1  # acknowledged: the next reap trims it
     reap(deployed)
@@ -437,12 +439,32 @@ def test_deregister_releases_held_tasks_at_once(deployed):
     assert get(deployed, "t1")["state"] == "queued"
     assert get(deployed, "t2")["state"] == "dead"
     assert json.loads(get(deployed, "t1")["errors"])[0]["error"] == "agent a1 deregistered"
-    assert not deployed.exists(f"{ROOT}:agent:a1:tasks")
+    assert held(deployed, "a1") == []
     assert deployed.zcard(f"{ROOT}:leases") == 0
     assert [c["name"] for c in deployed.xinfo_consumers(f"{QUEUE}:x:normal", "agentfn")] == []
     [task] = claim(deployed, "a2")["tasks"]
     assert task["id"] == "t1" and task["token"] == "2"
     assert deployed.xpending(f"{QUEUE}:x:normal", "agentfn")["pending"] == 1
+
+
+def test_an_agent_holds_its_pending_entries_wherever_it_claimed(deployed):
+    """What an agent holds is its consumer's pending entries (no set is kept beside them): a task
+    claimed under a capability the agent has since dropped and a direct task are still counted
+    by the status and released at once when the agent goes."""
+    register(deployed, "a1", "x,y")
+    submit(deployed, "x", "1")
+    submit(deployed, "y", "2", "TO", "a1")
+    assert claimed_ids(deployed, "a1", "COUNT", "2") == ["t2", "t1"]  # its direct stream first
+    register(deployed, "a1", "y")  # drops x while it holds t1
+    assert held(deployed, "a1") == ["t1", "t2"]
+    [row] = read_agents(deployed, "default", server_ms(deployed))
+    assert (row.id, row.running) == ("a1", 2)
+    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {
+        "agent": "a1",
+        "released": 2,
+    }
+    assert get(deployed, "t1")["state"] == get(deployed, "t2")["state"] == "queued"
+    assert held(deployed, "a1") == [] and deployed.zcard(f"{ROOT}:leases") == 0
 
 
 def test_lapsed_agent_tasks_are_released_by_reap(deployed):

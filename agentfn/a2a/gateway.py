@@ -18,7 +18,6 @@ several ask), with the first data part, else the text, as the value.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -59,9 +58,9 @@ from a2a.utils.errors import (
 )
 from starlette.applications import Starlette
 
-from .. import keys
 from ..client.api.workflows import WorkflowInfo
 from ..client.client import AsyncClient
+from ..client.waiting import EventFollower
 from ..constants import StepState
 from ..errors import BadArgument, CycleError, InvalidState, LimitExceeded, NotFound
 from ..version import __version__
@@ -80,10 +79,6 @@ _BLOCK_S = 30.0
 _REFUSALS = (BadArgument, CycleError, LimitExceeded, InvalidState)
 
 Event = Task | Message | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 class _Rejected(Exception):
@@ -259,61 +254,45 @@ class AgentfnRequestHandler(RequestHandler):
         """Listen, run ``start``, then yield the task and its changes of state (artifacts before
         the final status) until it is terminal or input-required.
 
-        Listening first (the namespace's event channel, then the workflow's) means no change
-        after ``start`` is missed: each message names a workflow transition, or a task that
-        started running; the workflow is read again only for those about this task.
+        Listening first (the namespace's event stream, from its newest entry) means no change
+        after ``start`` is missed: an event names a workflow transition, or a task that started
+        running; the workflow is read again only for those about this task.
         """
-        pubsub = self.client.redis.pubsub()
-        try:
-            await pubsub.subscribe(keys.notify_channel(self.client.namespace, "events"))
-            await self._confirmed(pubsub)
-            started = await start()
-            if isinstance(started, Task):
-                yield started
-                return
-            await pubsub.subscribe(keys.notify_channel(self.client.namespace, f"wf:{started}"))
+        events = EventFollower(self.client.redis, self.client.namespace)
+        await events.start()
+        started = await start()
+        if isinstance(started, Task):
+            yield started
+            return
+        info = await self._workflow(started)
+        context_id = await self._context_id(info)
+        state = mapping.task_state(info)
+        yield mapping.task(info, context_id)
+        while state not in mapping.TERMINAL | mapping.INTERRUPTED:
+            if not any(self._about(event, info) for event in await events.next(_BLOCK_S)):
+                continue
             info = await self._workflow(started)
-            context_id = await self._context_id(info)
+            if mapping.task_state(info) == state:
+                continue
             state = mapping.task_state(info)
-            yield mapping.task(info, context_id)
-            while state not in mapping.TERMINAL | mapping.INTERRUPTED:
-                message = await pubsub.get_message(timeout=_BLOCK_S)
-                if message is None or _text(message["type"]) != "message":
-                    continue
-                if not self._about(message, info):
-                    continue
-                info = await self._workflow(started)
-                if mapping.task_state(info) == state:
-                    continue
-                state = mapping.task_state(info)
-                if state == TaskState.TASK_STATE_COMPLETED:
-                    for artifact in mapping.artifacts(info):
-                        yield TaskArtifactUpdateEvent(
-                            task_id=info.id,
-                            context_id=context_id,
-                            artifact=artifact,
-                            last_chunk=True,
-                        )
-                yield mapping.status_event(info, context_id)
-        finally:
-            await pubsub.aclose()
+            if state == TaskState.TASK_STATE_COMPLETED:
+                for artifact in mapping.artifacts(info):
+                    yield TaskArtifactUpdateEvent(
+                        task_id=info.id,
+                        context_id=context_id,
+                        artifact=artifact,
+                        last_chunk=True,
+                    )
+            yield mapping.status_event(info, context_id)
 
     @staticmethod
-    async def _confirmed(pubsub: Any) -> None:
-        """Block until the server confirmed the subscription (from then on nothing is missed)."""
-        deadline = time.monotonic() + _BLOCK_S
-        while time.monotonic() < deadline:
-            message = await pubsub.get_message(timeout=deadline - time.monotonic())
-            if message is not None and _text(message["type"]) == "subscribe":
-                return
-
-    @staticmethod
-    def _about(message: dict[str, Any], info: WorkflowInfo) -> bool:
-        """True for a message on the workflow's channel, or a task of one of its steps that started."""
-        if _text(message["channel"]).endswith(f":notify:wf:{info.id}"):
+    def _about(event: dict[str, str], info: WorkflowInfo) -> bool:
+        """True for an event of the workflow, or of a task of one of its steps that started."""
+        if event.get("workflow") == info.id:
             return True
-        kind, _, subject = _text(message["data"]).partition(" ")
-        return kind == "task.running" and subject in {step.task for step in info.steps if step.task}
+        return event.get("type") == "task.running" and event.get("task") in {
+            step.task for step in info.steps if step.task
+        }
 
     # -- not offered -----------------------------------------------------------------------
 

@@ -31,7 +31,15 @@ from .. import keys
 from ..library.paths import migrations_dir
 from ..library.protocol import load_specs
 from ..library.render import render_library
-from .common import CliError, Command, add_common_arguments, connect, print_json
+from .common import (
+    CliError,
+    Command,
+    add_common_arguments,
+    connect,
+    given_url,
+    namespace_of,
+    print_json,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -45,7 +53,10 @@ PYTHON_COMMANDS = {
     "xrevrange": "XREVRANGE",
     "xlen": "XLEN",
     "xinfo_groups": "XINFO|GROUPS",
+    "xpending": "XPENDING",
     "zcard": "ZCARD",
+    "scard": "SCARD",
+    "pexpire": "PEXPIRE",
     "hmget": "HMGET",
     "hget": "HGET",
     "zrange": "ZRANGE",
@@ -79,10 +90,13 @@ ROLES: dict[str, Role] = {
         ("library/deploy.py", "library/migrate.py", "client/status.py"),
     ),
     "orchestrator": Role(
-        "submit tasks, run workflows, send messages, wait for results",
+        "submit tasks, run workflows, send messages, wait for results; mcp, a2a, dashboard actions",
         frozenset(
             "agentfn_" + name
             for name in [
+                "agent_register",  # agentfn mcp: the server is an agent (its inbox) while it serves
+                "agent_heartbeat",
+                "agent_deregister",
                 "task_submit",
                 "task_get",
                 "task_cancel",
@@ -102,7 +116,7 @@ ROLES: dict[str, Role] = {
                 "reap",
             ]
         ),
-        ("client",),
+        ("client", "mcp", "a2a", "dashboard"),
     ),
     "agent": Role(
         "serve tasks with the Agent runtime, exchange messages",
@@ -133,9 +147,9 @@ ROLES: dict[str, Role] = {
         ("agent", "client"),
     ),
     "observer": Role(
-        "read-only views: status, events, FCALL_RO of the no-writes functions",
+        "read-only views: status, events, dashboard, metrics, FCALL_RO of the no-writes functions",
         None,
-        ("client/status.py", "client/waiting.py", "cli/ops.py", "cli/views.py"),
+        ("client/status.py", "client/waiting.py", "cli/ops.py", "cli/views.py", "dashboard"),
         writes=False,
     ),
 }
@@ -241,14 +255,20 @@ def setuser_arguments(namespace: str, role: str, password: str | None) -> list[s
 
 
 def cmd_acl(args: argparse.Namespace) -> None:
-    if not re.fullmatch(r"[\w.-]{1,64}", args.namespace):
-        raise CliError(f"invalid namespace {args.namespace!r}")
+    namespace = namespace_of(args)
     roles = [args.role] if args.role else list(ROLES)
-    client = connect(args.url) if args.apply else None
+    url = given_url(args.url)
+    if args.apply and not url:
+        # Users created on a temporary server would vanish with it, their passwords useless.
+        raise CliError(
+            "--apply needs your Redis (users of a temporary server would vanish with it): "
+            "pass --url redis://host:port or set REDIS_URL"
+        )
+    client = connect(url) if args.apply else None
     created = {}
     for role in roles:
         password = secrets.token_urlsafe(32) if args.apply else None
-        arguments = setuser_arguments(args.namespace, role, password)
+        arguments = setuser_arguments(namespace, role, password)
         if client is not None:
             client.execute_command("ACL", "SETUSER", *arguments)
             created[arguments[0]] = password
@@ -258,7 +278,7 @@ def cmd_acl(args: argparse.Namespace) -> None:
     if args.json:
         print_json(
             {
-                role: {"user": user_name(args.namespace, role), "commands": role_commands(role)}
+                role: {"user": user_name(namespace, role), "commands": role_commands(role)}
                 for role in roles
             }
             | ({"passwords": created} if created else {})
@@ -270,7 +290,7 @@ def cmd_acl(args: argparse.Namespace) -> None:
 
 
 def setup_acl(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
+    add_common_arguments(parser, "else none: only --apply connects, to create the users")
     parser.add_argument("--role", choices=list(ROLES), help="one role (default: all four)")
     parser.add_argument(
         "--apply",

@@ -14,13 +14,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis.asyncio
 
 from ..client.client import AsyncClient, Client
+from ..constants import DEFAULTS
+from ..errors import AgentfnError, AgentLapsed
 from .common import CliError, Command, address, connect, listen, missing_extra
 
 A2A_PORT = 8322
@@ -85,19 +91,49 @@ def cmd_mcp(args: argparse.Namespace) -> None:
         raise missing_extra("mcp", error) from None
     agent_id = args.agent_id or f"mcp-{socket.gethostname()}-{os.getpid()}"
     sync, client = _clients(args)
-    # Registered (with no capability) so that agents can message it; replies land in its inbox.
-    sync.agent_register(agent_id, [], metadata={"kind": "mcp"})
     server = build_server(client, agent_id)
     logging.basicConfig(level=logging.WARNING)
-    if args.http is None:
-        server.run("stdio")
-        return
-    sock = listen(args.host, args.http)
-    _serve(
-        server.streamable_http_app(host=args.host),
-        sock,
-        f"agentfn mcp: serving {address(sock)}/mcp (namespace {args.namespace}, agent {agent_id})",
-    )
+    with registered(sync, agent_id):
+        if args.http is None:
+            server.run("stdio")
+            return
+        sock = listen(args.host, args.http)
+        _serve(
+            server.streamable_http_app(host=args.host),
+            sock,
+            f"agentfn mcp: serving {address(sock)}/mcp (namespace {args.namespace}, agent {agent_id})",
+        )
+
+
+@contextmanager
+def registered(sync: Client, agent_id: str) -> Iterator[None]:
+    """The MCP server as an agent with no capability while it serves, so that agents can
+    message it (replies land in its inbox): registered, kept live by a heartbeat every third of
+    its time to live (registered again if it lapsed), deregistered when the server stops."""
+    sync.agent_register(agent_id, [], metadata={"kind": "mcp"})
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(DEFAULTS["agent_ttl_ms"] / 3000):
+            try:
+                try:
+                    sync.agent_heartbeat(agent_id)
+                except AgentLapsed:
+                    sync.agent_register(agent_id, [], metadata={"kind": "mcp"})
+            except (AgentfnError, redis.RedisError) as error:
+                logging.getLogger("agentfn.mcp").warning("heartbeat of %s: %s", agent_id, error)
+
+    heartbeat = threading.Thread(target=beat, name="agentfn-mcp-heartbeat", daemon=True)
+    heartbeat.start()
+    # SIGTERM unwinds (uvicorn raises it again once it has stopped), so the finally below runs.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        stop.set()
+        heartbeat.join()
+        with suppress(AgentfnError, redis.RedisError):  # else it lapses after its time to live
+            sync.agent_deregister(agent_id)
 
 
 def setup_a2a(parser: argparse.ArgumentParser) -> None:

@@ -139,8 +139,10 @@ def add_log_level_argument(parser: argparse.ArgumentParser, default: str = "WARN
     )
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    add_url_argument(parser)
+def add_common_arguments(
+    parser: argparse.ArgumentParser, url_default: str = "else a temporary embedded redis-server"
+) -> None:
+    add_url_argument(parser, url_default)
     add_namespace_argument(parser)
     add_log_level_argument(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -116,25 +116,33 @@ def cmd_status(args: argparse.Namespace) -> None:
 def _refreshes(session: Session, interval: float) -> Iterator[None]:
     """Yield once now, then after each burst of namespace events (at most every ``interval`` s).
 
-    Waits on the namespace's events channel (Pub/Sub), never a sleep: a change shows within
-    TOP_MIN_INTERVAL, and a quiet namespace is redrawn every ``interval`` (deadlines move).
+    Blocks with XREAD on the namespace's event stream, never a sleep, from the newest id read
+    before each redraw (so no event between the read and the block is missed): a change shows
+    within TOP_MIN_INTERVAL, and a quiet namespace is redrawn every ``interval`` (deadlines move).
     """
-    pubsub = session.redis.pubsub()
-    pubsub.subscribe(keys.notify_channel(session.namespace, "events"))
-    try:
-        while (message := pubsub.get_message(timeout=interval)) is None or message[
-            "type"
-        ] != "subscribe":
-            pass  # from the confirmation on, no event is missed
-        while True:
-            yield
-            if pubsub.get_message(timeout=interval) is None:
-                continue
-            settle = time.monotonic() + TOP_MIN_INTERVAL
-            while (left := settle - time.monotonic()) > 0:
-                pubsub.get_message(timeout=left)  # drain the burst
-    finally:
-        pubsub.close()
+    stream = keys.events(session.namespace)
+    newest = range_entries(session.redis.xrevrange(stream, count=1))
+    last_id = newest[0][0] if newest else "0-0"
+
+    def wait(seconds: float) -> bool:
+        """Block up to ``seconds`` (in chunks of FOLLOW_BLOCK_MS) for events after last_id."""
+        nonlocal last_id
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            block = max(1, min(int(left * 1000), FOLLOW_BLOCK_MS))
+            entries = xread_entries(session.redis.xread({stream: last_id}, block=block, count=1000))
+            if entries:
+                last_id = entries[-1][0]
+                return True
+        return False
+
+    while True:
+        yield
+        if not wait(interval):
+            continue
+        settle = time.monotonic() + TOP_MIN_INTERVAL
+        while (left := settle - time.monotonic()) > 0:
+            wait(left)  # drain the burst
 
 
 def cmd_top(args: argparse.Namespace) -> None:
@@ -357,7 +365,7 @@ COMMANDS: dict[str, Command] = {
         cmd_status,
         "the namespace at a glance: agents, queues, leases, dead letters",
     ),
-    "top": (_setup_top, cmd_top, "status, redrawn on every change (Pub/Sub on the events channel)"),
+    "top": (_setup_top, cmd_top, "status, redrawn on every change (XREAD on the event stream)"),
     "events": (
         _setup_events,
         cmd_events,

@@ -144,14 +144,32 @@ def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
     return (int(lag) if lag is not None else max(length - pending, 0)), pending
 
 
-def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
-    """Every capability stream (by capability, then priority) and every direct stream."""
-    root = keys.root(namespace)
+def work_streams(client: redis.Redis, namespace: str) -> list[str]:
+    """Every capability stream and every direct stream of the namespace."""
     # The library keeps every work stream it creates in the `streams` set: no SCAN needed.
-    streams = sorted(
+    return sorted(
         key if isinstance(key, str) else key.decode()
         for key in client.smembers(keys.streams(namespace))
     )
+
+
+def held_tasks(client: redis.Redis, namespace: str) -> dict[str, int]:
+    """Agent id -> tasks it holds: its consumer's pending entries summed over the work streams
+    (the summary form of XPENDING, one per stream, in one round trip)."""
+    streams = work_streams(client, namespace)
+    held: dict[str, int] = {}
+    for (summary,) in _pipelined(client, streams, lambda p, k: p.xpending(k, CONSUMER_GROUP)):
+        if isinstance(summary, Exception):  # listed, but deleted since: holds nothing
+            continue
+        for consumer in summary.get("consumers") or []:
+            held[consumer["name"]] = held.get(consumer["name"], 0) + int(consumer["pending"])
+    return held
+
+
+def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
+    """Every capability stream (by capability, then priority) and every direct stream."""
+    root = keys.root(namespace)
+    streams = work_streams(client, namespace)
     rows = []
     for stream, (groups, length) in zip(
         streams,
@@ -182,14 +200,14 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
             ]
         )
     )
+    held = held_tasks(client, namespace)
     rows = []
-    for agent_id, ((status, capabilities, expires), running) in zip(
+    for agent_id, ((status, capabilities, expires),) in zip(
         ids,
         _pipelined(
             client,
             ids,
             lambda p, k: p.hmget(keys.agent(namespace, k), "status", "capabilities", "expires_ms"),
-            lambda p, k: p.scard(keys.agent_tasks(namespace, k)),
         ),
         strict=True,
     ):
@@ -202,7 +220,7 @@ def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]
                 capabilities=tuple(c for c in (capabilities or "").split(",") if c),
                 status="live" if status == "live" and expires_in > 0 else "lapsed",
                 expires_in_ms=expires_in,
-                running=running,
+                running=held.get(agent_id, 0),
             )
         )
     rows.sort(key=lambda row: (row.status != "live", row.id))

@@ -19,6 +19,9 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio
 
+from .. import keys
+from ..replies import range_entries, xread_entries
+
 
 class HasWaitStreams(Protocol):
     """What wait_for_work needs from a claim result: ``{stream key: last id}``."""
@@ -163,3 +166,36 @@ class ServerClock:
         if self._offset_ms is None:
             return 0.0
         return max(0.0, server_ms - (self.local_ms() + self._offset_ms))
+
+
+class EventFollower:
+    """Follows a namespace's event stream (asyncio) with XREAD BLOCK from the newest entry at
+    :meth:`start`: nothing appended after start() is missed. Since 2.0 the stream is the only
+    notification of a transition (no Pub/Sub message per event); waiters that read a record
+    call start() first, then read, then block with :meth:`next`."""
+
+    #: Longest single XREAD BLOCK (ms); next() returns [] after it and the caller blocks again.
+    BLOCK_MS = 5_000
+
+    def __init__(self, client: redis.asyncio.Redis, namespace: str) -> None:
+        self.client = client
+        self.stream = keys.events(namespace)
+        self.last_id = "0-0"
+
+    async def start(self) -> None:
+        """Remember the stream's newest entry: next() returns the entries after it."""
+        newest = range_entries(await self.client.xrevrange(self.stream, count=1))
+        self.last_id = newest[0][0] if newest else "0-0"
+
+    async def next(self, timeout_s: float) -> list[dict[str, str]]:
+        """The fields of the events after the last ones returned, blocking up to ``timeout_s``
+        (at most BLOCK_MS); [] when none came."""
+        block = max(1, min(int(timeout_s * 1000), self.BLOCK_MS))
+        try:
+            reply = await self.client.xread({self.stream: self.last_id}, block=block, count=100)
+        except redis.TimeoutError:
+            return []
+        entries = xread_entries(reply)
+        if entries:
+            self.last_id = entries[-1][0]
+        return [fields for _, fields in entries]

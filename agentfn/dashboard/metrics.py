@@ -21,9 +21,11 @@ capped stream still holds): ``agentfn_events_total{type}`` and ``agentfn_task_at
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import redis
@@ -34,6 +36,7 @@ from prometheus_client.registry import Collector
 from .. import keys
 from ..client.status import QueueRow, count_workflows, read_inboxes, read_status, read_workflow_rows
 from ..constants import CONSUMER_GROUP
+from ..errors import AgentfnError
 from ..library.deploy import deployed_library
 from ..replies import range_entries
 
@@ -222,6 +225,24 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def unavailable_when_redis_fails(app: Callable[..., Any]) -> Callable[..., Any]:
+    """The WSGI app, answering 503 with one line (also written to stderr) when a scrape cannot
+    read Redis (down, a NOPERM of the user, the library gone) instead of a traceback and a 500."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            return app(environ, start_response)  # type: ignore[no-any-return]
+        except (redis.RedisError, AgentfnError) as error:
+            line = f"agentfn metrics: cannot read Redis: {error}"
+            print(line, file=sys.stderr, flush=True)
+            start_response(
+                "503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")]
+            )
+            return [line.encode() + b"\n"]
+
+    return guarded
+
+
 def serve_metrics(conn: redis.Redis, namespaces: Iterable[str], sock: socket.socket) -> None:
     """Serve /metrics on a listening socket until interrupted (one scrape at a time)."""
     server = WSGIServer(sock.getsockname()[:2], _QuietHandler, bind_and_activate=False)
@@ -229,7 +250,7 @@ def serve_metrics(conn: redis.Redis, namespaces: Iterable[str], sock: socket.soc
     server.socket = sock
     server.server_name, server.server_port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
     server.setup_environ()
-    server.set_app(make_wsgi_app(registry_for(conn, namespaces)))
+    server.set_app(unavailable_when_redis_fails(make_wsgi_app(registry_for(conn, namespaces))))
     try:
         server.serve_forever()
     finally:

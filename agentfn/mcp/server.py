@@ -5,7 +5,7 @@ Every tool is one or two library calls. A refusal from the library (``BADARG``, 
 with its code, so the model can read why and correct the call. Waits are bounded
 (``timeout_s`` at most :data:`MAX_WAIT_S`) and never poll: a workflow wait blocks on the
 workflow's Pub/Sub channel (``AsyncClient.wait_workflow``), a task wait on the namespace's
-notification channel (:func:`agentfn.mcp.waits.wait_task`), an inbox read in
+event stream (:func:`agentfn.mcp.waits.wait_task`), an inbox read in
 ``XREAD BLOCK``.
 """
 

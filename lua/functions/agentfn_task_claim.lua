@@ -1,8 +1,8 @@
 -- agentfn_task_claim: claim the oldest highest-priority ready tasks an agent can run.
 --
 -- Invariant: a claimed task is running under a new attempt (its fencing token), a pending entry
--- of its stream (consumer = the agent), in the leases set until its lease deadline and in the
--- agent's task set. Due delayed tasks are promoted first. Order: the agent's direct stream, then
+-- of its stream (consumer = the agent: the agent's tasks are its consumer's pending entries) and
+-- in the leases set until its lease deadline. Due delayed tasks are promoted first. Order: the agent's direct stream, then
 -- its capabilities by priority (high, normal, low); within a priority, across several
 -- capabilities, the stream whose next undelivered entry is oldest. When fewer tasks than COUNT
 -- are ready (none, or some), the reply says what to block on for the rest: XREAD BLOCK <ms>

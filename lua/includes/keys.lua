@@ -4,7 +4,7 @@ local K = {}
 function K.meta(root) return root .. ':meta' end
 function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
-function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end
+function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
 function K.agents(root) return root .. ':agents' end
 function K.lapsed(root) return root .. ':lapsed' end
 function K.capability(root, capability) return root .. ':cap:' .. capability end

@@ -165,31 +165,68 @@ function SETTLE.reply(root, task, agent, options, now, reply)
   return reply
 end
 
--- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
--- because the agent is gone (lapsed or deregistered), at once rather than when the lease ends,
--- `budget` of them at most (a call's time stays bounded; any others come back when their
--- leases expire, through agentfn_reap). Each counts as a failed attempt with error `reason`:
--- queued again without backoff, or dead when it is out of attempts. The agent's consumers (it has no pending entry left) leave the groups of
--- every stream it read (its direct stream, its capabilities' and those it still held tasks of
--- when it dropped them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those
--- streams join the trim index (agentfn_reap deletes them once unused); a direct stream that
--- still holds tasks is watched as an orphan's (TASK.watch_direct). The agent record must still
--- exist and the agent must have left K.agents (or be past its deadline). Returns how many tasks
--- were released.
-local function release_agent_tasks(root, agent_id, now, reason, budget)
-  local held = K.agent_tasks(root, agent_id)
+-- SETTLE.agent_streams(root, agent_id): every work stream an agent may hold tasks in: its
+-- direct stream and its capabilities' and lingering capabilities' (those it dropped while it
+-- held a task of theirs) streams of each priority. No writes.
+function SETTLE.agent_streams(root, agent_id)
   local record = redis.call('HMGET', K.agent(root, agent_id), 'capabilities', 'lingering')
   local capabilities = split_csv(record[1] or '')
   for _, capability in ipairs(split_csv(record[2] or '')) do
     capabilities[#capabilities + 1] = capability
   end
-  local streams = TASK.streams_of(root, agent_id, capabilities)
+  return TASK.streams_of(root, agent_id, capabilities)
+end
+
+-- SETTLE.held_tasks(root, agent_id, streams, limit): the ids of up to `limit` tasks an agent
+-- holds: the pending entries of its consumer (XPENDING ... <agent_id>) in `streams` (from
+-- SETTLE.agent_streams). No set of an agent's tasks is kept beside the pending entries (a SADD
+-- per claim and an SREM per completion saved). An entry deleted while pending names no task
+-- and is skipped. No writes.
+function SETTLE.held_tasks(root, agent_id, streams, limit)
+  local held = {}
+  for _, stream in ipairs(streams) do
+    if #held >= limit then
+      break
+    end
+    if redis.call('EXISTS', stream) == 1 then
+      local after, want, page = '-', 0, nil
+      repeat
+        want = math.min(100, limit - #held)
+        page = redis.call('XPENDING', stream, GROUP, after, '+', string.format('%d', want), agent_id)
+        for _, pending in ipairs(page) do
+          local entry = redis.call('XRANGE', stream, pending[1], pending[1])[1]
+          if entry and entry[2][1] == 'task' then
+            held[#held + 1] = entry[2][2]
+          end
+          after = '(' .. pending[1]
+        end
+      until #page < want or #held >= limit
+    end
+  end
+  return held
+end
+
+-- release_agent_tasks(root, agent_id, now, reason, budget): hand back the tasks an agent holds
+-- (SETTLE.held_tasks) because the agent is gone (lapsed or deregistered), at once rather than
+-- when the lease ends, `budget` of them at most (a call's time stays bounded; any others come
+-- back when their leases expire, through agentfn_reap). Each counts as a failed attempt with
+-- error `reason`: queued again without backoff, or dead when it is out of attempts. The
+-- agent's consumers (it has no pending entry left) leave the groups of every stream it read
+-- (its direct stream, its capabilities' and those it still held tasks of when it dropped
+-- them, `lingering`), so XINFO CONSUMERS lists no departed agent, and those streams join the
+-- trim index (agentfn_reap deletes them once unused); a direct stream that still holds tasks
+-- is watched as an orphan's (TASK.watch_direct). The agent record must still exist and the
+-- agent must have left K.agents (or be past its deadline). Returns how many tasks were
+-- released. (Libraries before 2.0 kept a set of each agent's tasks, K.agent_tasks: deleted
+-- here, the only place that still names it.)
+local function release_agent_tasks(root, agent_id, now, reason, budget)
+  local streams = SETTLE.agent_streams(root, agent_id)
   local listed = {}
   for _, stream in ipairs(streams) do
     listed[stream] = true
   end
   local released = 0
-  for _, task_id in ipairs(redis.call('SRANDMEMBER', held, string.format('%d', budget))) do
+  for _, task_id in ipairs(SETTLE.held_tasks(root, agent_id, streams, budget)) do
     local task = SETTLE.load(root, task_id, true)
     if task.state == STATE.RUNNING and task.agent == agent_id then
       if not listed[task.stream] then
@@ -201,7 +238,7 @@ local function release_agent_tasks(root, agent_id, now, reason, budget)
       released = released + 1
     end
   end
-  redis.call('DEL', held)
+  redis.call('DEL', K.agent_tasks(root, agent_id))
   for _, stream in ipairs(streams) do
     if redis.call('EXISTS', stream) == 1 then
       redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, agent_id)

@@ -13,10 +13,10 @@ end
 -- LIMITS.sweep_batch, and while `budget` (default LIMITS.sweep_batch) covers the agent, 1, and
 -- each of its tasks, 1; the first is swept whatever it holds) leaves the live set and every
 -- capability index, is marked lapsed, hands back its tasks (release_agent_tasks: any beyond
--- the budget of the first come back when their leases expire), and its
--- record expires after the namespace's agent_retention_ms (at once when 0), listed meanwhile in
--- K.lapsed scored by that expiry time (agentfn_reap drops it from there once it passed). Returns the list of
--- swept agent ids and how many tasks they handed back.
+-- the budget of the first come back when their leases expire), and its record expires after
+-- the namespace's agent_retention_ms (at once when 0), listed meanwhile in K.lapsed scored by
+-- that expiry time (agentfn_reap drops it from there once it passed). Returns the list of swept
+-- agent ids and how many tasks they handed back.
 local function sweep_lapsed_agents(root, now, budget)
   budget = budget or LIMITS.sweep_batch
   local lapsed = redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0,
@@ -29,7 +29,8 @@ local function sweep_lapsed_agents(root, now, budget)
   for index, agent_id in ipairs(lapsed) do
     -- the first agent is always swept (its tasks beyond the budget come back with their leases);
     -- the others only while the budget covers them and all of their tasks
-    if index > 1 and 1 + redis.call('SCARD', K.agent_tasks(root, agent_id)) > budget then
+    if index > 1
+        and 1 + #SETTLE.held_tasks(root, agent_id, SETTLE.agent_streams(root, agent_id), budget) > budget then
       break
     end
     budget = budget - 1

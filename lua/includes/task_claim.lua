@@ -18,7 +18,7 @@
 
 -- TASK.take(claim, source, entry_id, task_id): start the attempt that a delivered entry stands
 -- for and return the claimed task, flat, and its lease deadline (the caller adds the task to
--- the leases and to the agent's task set). An entry whose task is gone or no longer queued
+-- the leases). An entry whose task is gone or no longer queued
 -- under it (canceled meanwhile) is acknowledged, deleted and skipped (nil).
 function TASK.take(claim, source, entry_id, task_id)
   local key = task_id and K.task(claim.root, task_id)
@@ -48,9 +48,10 @@ function TASK.take(claim, source, entry_id, task_id)
 end
 
 -- TASK.deliver(claim, source, count): XREADGROUP up to `count` new entries of one existing
--- stream and add the tasks they start to claim.tasks, to the leases and to the agent's task set
--- (one ZADD and one SADD for them all). Returns how many entries the stream delivered (skipped
--- ones included; fewer than count: it is drained).
+-- stream and add the tasks they start to claim.tasks and to the leases (one ZADD for them all).
+-- The agent holds them as pending entries of its consumer: no set of its tasks is kept (its
+-- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
+-- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
   local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
     'STREAMS', source.key, '>')
@@ -63,23 +64,20 @@ function TASK.deliver(claim, source, count)
     if task then
       tasks[#tasks + 1] = task
       redis.call('ZADD', K.leases(claim.root), deadline, task[2])
-      redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), task[2])
     end
     return 1
   end
-  local leases, taken = {}, {}
+  local leases = {}
   for _, entry in ipairs(entries) do
     local task, deadline = TASK.take(claim, source, entry[1], entry[2] and entry[2][2])
     if task then
       tasks[#tasks + 1] = task
       leases[#leases + 1] = deadline
       leases[#leases + 1] = task[2]
-      taken[#taken + 1] = task[2]
     end
   end
-  if #taken > 0 then
+  if #leases > 0 then
     redis.call('ZADD', K.leases(claim.root), unpack(leases))
-    redis.call('SADD', K.agent_tasks(claim.root, claim.agent_id), unpack(taken))
   end
   return #entries
 end

@@ -6,8 +6,8 @@
 -- Where a task is, by state: queued = an undelivered entry `task <id>` in its stream (the
 -- agent's direct stream when routed TO an agent, else its capability's stream for its priority);
 -- delayed = a member of K.delayed scored by due time; running = a pending entry of its stream
--- (consumer = the agent), a member of K.leases scored by lease deadline and of the agent's task
--- set; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
+-- (consumer = the agent: what an agent holds is its consumer's pending entries) and a member of
+-- K.leases scored by lease deadline; finished (completed, failed, canceled, dead) = in no stream, set or lease, the hash
 -- expiring after retention_ms (a dead task also has an entry in K.dead).
 --
 -- Safe trimming: an attempt's stream entry is acknowledged (XACK) the moment the attempt ends,
@@ -143,17 +143,14 @@ function TASK.retry_delay(backoff_ms, backoff_max_ms, attempt)
 end
 
 -- TASK.unlink(root, task_id, task): end a running attempt's delivery: acknowledge its stream
--- entry (the stream joins the trim index; agentfn_reap trims it), drop its lease and its place in the agent's task set. `task`
--- needs stream, entry and agent.
+-- entry (the stream joins the trim index; agentfn_reap trims it; the agent no longer holds it)
+-- and drop its lease. `task` needs stream and entry.
 function TASK.unlink(root, task_id, task)
   if task.entry ~= '' then
     redis.call('XACK', task.stream, GROUP, task.entry)
     TASK.mark_trim(root, task.stream)
   end
   redis.call('ZREM', K.leases(root), task_id)
-  if task.agent ~= '' then
-    redis.call('SREM', K.agent_tasks(root, task.agent), task_id)
-  end
 end
 
 -- TASK.delay(root, task_id, due_text): put a task in the delayed set, due at `due_text` (ms, as
