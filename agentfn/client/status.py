@@ -145,8 +145,8 @@ def _queue_counts(groups: list[dict[str, Any]], length: int) -> tuple[int, int]:
 
 
 def work_streams(client: redis.Redis, namespace: str) -> list[str]:
-    """Every capability stream and every direct stream of the namespace."""
-    # The library keeps every work stream it creates in the `streams` set: no SCAN needed.
+    """Every capability stream and every direct stream of the namespace: the library keeps each
+    work stream it creates in the `streams` set, so no SCAN is needed (on a cluster neither)."""
     return sorted(
         key if isinstance(key, str) else key.decode()
         for key in client.smembers(keys.streams(namespace))
