@@ -63,7 +63,7 @@ def reap_lock(namespace: str) -> str:
 
 def prefix(namespace: str, family: str) -> str:
     """What every key of one family of per-id keys starts with (``agent``, ``queue``, ``direct``,
-    ``inbox``, ``wf``): for SCAN MATCH ``<prefix>*`` and to read an id back from a key name."""
+    ``inbox``, ``wf``): to read an id back from a key name."""
     if family not in FAMILIES:
         raise ValueError(f"no key family {family!r}")
     return f"{root(namespace)}:{family}:"
@@ -72,6 +72,11 @@ def prefix(namespace: str, family: str) -> str:
 def agent(namespace: str, agent_id: str) -> str:
     """Hash: one agent's record."""
     return prefix(namespace, "agent") + agent_id
+
+
+def workflow(namespace: str, workflow_id: str) -> str:
+    """Hash: one workflow's record."""
+    return prefix(namespace, "wf") + workflow_id
 
 
 def task(namespace: str, task_id: str) -> str:
@@ -100,6 +105,16 @@ def leases(namespace: str) -> str:
     return f"{root(namespace)}:leases"
 
 
+def agents(namespace: str) -> str:
+    """Sorted set: ids of the live agents, scored by liveness deadline (ms)."""
+    return f"{root(namespace)}:agents"
+
+
+def lapsed(namespace: str) -> str:
+    """Sorted set: ids of the lapsed agents whose record is kept, scored by its expiry (ms)."""
+    return f"{root(namespace)}:lapsed"
+
+
 def dead_letters(namespace: str) -> str:
     """Stream: tasks out of attempts, with their error history."""
     return f"{root(namespace)}:dead"
@@ -118,6 +133,21 @@ def inbox(namespace: str, agent_id: str) -> str:
 def message_expiry(namespace: str) -> str:
     """Sorted set: ``<agent_id> <message_id>`` of every inbox message, scored by its expiry (ms)."""
     return f"{root(namespace)}:msg-expiry"
+
+
+def inboxes(namespace: str) -> str:
+    """Sorted set: ids of the agents that have an inbox, scored by the inbox key's expiry (ms)."""
+    return f"{root(namespace)}:inboxes"
+
+
+def workflows(namespace: str, state: str) -> str:
+    """Sorted set: ids of the workflows in one state, scored by creation time (ms)."""
+    return f"{root(namespace)}:workflows:{state}"
+
+
+def workflow_expiry(namespace: str) -> str:
+    """Sorted set: ``<state> <workflow_id>`` of every finished workflow, scored by its expiry (ms)."""
+    return f"{root(namespace)}:wf-expiry"
 
 
 def notify_channel(namespace: str, topic: str) -> str:

@@ -5,8 +5,8 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = 'f1279e18b73ffd595046d4ffae709116473f251b8caa15de4eeee3a067b6c6d2'
-local SCHEMA_VERSION = 2
+local CODE_SHA = 'c8fcbd70be9cca2bba2ec327602e4c56c7fc33aa9db9d3fcf8ace8b5ff46c812'
+local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}
@@ -122,6 +122,7 @@ function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
 function K.agents(root) return root .. ':agents' end
+function K.lapsed(root) return root .. ':lapsed' end
 function K.capability(root, capability) return root .. ':cap:' .. capability end
 function K.task(root, task_id) return root .. ':task:' .. task_id end
 function K.queue(root, capability, priority) return root .. ':queue:' .. capability .. ':' .. priority end
@@ -138,6 +139,9 @@ function K.idempotency(root, key) return root .. ':idem:' .. key end
 function K.events(root) return root .. ':events' end
 function K.inbox(root, agent_id) return root .. ':inbox:' .. agent_id end
 function K.message_expiry(root) return root .. ':msg-expiry' end
+function K.inboxes(root) return root .. ':inboxes' end
+function K.workflows(root, state) return root .. ':workflows:' .. state end
+function K.workflow_expiry(root) return root .. ':wf-expiry' end
 function K.workflow(root, workflow_id) return root .. ':wf:' .. workflow_id end
 function K.workflow_steps(root, workflow_id) return root .. ':wf:' .. workflow_id .. ':steps' end
 function K.workflow_step(root, workflow_id, step_id) return root .. ':wf:' .. workflow_id .. ':step:' .. step_id end
@@ -1282,16 +1286,24 @@ function WF.enqueue(root, workflow, step, now, signal, known)
 end
 
 -- WF.finish(root, workflow, state, now, extra): the workflow reaches a final state: record it,
--- let all of its keys expire after its retention time, and tell the waiters.
+-- let all of its keys expire after its retention time, and tell the waiters. It moves from the
+-- running index to its final state's (K.workflows, scored by creation time), and its place in
+-- K.workflow_expiry ('<state> <id>' scored by when its keys expire) lets agentfn_reap drop it
+-- from that index once the keys are gone.
 function WF.finish(root, workflow, state, now, extra)
   local id = workflow.id
+  local created_ms = redis.call('HGET', K.workflow(root, id), 'created_ms') or now
   redis.call('HSET', K.workflow(root, id), 'state', state, 'finished_ms', now)
   local retention_ms = workflow.retention_ms
+  redis.call('ZREM', K.workflows(root, WF_STATE.RUNNING), id)
+  redis.call('ZADD', K.workflows(root, state), created_ms, id)
+  local expires_ms = now + retention_ms
+  redis.call('ZADD', K.workflow_expiry(root), expires_ms, state .. ' ' .. id)
   for _, key in ipairs({K.workflow(root, id), K.workflow_steps(root, id), K.workflow_unmet(root, id)}) do
-    redis.call('PEXPIRE', key, retention_ms)
+    redis.call('PEXPIREAT', key, expires_ms)
   end
   for _, step_id in ipairs(redis.call('LRANGE', K.workflow_steps(root, id), 0, -1)) do
-    redis.call('PEXPIRE', K.workflow_step(root, id, step_id), retention_ms)
+    redis.call('PEXPIREAT', K.workflow_step(root, id, step_id), expires_ms)
   end
   WF.notify(root, id, 'workflow.' .. state, nil, extra)
 end
@@ -1872,6 +1884,8 @@ end
 -- K.message_expiry(root) as '<agent_id> <message_id>' scored by its expiry time, so the reaper
 -- finds expired messages without scanning inboxes. Acknowledged and expired messages leave the
 -- inbox (XACK + XDEL + ZREM), so XLEN counts exactly the unread and the read-but-unacknowledged.
+-- The inbox key itself expires with its last message; K.inboxes lists every inbox scored by
+-- that expiry time (agentfn_reap drops the members whose time has passed).
 local MSG = {}
 
 -- The fields of an inbox entry, in the order a message is returned (after id).
@@ -1950,10 +1964,13 @@ function MSG.append(root, to, message)
       'expires_ms', message.expires_ms)
   end
   redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
+  -- the inbox index (K.inboxes) holds each inbox scored by the key's own expiry time
   if fresh then
     redis.call('PEXPIREAT', inbox, message.expires_ms)
+    redis.call('ZADD', K.inboxes(root), message.expires_ms, to)
   else
     redis.call('PEXPIREAT', inbox, message.expires_ms, 'GT')
+    redis.call('ZADD', K.inboxes(root), 'GT', message.expires_ms, to)
   end
   redis.call('PUBLISH', K.channel(root, 'inbox:' .. to), id)
   return id
@@ -2325,6 +2342,31 @@ function REAP.spend(budget, part, root, now)
   return count, budget - used
 end
 
+-- REAP.expired_indexes(root, now, limit): the status indexes keep each inbox (K.inboxes), each
+-- lapsed agent's record (K.lapsed) and each finished workflow (K.workflow_expiry, with its
+-- state's K.workflows) scored by when its keys expire; up to `limit` members whose time has
+-- passed (their keys are gone) leave them. Returns how many went, twice (its count and the
+-- budget it used, for REAP.spend).
+function REAP.expired_indexes(root, now, limit)
+  local before = '(' .. string.format('%d', now)
+  local count = 0
+  for _, index in ipairs({K.inboxes(root), K.lapsed(root), K.workflow_expiry(root)}) do
+    if count >= limit then
+      break
+    end
+    local due = redis.call('ZRANGE', index, '-inf', before, 'BYSCORE', 'LIMIT', 0, limit - count)
+    for _, member in ipairs(due) do
+      local state, workflow_id = string.match(member, '^(%S+) (%S+)$')
+      if index == K.workflow_expiry(root) and state then
+        redis.call('ZREM', K.workflows(root, state), workflow_id)
+      end
+      redis.call('ZREM', index, member)
+    end
+    count = count + #due
+  end
+  return count, count
+end
+
 -- REAP.trim_dead_letters(root, now, limit): drop up to `limit` dead letters older than the
 -- namespace's dead_retention_ms, and with each the record of its task (and the task's
 -- idempotency key) when the task is still dead under that entry (a requeued task lives on): a
@@ -2545,10 +2587,12 @@ function REAP.visit_streams(root, now, limit)
   return deleted, budget - limit
 end
 -- include: includes/sweep_agents.lua
--- drop_agent_indexes(root, agent_id, capabilities): remove an agent from the live set and from
--- every capability index it was in (`capabilities` is the stored comma-separated list).
+-- drop_agent_indexes(root, agent_id, capabilities): remove an agent from the live set, the
+-- lapsed set and every capability index it was in (`capabilities` is the stored
+-- comma-separated list).
 local function drop_agent_indexes(root, agent_id, capabilities)
   redis.call('ZREM', K.agents(root), agent_id)
+  redis.call('ZREM', K.lapsed(root), agent_id)
   for _, capability in ipairs(split_csv(capabilities or '')) do
     redis.call('ZREM', K.capability(root, capability), agent_id)
   end
@@ -2558,9 +2602,10 @@ end
 -- LIMITS.sweep_batch, and while `budget` (default LIMITS.sweep_batch) covers the agent, 1, and
 -- each of its tasks, 1; the first is swept whatever it holds) leaves the live set and every
 -- capability index, is marked lapsed, hands back its tasks (release_agent_tasks: any beyond
--- the budget of the first come back when their leases expire), and its
--- record expires after the namespace's agent_retention_ms (at once when 0). Returns the list of
--- swept agent ids and how many tasks they handed back.
+-- the budget of the first come back when their leases expire), and its record expires after
+-- the namespace's agent_retention_ms (at once when 0), listed meanwhile in K.lapsed scored by
+-- that expiry time (agentfn_reap drops it from there once it passed). Returns the list of swept
+-- agent ids and how many tasks they handed back.
 local function sweep_lapsed_agents(root, now, budget)
   budget = budget or LIMITS.sweep_batch
   local lapsed = redis.call('ZRANGE', K.agents(root), '-inf', now, 'BYSCORE', 'LIMIT', 0,
@@ -2585,7 +2630,8 @@ local function sweep_lapsed_agents(root, now, budget)
     local count = release_agent_tasks(root, agent_id, now, 'agent ' .. agent_id .. ' lapsed', math.max(budget, 0))
     released, budget = released + count, budget - count
     if retention_ms > 0 then
-      redis.call('PEXPIRE', agent_key, retention_ms)
+      redis.call('PEXPIREAT', agent_key, now + retention_ms)
+      redis.call('ZADD', K.lapsed(root), now + retention_ms, agent_id)
     else
       redis.call('DEL', agent_key)
     end
@@ -2791,6 +2837,7 @@ local function agentfn_agent_register(keys, args)
   redis.call('ZREM', K.orphans(root), agent_id)
   redis.call('HDEL', K.orphans_since(root), agent_id)
   redis.call('PERSIST', agent_key)
+  redis.call('ZREM', K.lapsed(root), agent_id)
   redis.call('ZADD', K.agents(root), expires_ms, agent_id)
   for _, capability in ipairs(capabilities) do
     redis.call('ZADD', K.capability(root, capability), expires_ms, agent_id)
@@ -3093,7 +3140,8 @@ end
 -- pending and undelivered ones (XLEN = undelivered + XPENDING; LIMIT entries after the oldest
 -- pending ones are looked at, in all); one left empty that no live agent reads is deleted.
 -- Dead letters older than the namespace's dead_retention_ms go with their task records (up to
--- LIMIT), and expired messages leave their inboxes (up to LIMIT). The cost of a reap follows
+-- LIMIT), and expired messages leave their inboxes (up to LIMIT). The status indexes drop the
+-- inboxes, lapsed agents' records and finished workflows whose keys expired. The cost of a reap follows
 -- the work due, not the history of the namespace. Any process may call it; agents and
 -- operators call it periodically.
 --
@@ -3101,13 +3149,15 @@ end
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- OPTION LIMIT n: the call's budget, 1 to 150 (default 150): the due delayed tasks, expired
 --   leases, lapsed agents and the tasks they hand back, expired messages, direct stream entries
---   of departed agents, work streams visited and the entries looked at in them, and dead
---   letters it handles, in all (in that order; what is left waits for the next reap)
+--   of departed agents, work streams visited and the entries looked at in them, dead letters
+--   and expired status index entries it handles, in all (in that order; what is left waits for
+--   the next reap)
 -- returns: flat array (integers): expired_leases, requeued (expired leases queued again),
 --   dead_lettered (expired leases out of attempts), promoted (delayed tasks queued),
 --   lapsed_agents, released (tasks the lapsed agents held), expired_messages, trimmed
 --   (dead letters past retention, deleted with their tasks), orphaned (direct tasks
---   dead-lettered because their agent is gone), deleted_streams (unused work streams deleted)
+--   dead-lettered because their agent is gone), deleted_streams (unused work streams deleted),
+--   pruned (status index entries of inboxes, lapsed agents and workflows whose keys expired)
 -- errors: BADARG, VERSION
 -- events: task.queued, task.dead, agent.lapsed
 -- example: FCALL agentfn_reap 1 agentfn:{default} LIMIT 100
@@ -3138,10 +3188,11 @@ local function agentfn_reap(keys, args)
   orphaned, budget = REAP.spend(budget, REAP.orphans, root, now)
   deleted_streams, budget = REAP.spend(budget, REAP.visit_streams, root, now)
   trimmed, budget = REAP.spend(budget, REAP.trim_dead_letters, root, now)
+  local pruned = REAP.spend(budget, REAP.expired_indexes, root, now)
   return {'expired_leases', expired, 'requeued', requeued, 'dead_lettered', dead_lettered,
     'promoted', promoted, 'lapsed_agents', #lapsed, 'released', released,
     'expired_messages', expired_messages, 'trimmed', trimmed, 'orphaned', orphaned,
-    'deleted_streams', deleted_streams}
+    'deleted_streams', deleted_streams, 'pruned', pruned}
 end
 -- function: functions/agentfn_task_cancel.lua
 -- agentfn_task_cancel: cancel a task that has not finished.
@@ -3609,6 +3660,7 @@ local function agentfn_wf_create(keys, args)
   if workflow.traceparent then
     redis.call('HSET', K.workflow(root, workflow.id), 'traceparent', workflow.traceparent)
   end
+  redis.call('ZADD', K.workflows(root, WF_STATE.RUNNING), now, workflow.id)
   WF.store_steps(root, workflow.id, steps)
   WF.notify(root, workflow.id, 'workflow.created', nil, {'steps', #steps, 'policy', workflow.policy})
   local queued = 0

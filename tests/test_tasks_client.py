@@ -152,6 +152,7 @@ def test_extend_cancel_requeue_reap(client, deployed):
         "trimmed",
         "orphaned",
         "deleted_streams",
+        "pruned",
     }
     info = client.get_task(task.id)
     assert info.state == "dead" and info.error == "lease expired" and info.errors[0]["attempt"] == 1

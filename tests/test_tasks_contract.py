@@ -396,6 +396,7 @@ def test_reap_expired_lease_redelivers_as_attempt_two_and_records_one_completion
         "trimmed": 0,
         "orphaned": 0,
         "deleted_streams": 0,
+        "pruned": 0,
     }
     record = get(deployed, "t1")
     assert (

@@ -59,6 +59,8 @@ PYTHON_COMMANDS = {
     "pexpire": "PEXPIRE",
     "hmget": "HMGET",
     "hget": "HGET",
+    "zrange": "ZRANGE",
+    "smembers": "SMEMBERS",
     "scan_iter": "SCAN",
     "subscribe": "SUBSCRIBE",
     "psubscribe": "PSUBSCRIBE",
@@ -67,7 +69,6 @@ PYTHON_COMMANDS = {
     "ping": "PING",
     "time": "TIME",
     "exists": "EXISTS",
-    "smembers": "SMEMBERS",
     "info": "INFO",
 }
 

@@ -1,16 +1,15 @@
 """A namespace's state as an operator sees it: agents, queues, leases, delays, dead letters, workflows.
 
-Everything is read straight from the keys (the work-stream set the library keeps, SCAN within
-the namespace for agents, inboxes and workflows, XINFO GROUPS, ZCARD, XLEN), never through a
-write, so ``agentfn status`` is safe against a production Redis. The numbers are those Redis
-itself keeps: a queue's *ready* count is its consumer group's lag (or the stream length minus the
-pending entries when Redis cannot compute the lag), its *in flight* count is the group's
-pending-entries list.
+Everything is read straight from the keys (the work-stream set the library keeps, its status
+indexes for agents, inboxes and workflows, XINFO GROUPS, ZCARD, XLEN), never through a write and
+never with SCAN, so ``agentfn status`` is safe against a production Redis and costs what the
+namespace holds now, not its history. The numbers are those Redis itself keeps: a queue's
+*ready* count is its consumer group's lag (or the stream length minus the pending entries when
+Redis cannot compute the lag), its *in flight* count is the group's pending-entries list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,9 +19,6 @@ from .. import keys
 from ..constants import CONSUMER_GROUP, Priority, WorkflowState
 from ..library.deploy import deployed_library
 from ..library.info import LibraryInfo
-
-#: Keys one SCAN call asks for.
-SCAN_COUNT = 1_000
 
 _PRIORITY_ORDER = {priority.value: index for index, priority in enumerate(Priority)}
 
@@ -118,9 +114,13 @@ def server_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def scan(client: redis.Redis, pattern: str, kind: str) -> Iterator[str]:
-    """Keys matching a pattern, of one Redis type (namespace names contain no glob characters)."""
-    yield from client.scan_iter(match=pattern, count=SCAN_COUNT, _type=kind)
+def indexed(client: redis.Redis, index: str, now: int | None = None) -> list[str]:
+    """The members of one of the library's sorted-set indexes; with ``now``, only those scored
+    ``now`` or later (the index scores each by when its key expires: the earlier ones are gone
+    and wait for the reaper to leave the index)."""
+    if now is None:
+        return list(client.zrange(index, 0, -1))
+    return list(client.zrange(index, now, "+inf", byscore=True))
 
 
 def _pipelined(client: redis.Redis, keys_found: list[str], *commands: Any) -> list[list[Any]]:
@@ -159,6 +159,8 @@ def held_tasks(client: redis.Redis, namespace: str) -> dict[str, int]:
     streams = work_streams(client, namespace)
     held: dict[str, int] = {}
     for (summary,) in _pipelined(client, streams, lambda p, k: p.xpending(k, CONSUMER_GROUP)):
+        if isinstance(summary, Exception):  # listed, but deleted since: holds nothing
+            continue
         for consumer in summary.get("consumers") or []:
             held[consumer["name"]] = held.get(consumer["name"], 0) + int(consumer["pending"])
     return held
@@ -188,26 +190,37 @@ def read_queues(client: redis.Redis, namespace: str) -> list[QueueRow]:
 
 
 def read_agents(client: redis.Redis, namespace: str, now: int) -> list[AgentRow]:
-    """Every agent record (live ones first, then by id)."""
-    prefix = keys.prefix(namespace, "agent")
-    records = list(scan(client, f"{prefix}*", "hash"))
+    """Every agent record (live ones first, then by id): the live set and the lapsed agents
+    whose record is kept."""
+    ids = list(
+        dict.fromkeys(
+            [
+                *indexed(client, keys.agents(namespace)),
+                *indexed(client, keys.lapsed(namespace), now),
+            ]
+        )
+    )
     held = held_tasks(client, namespace)
     rows = []
-    for key, ((status, capabilities, expires),) in zip(
-        records,
+    for agent_id, ((status, capabilities, expires),) in zip(
+        ids,
         _pipelined(
-            client, records, lambda p, k: p.hmget(k, "status", "capabilities", "expires_ms")
+            client,
+            ids,
+            lambda p, k: p.hmget(keys.agent(namespace, k), "status", "capabilities", "expires_ms"),
         ),
         strict=True,
     ):
+        if status is None:  # its record expired or went since the index was read
+            continue
         expires_in = int(expires or 0) - now
         rows.append(
             AgentRow(
-                id=key[len(prefix) :],
+                id=agent_id,
                 capabilities=tuple(c for c in (capabilities or "").split(",") if c),
                 status="live" if status == "live" and expires_in > 0 else "lapsed",
                 expires_in_ms=expires_in,
-                running=held.get(key[len(prefix) :], 0),
+                running=held.get(agent_id, 0),
             )
         )
     rows.sort(key=lambda row: (row.status != "live", row.id))
@@ -226,23 +239,25 @@ class WorkflowRow:
 
 
 def read_workflow_rows(client: redis.Redis, namespace: str) -> list[WorkflowRow]:
-    """Every workflow record, newest first."""
-    prefix = keys.prefix(namespace, "wf")
-    records = [
-        key for key in scan(client, f"{prefix}*", "hash") if ":" not in key[len(prefix) :]
-    ]  # not sub-keys
+    """Every workflow record, newest first (from the library's index of workflows by state)."""
+    ids = list(
+        dict.fromkeys(
+            workflow_id
+            for state in WorkflowState
+            for workflow_id in indexed(client, keys.workflows(namespace, state.value))
+        )
+    )
     fields = _pipelined(
-        client, records, lambda p, k: p.hmget(k, "state", "created_ms", "step_count", "completed")
+        client,
+        ids,
+        lambda p, k: p.hmget(
+            keys.workflow(namespace, k), "state", "created_ms", "step_count", "completed"
+        ),
     )
     rows = [
-        WorkflowRow(
-            key[len(prefix) :],
-            state or "unknown",
-            int(created or 0),
-            int(steps or 0),
-            int(done or 0),
-        )
-        for key, ((state, created, steps, done),) in zip(records, fields, strict=True)
+        WorkflowRow(workflow_id, state, int(created or 0), int(steps or 0), int(done or 0))
+        for workflow_id, ((state, created, steps, done),) in zip(ids, fields, strict=True)
+        if state is not None  # its keys expired since the index was read
     ]
     rows.sort(key=lambda row: (-row.created_ms, row.id))
     return rows
@@ -265,10 +280,9 @@ def read_workflows(client: redis.Redis, namespace: str) -> dict[str, int]:
 
 def read_inboxes(client: redis.Redis, namespace: str) -> dict[str, int]:
     """Agent id -> messages in its inbox not acknowledged yet (unread, or read and not acknowledged)."""
-    prefix = keys.prefix(namespace, "inbox")
-    inboxes = list(scan(client, f"{prefix}*", "stream"))
-    lengths = _pipelined(client, inboxes, lambda p, k: p.xlen(k))
-    return {key[len(prefix) :]: length for key, (length,) in zip(inboxes, lengths, strict=True)}
+    agent_ids = indexed(client, keys.inboxes(namespace), server_ms(client))
+    lengths = _pipelined(client, agent_ids, lambda p, k: p.xlen(keys.inbox(namespace, k)))
+    return dict(zip(agent_ids, (length for (length,) in lengths), strict=True))
 
 
 def read_status(client: redis.Redis, namespace: str) -> NamespaceStatus:

@@ -93,6 +93,7 @@ local function agentfn_agent_register(keys, args)
   redis.call('ZREM', K.orphans(root), agent_id)
   redis.call('HDEL', K.orphans_since(root), agent_id)
   redis.call('PERSIST', agent_key)
+  redis.call('ZREM', K.lapsed(root), agent_id)
   redis.call('ZADD', K.agents(root), expires_ms, agent_id)
   for _, capability in ipairs(capabilities) do
     redis.call('ZADD', K.capability(root, capability), expires_ms, agent_id)

@@ -14,7 +14,8 @@
 -- pending and undelivered ones (XLEN = undelivered + XPENDING; LIMIT entries after the oldest
 -- pending ones are looked at, in all); one left empty that no live agent reads is deleted.
 -- Dead letters older than the namespace's dead_retention_ms go with their task records (up to
--- LIMIT), and expired messages leave their inboxes (up to LIMIT). The cost of a reap follows
+-- LIMIT), and expired messages leave their inboxes (up to LIMIT). The status indexes drop the
+-- inboxes, lapsed agents' records and finished workflows whose keys expired. The cost of a reap follows
 -- the work due, not the history of the namespace. Any process may call it; agents and
 -- operators call it periodically.
 --
@@ -22,13 +23,15 @@
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- OPTION LIMIT n: the call's budget, 1 to 150 (default 150): the due delayed tasks, expired
 --   leases, lapsed agents and the tasks they hand back, expired messages, direct stream entries
---   of departed agents, work streams visited and the entries looked at in them, and dead
---   letters it handles, in all (in that order; what is left waits for the next reap)
+--   of departed agents, work streams visited and the entries looked at in them, dead letters
+--   and expired status index entries it handles, in all (in that order; what is left waits for
+--   the next reap)
 -- returns: flat array (integers): expired_leases, requeued (expired leases queued again),
 --   dead_lettered (expired leases out of attempts), promoted (delayed tasks queued),
 --   lapsed_agents, released (tasks the lapsed agents held), expired_messages, trimmed
 --   (dead letters past retention, deleted with their tasks), orphaned (direct tasks
---   dead-lettered because their agent is gone), deleted_streams (unused work streams deleted)
+--   dead-lettered because their agent is gone), deleted_streams (unused work streams deleted),
+--   pruned (status index entries of inboxes, lapsed agents and workflows whose keys expired)
 -- errors: BADARG, VERSION
 -- events: task.queued, task.dead, agent.lapsed
 -- example: FCALL agentfn_reap 1 agentfn:{default} LIMIT 100
@@ -59,8 +62,9 @@ local function agentfn_reap(keys, args)
   orphaned, budget = REAP.spend(budget, REAP.orphans, root, now)
   deleted_streams, budget = REAP.spend(budget, REAP.visit_streams, root, now)
   trimmed, budget = REAP.spend(budget, REAP.trim_dead_letters, root, now)
+  local pruned = REAP.spend(budget, REAP.expired_indexes, root, now)
   return {'expired_leases', expired, 'requeued', requeued, 'dead_lettered', dead_lettered,
     'promoted', promoted, 'lapsed_agents', #lapsed, 'released', released,
     'expired_messages', expired_messages, 'trimmed', trimmed, 'orphaned', orphaned,
-    'deleted_streams', deleted_streams}
+    'deleted_streams', deleted_streams, 'pruned', pruned}
 end

@@ -46,6 +46,7 @@ local function agentfn_wf_create(keys, args)
   if workflow.traceparent then
     redis.call('HSET', K.workflow(root, workflow.id), 'traceparent', workflow.traceparent)
   end
+  redis.call('ZADD', K.workflows(root, WF_STATE.RUNNING), now, workflow.id)
   WF.store_steps(root, workflow.id, steps)
   WF.notify(root, workflow.id, 'workflow.created', nil, {'steps', #steps, 'policy', workflow.policy})
   local queued = 0

@@ -6,6 +6,7 @@ function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
 function K.agents(root) return root .. ':agents' end
+function K.lapsed(root) return root .. ':lapsed' end
 function K.capability(root, capability) return root .. ':cap:' .. capability end
 function K.task(root, task_id) return root .. ':task:' .. task_id end
 function K.queue(root, capability, priority) return root .. ':queue:' .. capability .. ':' .. priority end
@@ -22,6 +23,9 @@ function K.idempotency(root, key) return root .. ':idem:' .. key end
 function K.events(root) return root .. ':events' end
 function K.inbox(root, agent_id) return root .. ':inbox:' .. agent_id end
 function K.message_expiry(root) return root .. ':msg-expiry' end
+function K.inboxes(root) return root .. ':inboxes' end
+function K.workflows(root, state) return root .. ':workflows:' .. state end
+function K.workflow_expiry(root) return root .. ':wf-expiry' end
 function K.workflow(root, workflow_id) return root .. ':wf:' .. workflow_id end
 function K.workflow_steps(root, workflow_id) return root .. ':wf:' .. workflow_id .. ':steps' end
 function K.workflow_step(root, workflow_id, step_id) return root .. ':wf:' .. workflow_id .. ':step:' .. step_id end

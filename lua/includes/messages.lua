@@ -5,6 +5,8 @@
 -- K.message_expiry(root) as '<agent_id> <message_id>' scored by its expiry time, so the reaper
 -- finds expired messages without scanning inboxes. Acknowledged and expired messages leave the
 -- inbox (XACK + XDEL + ZREM), so XLEN counts exactly the unread and the read-but-unacknowledged.
+-- The inbox key itself expires with its last message; K.inboxes lists every inbox scored by
+-- that expiry time (agentfn_reap drops the members whose time has passed).
 local MSG = {}
 
 -- The fields of an inbox entry, in the order a message is returned (after id).
@@ -83,10 +85,13 @@ function MSG.append(root, to, message)
       'expires_ms', message.expires_ms)
   end
   redis.call('ZADD', K.message_expiry(root), message.expires_ms, to .. ' ' .. id)
+  -- the inbox index (K.inboxes) holds each inbox scored by the key's own expiry time
   if fresh then
     redis.call('PEXPIREAT', inbox, message.expires_ms)
+    redis.call('ZADD', K.inboxes(root), message.expires_ms, to)
   else
     redis.call('PEXPIREAT', inbox, message.expires_ms, 'GT')
+    redis.call('ZADD', K.inboxes(root), 'GT', message.expires_ms, to)
   end
   redis.call('PUBLISH', K.channel(root, 'inbox:' .. to), id)
   return id

@@ -37,6 +37,31 @@ function REAP.spend(budget, part, root, now)
   return count, budget - used
 end
 
+-- REAP.expired_indexes(root, now, limit): the status indexes keep each inbox (K.inboxes), each
+-- lapsed agent's record (K.lapsed) and each finished workflow (K.workflow_expiry, with its
+-- state's K.workflows) scored by when its keys expire; up to `limit` members whose time has
+-- passed (their keys are gone) leave them. Returns how many went, twice (its count and the
+-- budget it used, for REAP.spend).
+function REAP.expired_indexes(root, now, limit)
+  local before = '(' .. string.format('%d', now)
+  local count = 0
+  for _, index in ipairs({K.inboxes(root), K.lapsed(root), K.workflow_expiry(root)}) do
+    if count >= limit then
+      break
+    end
+    local due = redis.call('ZRANGE', index, '-inf', before, 'BYSCORE', 'LIMIT', 0, limit - count)
+    for _, member in ipairs(due) do
+      local state, workflow_id = string.match(member, '^(%S+) (%S+)$')
+      if index == K.workflow_expiry(root) and state then
+        redis.call('ZREM', K.workflows(root, state), workflow_id)
+      end
+      redis.call('ZREM', index, member)
+    end
+    count = count + #due
+  end
+  return count, count
+end
+
 -- REAP.trim_dead_letters(root, now, limit): drop up to `limit` dead letters older than the
 -- namespace's dead_retention_ms, and with each the record of its task (and the task's
 -- idempotency key) when the task is still dead under that entry (a requeued task lives on): a

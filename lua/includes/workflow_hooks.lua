@@ -86,16 +86,24 @@ function WF.enqueue(root, workflow, step, now, signal, known)
 end
 
 -- WF.finish(root, workflow, state, now, extra): the workflow reaches a final state: record it,
--- let all of its keys expire after its retention time, and tell the waiters.
+-- let all of its keys expire after its retention time, and tell the waiters. It moves from the
+-- running index to its final state's (K.workflows, scored by creation time), and its place in
+-- K.workflow_expiry ('<state> <id>' scored by when its keys expire) lets agentfn_reap drop it
+-- from that index once the keys are gone.
 function WF.finish(root, workflow, state, now, extra)
   local id = workflow.id
+  local created_ms = redis.call('HGET', K.workflow(root, id), 'created_ms') or now
   redis.call('HSET', K.workflow(root, id), 'state', state, 'finished_ms', now)
   local retention_ms = workflow.retention_ms
+  redis.call('ZREM', K.workflows(root, WF_STATE.RUNNING), id)
+  redis.call('ZADD', K.workflows(root, state), created_ms, id)
+  local expires_ms = now + retention_ms
+  redis.call('ZADD', K.workflow_expiry(root), expires_ms, state .. ' ' .. id)
   for _, key in ipairs({K.workflow(root, id), K.workflow_steps(root, id), K.workflow_unmet(root, id)}) do
-    redis.call('PEXPIRE', key, retention_ms)
+    redis.call('PEXPIREAT', key, expires_ms)
   end
   for _, step_id in ipairs(redis.call('LRANGE', K.workflow_steps(root, id), 0, -1)) do
-    redis.call('PEXPIRE', K.workflow_step(root, id, step_id), retention_ms)
+    redis.call('PEXPIREAT', K.workflow_step(root, id, step_id), expires_ms)
   end
   WF.notify(root, id, 'workflow.' .. state, nil, extra)
 end
