@@ -11,7 +11,7 @@ Redis cannot compute the lag), its *in flight* count is the group's pending-entr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -119,8 +119,8 @@ def indexed(client: redis.Redis, index: str, now: int | None = None) -> list[str
     ``now`` or later (the index scores each by when its key expires: the earlier ones are gone
     and wait for the reaper to leave the index)."""
     if now is None:
-        return list(client.zrange(index, 0, -1))
-    return list(client.zrange(index, now, "+inf", byscore=True))
+        return cast("list[str]", client.zrange(index, 0, -1))
+    return cast("list[str]", client.zrange(index, now, "+inf", byscore=True))
 
 
 def _pipelined(client: redis.Redis, keys_found: list[str], *commands: Any) -> list[list[Any]]:
