@@ -93,9 +93,10 @@ LIMITS: dict[str, int] = {
     "capability_length": 64,
     # Most capabilities one agent may register.
     "capabilities_per_agent": 32,
-    # Largest JSON argument (payload, metadata, result, content, signal value) in bytes: decoding
-    # it to check it costs ~9 ms of Redis time per MiB.
-    "json_bytes": 262_144,
+    # Largest JSON argument (payload, metadata, result, content, signal value, workflow
+    # definition) in bytes: the strict check costs 12-90 ms of Redis time per MiB (ASCII to
+    # non-ASCII text; bench/json_check.py), so 64 KiB keeps a call under ~10 ms.
+    "json_bytes": 65_536,
     # Largest workflow context document in bytes (a merge decodes and encodes it whole).
     "context_bytes": 65_536,
     # Deepest nesting of arrays and objects in a JSON argument.

@@ -5,7 +5,8 @@ Loads a scratch library holding three functions on a private redis-server: ``noo
 itself: argument transfer, dispatch), ``old`` (the former check_json body) and ``new`` (JSON.check,
 the include as shipped, with the few constants it needs), calls each with every payload and
 reports the server's microseconds per call (INFO commandstats, FCALL) minus ``noop``'s. Then the
-whole agentfn_task_submit of the shipped library with the same payloads, for scale.
+whole agentfn_task_submit of the shipped library with the same payloads, for scale (those within
+its ``json_bytes`` limit: a larger payload is refused before the check runs).
 
     .venv/bin/python bench/json_check.py [--calls 2000]
 """
@@ -23,6 +24,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agentfn  # noqa: E402
+from agentfn.constants import LIMITS  # noqa: E402
 from agentfn.library.paths import lua_dir  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
 
@@ -43,7 +45,8 @@ redis.register_function('new', function(keys, args) JSON.check(args[1], 'payload
 
 
 def payloads() -> dict[str, str]:
-    """1 KiB: a typical task payload; 1 MiB: records, one long ASCII string, non-ASCII text."""
+    """1 KiB: a typical task payload; 64 KiB: records at the library's json_bytes limit;
+    1 MiB: records, one long ASCII string, non-ASCII text (the check alone: over the limit)."""
     record = {
         "query": "redis functions and lua scripting",
         "options": {"depth": 3, "lang": "en", "safe": True, "tags": ["a", "b", "c"]},
@@ -57,6 +60,7 @@ def payloads() -> dict[str, str]:
     records = json.dumps({"items": [record] * 5_200})
     return {
         "1 KiB object": small_text,
+        "64 KiB object (315 records)": json.dumps({"items": [record] * 315}),
         "1 MiB object (5,200 records)": records,
         "1 MiB ASCII string": json.dumps("a" * 1_048_000),
         "1 MiB non-ASCII text": json.dumps("é€" * 209_000, ensure_ascii=False),
@@ -95,11 +99,14 @@ def run(calls: int = 2_000) -> dict[str, Any]:
                 figures[function] = usec_per_call(
                     connection, [("FCALL", function, 0, text)] * count
                 )
-            submit = usec_per_call(
-                connection, [("FCALL", "agentfn_task_submit", 1, root, "cap", text)] * count, 1
-            )
+            submit = None
+            if len(text.encode()) <= LIMITS["json_bytes"]:
+                submit = usec_per_call(
+                    connection, [("FCALL", "agentfn_task_submit", 1, root, "cap", text)] * count, 1
+                )
             stale = [key for key in connection.keys(root + ":*") if not key.endswith(b":meta")]
-            connection.delete(*stale)
+            if stale:
+                connection.delete(*stale)
             rows.append((name, len(text.encode()), figures, submit))
         connection.close()
     lines = [
@@ -113,7 +120,7 @@ def run(calls: int = 2_000) -> dict[str, Any]:
         new = figures["new"] - figures["noop"]
         lines.append(
             f"| {name} | {size:,} | {old:,.1f} | {new:,.1f} | {new - old:+,.1f} | "
-            f"{figures['noop']:,.1f} | {submit:,.1f} |"
+            f"{figures['noop']:,.1f} | {'over the limit' if submit is None else f'{submit:,.1f}'} |"
         )
         result[f"{name}: strict check (µs)"] = round(new, 1)
         result[f"{name}: old check, cjson.decode (µs)"] = round(old, 1)

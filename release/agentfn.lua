@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = 'c8fcbd70be9cca2bba2ec327602e4c56c7fc33aa9db9d3fcf8ace8b5ff46c812'
+local CODE_SHA = '126b433f091fab7fdec080a464a1c582caf85d3093b975e5960c722e3fe520e9'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -14,7 +14,7 @@ local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
 local STEP_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', INPUT_REQUIRED = 'input-required', QUEUED = 'queued', SKIPPED = 'skipped', WAITING = 'waiting'}
 local WF_POLICY = {CONTINUE = 'continue', FAIL_FAST = 'fail_fast'}
-local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 262144, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
+local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
 local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_max_ms = 60000, backoff_ms = 1000, dead_retention_ms = 86400000, delayed_wake_max = 100, direct_grace_ms = 300000, events_max = 10000, inbox_max = 10000, max_attempts = 3, retention_ms = 86400000, task_timeout_ms = 30000}
 
 -- include: includes/raise.lua
@@ -2970,7 +2970,7 @@ end
 -- ARGV[1] from: the sender's id (left out of the recipients)
 -- ARGV[2] capability: a capability name, or * for every live agent
 -- ARGV[3] type: the message type (an id)
--- ARGV[4] content: the message content, JSON text (at most 256 KiB)
+-- ARGV[4] content: the message content, JSON text (at most 64 KiB)
 -- OPTION TTL_MS ms: each message expires this long after sending (default 24 h)
 -- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
 --   agentfn_task_submit's), stored with each message
@@ -3087,7 +3087,7 @@ end
 -- ARGV[1] from: the sender's id (any id; the sender need not be a registered agent)
 -- ARGV[2] to: the recipient agent's id
 -- ARGV[3] type: the message type, an id such as chat or review.request
--- ARGV[4] content: the message content, JSON text (at most 256 KiB)
+-- ARGV[4] content: the message content, JSON text (at most 64 KiB)
 -- OPTION REPLY_TO message_id: the id of the message this one answers
 -- OPTION TTL_MS ms: the message expires this long after sending (default 24 h): it is then
 --   skipped by reads and removed by agentfn_reap
@@ -3285,7 +3285,7 @@ end
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
--- ARGV[3] result: the task's result, JSON text (at most 256 KiB); still required with
+-- ARGV[3] result: the task's result, JSON text (at most 64 KiB); still required with
 --   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
@@ -3499,7 +3499,7 @@ end
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] capability: the capability an agent needs to run the task
--- ARGV[2] payload: the task's input, JSON text (at most 256 KiB)
+-- ARGV[2] payload: the task's input, JSON text (at most 64 KiB)
 -- OPTION PRIORITY level: high, normal or low (default normal)
 -- OPTION DELAY_MS ms: queue the task only after this delay on the server clock (default 0)
 -- OPTION MAX_ATTEMPTS n: attempts before the task is dead-lettered, 1 to 1000 (default 3)

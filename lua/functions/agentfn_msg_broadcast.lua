@@ -12,7 +12,7 @@
 -- ARGV[1] from: the sender's id (left out of the recipients)
 -- ARGV[2] capability: a capability name, or * for every live agent
 -- ARGV[3] type: the message type (an id)
--- ARGV[4] content: the message content, JSON text (at most 256 KiB)
+-- ARGV[4] content: the message content, JSON text (at most 64 KiB)
 -- OPTION TTL_MS ms: each message expires this long after sending (default 24 h)
 -- OPTION TRACEPARENT traceparent: the W3C trace context of the sender's span (as
 --   agentfn_task_submit's), stored with each message

@@ -12,7 +12,7 @@
 -- ARGV[1] from: the sender's id (any id; the sender need not be a registered agent)
 -- ARGV[2] to: the recipient agent's id
 -- ARGV[3] type: the message type, an id such as chat or review.request
--- ARGV[4] content: the message content, JSON text (at most 256 KiB)
+-- ARGV[4] content: the message content, JSON text (at most 64 KiB)
 -- OPTION REPLY_TO message_id: the id of the message this one answers
 -- OPTION TTL_MS ms: the message expires this long after sending (default 24 h): it is then
 --   skipped by reads and removed by agentfn_reap

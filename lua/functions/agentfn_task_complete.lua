@@ -11,7 +11,7 @@
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
 -- ARGV[2] token: the fencing token the claim returned (the attempt number)
--- ARGV[3] result: the task's result, JSON text (at most 256 KiB); still required with
+-- ARGV[3] result: the task's result, JSON text (at most 64 KiB); still required with
 --   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
 -- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS

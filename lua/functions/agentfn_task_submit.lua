@@ -10,7 +10,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] capability: the capability an agent needs to run the task
--- ARGV[2] payload: the task's input, JSON text (at most 256 KiB)
+-- ARGV[2] payload: the task's input, JSON text (at most 64 KiB)
 -- OPTION PRIORITY level: high, normal or low (default normal)
 -- OPTION DELAY_MS ms: queue the task only after this delay on the server clock (default 0)
 -- OPTION MAX_ATTEMPTS n: attempts before the task is dead-lettered, 1 to 1000 (default 3)
