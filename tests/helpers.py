@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from agentfn.client.status import server_ms
+from agentfn.library.paths import lua_dir
+from agentfn.library.render import render_library
 
 ROOT = "agentfn:{default}"
 
@@ -78,3 +82,19 @@ def strict_json_ok(text: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return clean(value) and decoded.strip(" \t\n\r") == decoded.strip()
+
+
+def planted_library(tmp_path: Path, functions: dict[str, str]) -> str:
+    """The library rendered from a copy of lua/ with test-only functions planted in it: name ->
+    Lua body, run with `keys` and `args`, then `return 1` (a body returns early in a do block)."""
+    base = tmp_path / "lua"
+    shutil.copytree(lua_dir(), base)
+    for name, body in functions.items():
+        (base / "functions" / f"{name}.lua").write_text(
+            f"-- {name}: planted by a test.\n--\n-- flags: none\n"
+            f"-- KEYS[1] root: the namespace root key\n-- returns: anything\n-- errors: INTERNAL\n"
+            f"-- example: FCALL {name} 1 agentfn:{{default}}\n"
+            f"local function {name}(keys, args)\n  {body}\n  return 1\nend\n",
+            encoding="utf-8",
+        )
+    return render_library(lua_base=base).source

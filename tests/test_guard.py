@@ -8,16 +8,14 @@ saying whether something was written.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import redis
 
-from agentfn.library.paths import lua_dir
 from agentfn.library.render import render_library
 
-from .helpers import ROOT
+from .helpers import ROOT, planted_library
 
 DEFECTS = {
     "agentfn_zz_raw_before": "redis.call('HGET', K.meta(keys[1]), 'a', 'b', 'c')",
@@ -30,17 +28,7 @@ DEFECTS = {
 
 
 def defective_library(tmp_path: Path) -> str:
-    base = tmp_path / "lua"
-    shutil.copytree(lua_dir(), base)
-    for name, body in DEFECTS.items():
-        (base / "functions" / f"{name}.lua").write_text(
-            f"-- {name}: a planted defect (test only).\n--\n-- flags: none\n"
-            f"-- KEYS[1] root: the namespace root key\n-- returns: nothing\n-- errors: INTERNAL\n"
-            f"-- example: FCALL {name} 1 agentfn:{{default}}\n"
-            f"local function {name}(keys, args)\n  {body}\n  return 1\nend\n",
-            encoding="utf-8",
-        )
-    return render_library(lua_base=base).source
+    return planted_library(tmp_path, DEFECTS)
 
 
 @pytest.mark.parametrize(
