@@ -48,6 +48,7 @@ from .errors import (
     NamespaceMoving,
     NotFound,
     NotReplicated,
+    PermissionDenied,
     SchemaMismatch,
     StaleToken,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "Priority",
     "SchemaMismatch",
     "InternalDefect",
+    "PermissionDenied",
     "StaleToken",
     "StepState",
     "StepInfo",

@@ -4,6 +4,7 @@ another namespace, writes for the observer)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.commands.core import CoreCommands
 
 import agentfn
@@ -214,3 +216,104 @@ def test_every_command_of_the_library_is_reached_by_some_function() -> None:
         acl._CHUNKED.findall(code)
     )
     assert set().union(*acl.lua_commands(source).values()) == literal
+
+
+#: What every ACL refusal says after naming what was refused.
+POINTER = (
+    ": `agentfn acl` prints the ACL rules of each role (admin, orchestrator, agent, observer); "
+    "give this user the one it needs"
+)
+
+
+def test_a_refusal_names_the_permission_and_agentfn_acl(users: dict[str, redis.Redis]) -> None:
+    """NOPERM reaching a Client, an AsyncClient or a Batch: PermissionDenied (still a redis-py
+    NoPermissionError), one line naming the user, what it may not do and `agentfn acl`."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    observer = agentfn.Client(users["observer"], NAMESPACE)
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        observer.submit("echo", {})
+    expected = (
+        "NOPERM Redis user 'agentfn-acl-observer' may not run FCALL (calling agentfn_task_submit)"
+    )
+    assert str(info.value) == expected + POINTER
+    assert isinstance(info.value, redis.exceptions.NoPermissionError)
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        agentfn.Client(users["orchestrator"], "other").get_task("t1")
+    assert str(info.value) == (
+        "NOPERM Redis user 'agentfn-acl-orchestrator' may not use the keys of namespace 'other' "
+        "(calling agentfn_version)" + POINTER
+    )
+    batch = agentfn.Batch(observer)
+    batch.submit("echo", {})
+    [refusal] = batch.execute(raise_on_error=False)
+    assert isinstance(refusal, agentfn.PermissionDenied) and str(refusal) == expected + POINTER
+
+    async def submit_async() -> None:
+        kwargs = users["observer"].connection_pool.connection_kwargs
+        settings = {name: kwargs[name] for name in ("host", "port", "username", "password")}
+        connection = redis.asyncio.Redis(**settings)
+        try:
+            await agentfn.AsyncClient(connection, NAMESPACE).submit("echo", {})
+        finally:
+            await connection.aclose()
+
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        asyncio.run(submit_async())
+    assert str(info.value) == expected + POINTER
+
+
+def test_a_command_refused_inside_a_function(
+    redis_proc, r: redis.Redis, users: dict[str, redis.Redis]
+) -> None:
+    """A hand-made user allowed FCALL but not every command the function runs: Redis 7.0 says
+    only that the script's user may not run a command (the guard wraps it in INTERNAL), 7.2 and
+    later name it."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    rules = ["on", ">secret", f"~{ROOT}", f"~{ROOT}:*", "&*", "-@all"]
+    rules += ["+fcall", "+fcall_ro", "+hget", "+hmget", "+exists", "+time", "+ping"]
+    r.execute_command("ACL", "SETUSER", "agentfn-acl-partial", *rules)
+    partial = redis.Redis(
+        host=redis_proc.host,
+        port=redis_proc.port,
+        username="agentfn-acl-partial",
+        password="secret",
+    )
+    try:
+        with pytest.raises(agentfn.PermissionDenied) as info:
+            agentfn.Client(partial, NAMESPACE).submit("echo", {})
+    finally:
+        partial.close()
+        r.acl_deluser("agentfn-acl-partial")
+    assert re.fullmatch(
+        r"NOPERM Redis user 'agentfn-acl-partial' may not run (one of the commands "
+        r"agentfn_task_submit runs|[A-Z]+ \(calling agentfn_task_submit\))"
+        + re.escape(POINTER)
+        + r"( \(the call may be partly applied\))?",
+        str(info.value),
+    ), str(info.value)
+
+
+def test_cli_reports_a_refusal_in_one_line(
+    users: dict[str, redis.Redis], redis_proc, r: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CLI command refused by ACL: exit 1, one line on stderr, the password not in it."""
+    password = users["observer"].connection_pool.connection_kwargs["password"]
+    url = f"redis://agentfn-acl-observer:{password}@{redis_proc.host}:{redis_proc.port}"
+    assert main(["deploy", "--url", url, "--namespace", NAMESPACE]) == 1  # `r`: none loaded
+    deploy_error = capsys.readouterr().err
+    assert main(["status", "--url", url, "--namespace", "other"]) == 1
+    status_error = capsys.readouterr().err
+    assert deploy_error == (
+        "agentfn: NOPERM Redis user 'agentfn-acl-observer' may not run FUNCTION LOAD"
+        + POINTER
+        + "\n"
+    )
+    assert status_error == (
+        "agentfn: NOPERM Redis user 'agentfn-acl-observer' may not use the keys of namespace "
+        "'other'" + POINTER + "\n"
+    )
+    assert password not in deploy_error + status_error
+
+
+def test_the_refusal_names_the_roles_there_are() -> None:
+    assert f"({', '.join(acl.ROLES)})" in POINTER

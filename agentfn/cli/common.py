@@ -14,8 +14,9 @@ import redis
 from .. import keys
 from ..client.connect import connect as agentfn_connect
 from ..client.routing import describe
+from ..errors import permission_denied
 from ..server import temporary_server_url
-from ..urls import URL_FORM, describe_redis_error, redact_url, url_problem
+from ..urls import URL_FORM, describe_redis_error, redact_url, url_problem, url_user
 
 #: One subcommand: setup(parser) adds its arguments, handler(args) runs it, and its help line.
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]
@@ -46,7 +47,12 @@ def given_url(url: str | None) -> str | None:
 
 def redis_error_text(error: BaseException, shown_url: str) -> str:
     """A Redis error met talking to ``shown_url`` (redacted) in words: an unreachable or refusing
-    server as describe_redis_error says it; a cluster's (MOVED, CLUSTERDOWN...) named."""
+    server as describe_redis_error says it; a cluster's (MOVED, CLUSTERDOWN...) named; an ACL
+    refusal as what the URL's user may not do, pointing at `agentfn acl`."""
+    if isinstance(error, redis.exceptions.NoPermissionError):
+        refusal = permission_denied(str(error), url_user(shown_url))
+        if refusal is not None:
+            return str(refusal)
     if isinstance(error, redis.ResponseError) and not isinstance(
         error, redis.exceptions.AuthenticationError
     ):
