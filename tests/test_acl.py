@@ -144,6 +144,12 @@ def test_roles_are_derived_from_the_code() -> None:
     assert {"xread", "client|unblock", "subscribe"} <= set(acl.role_commands("agent"))
     assert {"function|load", "eval"} <= set(acl.role_commands("admin"))
     assert "function|load" not in acl.role_commands("agent")
+    for role in acl.ROLES:  # what a RedisCluster client sends; never a whole container command
+        commands = set(acl.role_commands(role))
+        assert {"cluster|slots", "cluster|shards", "command", "asking", "readonly"} <= commands
+        assert {"info", "ping"} <= commands  # connect() detects a cluster with INFO
+        assert not commands & {"cluster", "client", "function", "config", "xgroup"}, role
+    assert "cluster|nodes" in acl.role_commands("admin")  # a deploy lists the cluster's nodes
 
 
 #: Methods of ordinary Python objects (dict, list, Event, logger) named like a redis-py command.
