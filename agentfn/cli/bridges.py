@@ -28,7 +28,7 @@ from ..client.client import AsyncClient, Client
 from ..client.connect import asyncio_twin
 from ..constants import DEFAULTS
 from ..errors import AgentfnError, AgentLapsed
-from .common import CliError, Command, address, connect, listen, missing_extra
+from .common import CliError, Command, address, connect, listen, missing_extra, setup_logging
 
 A2A_PORT = 8322
 
@@ -92,7 +92,7 @@ def cmd_mcp(args: argparse.Namespace) -> None:
     agent_id = args.agent_id or f"mcp-{socket.gethostname()}-{os.getpid()}"
     sync, client = _clients(args)
     server = build_server(client, agent_id)
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging("WARNING")
     with registered(sync, agent_id):
         if args.http is None:
             server.run("stdio")
@@ -161,7 +161,7 @@ def cmd_a2a(args: argparse.Namespace) -> None:
     _, client = _clients(args)
     sock = listen(args.host, args.port)
     url = args.public_url or f"{address(sock)}/"
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging("WARNING")
     _serve(build_app(client, url), sock, f"agentfn a2a: serving {url} (namespace {args.namespace})")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -118,6 +119,21 @@ def log_level(text: str) -> str:
             f"{text!r} is not a log level: choose {', '.join(LOG_LEVELS)}"
         )
     return text.upper()
+
+
+#: Libraries that log every HTTP request (httpx at INFO: "HTTP Request: POST ...", for each call
+#: of a RemoteAgent or an MCP/A2A client; httpcore at DEBUG): shown only at --log-level DEBUG.
+HTTP_LOGGERS = ("httpx", "httpcore")
+
+
+def setup_logging(level: str, log_format: str | None = None) -> None:
+    """agentfn's logging for a command: the root logger at ``level`` (logging.basicConfig, so
+    nothing changes when the root has handlers already), the HTTP_LOGGERS at WARNING unless
+    ``level`` is DEBUG."""
+    logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
+    if level != "DEBUG":
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def positive_seconds(text: str) -> float:

@@ -23,7 +23,7 @@ from ..errors import AgentfnError, permission_denied
 from ..urls import describe_redis_error, redact_text, redact_url, url_user
 from ..version import __version__
 from . import acl, bridges, cluster, library, ops, watch, worker
-from .common import CliError, Command, UsageError
+from .common import CliError, Command, UsageError, setup_logging
 from .demo import command as demo
 
 #: Every subcommand, in the order `agentfn --help` lists them.
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = str(getattr(args, "log_level", "") or "").upper() == "DEBUG"
     if debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging("DEBUG", "%(levelname)s %(name)s: %(message)s")
     try:
         args.handler(args)
     except UsageError as error:
