@@ -323,3 +323,16 @@ def test_cli_reports_a_refusal_in_one_line(
 
 def test_the_refusal_names_the_roles_there_are() -> None:
     assert f"({', '.join(acl.ROLES)})" in POINTER
+
+
+def test_only_redis_refusals_become_permission_denied(client: agentfn.Client) -> None:
+    """A library error that quotes such words (a duplicate JSON key, say) keeps its class."""
+    from agentfn.client.client import _translate
+
+    quoted = "this user has no permissions to run the 'fcall' command"
+    error = redis.ResponseError(
+        f'BADARG payload is not valid JSON: duplicate object key "{quoted}"'
+    )
+    assert type(_translate(error, client, "agentfn_task_submit")) is agentfn.BadArgument
+    refusal = _translate(redis.exceptions.NoPermissionError(quoted), client, "agentfn_task_submit")
+    assert type(refusal) is agentfn.PermissionDenied

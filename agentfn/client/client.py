@@ -16,6 +16,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from .. import keys
 from ..errors import (
+    ErrorCode,
     LibraryNotReady,
     NotReplicated,
     is_missing_function,
@@ -38,11 +39,14 @@ def _translate(error: redis.ResponseError, client: _ClientCore, function: str) -
     """The exception for an error reply to a call of ``function``: the library's coded error,
     an ACL refusal (also wrapped in INTERNAL when Redis 7.0 refused a command the function
     runs) as PermissionDenied, a missing library as LibraryNotReady; else the error itself."""
-    refusal = permission_denied(
-        str(error), client.route.connection_kwargs().get("username"), function, client.namespace
-    )
-    if refusal is not None:
-        return refusal
+    # Only Redis's own refusal, or INTERNAL around one: a library error may quote user text.
+    if isinstance(error, redis.exceptions.NoPermissionError) or str(error).startswith(
+        ErrorCode.INTERNAL.value + " "
+    ):
+        user = client.route.connection_kwargs().get("username")
+        refusal = permission_denied(str(error), user, function, client.namespace)
+        if refusal is not None:
+            return refusal
     ours = library_error(str(error))
     if ours is not None:
         return ours
