@@ -247,29 +247,30 @@ def test_a_remote_agent_keeps_the_card_and_fetches_it_again_after_a_failure(
     client, r, redis_url, caplog
 ):
     """One card fetch for three tasks; the gateway gone, a task fails and the card is dropped;
-    the gateway back on the same port, the next task fetches it again."""
+    the gateway back on the same port, the next task fetches it again. One RemoteAgent serves
+    throughout."""
     caplog.set_level(logging.INFO, logger="httpx")
     agentfn.deploy(r, "remote")
-    port = str(free_port())
-    gateway = ("a2a", "--url", redis_url, "--namespace", "remote", "--port", port)
-    with bridge_agents.serving_team(agentfn.Client(r, "remote"), redis_url):
+    port = free_port()
+    gateway = ("a2a", "--url", redis_url, "--namespace", "remote", "--port", str(port))
+    researcher = RemoteAgent(
+        f"http://127.0.0.1:{port}/", "remote-research", skill="research", client=client
+    )
+    with bridge_agents.serving_team(agentfn.Client(r, "remote"), redis_url), serving(researcher):
         with announced_server(*gateway) as url:
-            researcher = RemoteAgent(url, "remote-research", skill="research", client=client)
-            with serving(researcher):
-                for n in range(3):
-                    task_id = client.submit("remote-research", {"topic": f"t{n}"})
-                    done = wait_for_task(client, task_id, {"completed"}, timeout=30)
-                    assert done.result == {"topic": f"t{n}", "notes": f"notes on t{n}"}
+            assert url == researcher.url
+            for n in range(3):
+                task_id = client.submit("remote-research", {"topic": f"t{n}"})
+                done = wait_for_task(client, task_id, {"completed"}, timeout=30)
+                assert done.result == {"topic": f"t{n}", "notes": f"notes on t{n}"}
         assert _card_fetches(caplog) == 1 and researcher.card is not None
-        with serving(researcher):
-            lost = client.submit("remote-research", {"topic": "lost"}, max_attempts=1)
-            assert wait_for_task(client, lost, {"dead"}, timeout=30).state == "dead"
+        lost = client.submit("remote-research", {"topic": "lost"}, max_attempts=1)
+        assert wait_for_task(client, lost, {"dead"}, timeout=30).state == "dead"
         assert researcher.card is None
-        with announced_server(*gateway), serving(researcher):
+        with announced_server(*gateway):
             task_id = client.submit("remote-research", {"topic": "back"})
-            assert (
-                wait_for_task(client, task_id, {"completed"}, timeout=30).result["topic"] == "back"
-            )
+            done = wait_for_task(client, task_id, {"completed"}, timeout=30)
+            assert done.result["topic"] == "back"
     assert _card_fetches(caplog) == 2
 
 
