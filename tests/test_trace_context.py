@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of
 from .tasks_helpers import claim, complete, fail, get, register, submit
 from .workflows_helpers import create, wf_get
 
@@ -83,13 +83,19 @@ def test_a_message_keeps_its_traceparent_and_an_untraced_one_stores_none(deploye
     assert len(reached) == 4
     entries = dict(raw.xrange(f"{ROOT}:inbox:a1"))
     assert b"traceparent" not in entries[plain["id"].encode()]
-    messages = [pairs(m) for m in pairs(fcall(deployed, "agentfn_msg_read", "a1"))["messages"]]
+    messages = [
+        pairs(m)
+        for m in pairs(fcall(deployed, "agentfn_msg_read", "a1", secret_of("a1")))["messages"]
+    ]
     assert [(m["id"], m["traceparent"]) for m in messages] == [
         (traced["id"], OTHER),
         (plain["id"], ""),
         (reached[1], TRACEPARENT),
     ]
-    (message,) = [pairs(m) for m in pairs(fcall(deployed, "agentfn_msg_read", "a2"))["messages"]]
+    (message,) = [
+        pairs(m)
+        for m in pairs(fcall(deployed, "agentfn_msg_read", "a2", secret_of("a2")))["messages"]
+    ]
     assert message["traceparent"] == TRACEPARENT
 
 
