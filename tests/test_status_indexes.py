@@ -56,7 +56,7 @@ def populate(r: redis.Redis, client: agentfn.Client) -> None:
     client.create_workflow([{"id": "s", "capability": "other", "input": {}}], workflow_id="stop")
     client.cancel_workflow("stop")
     client.create_workflow([{"id": "s", "capability": "wfcap", "input": {}}], workflow_id="done")
-    for task in client.claim("live-1", count=5).tasks:
+    for task in client.claim("live-1", count=5, secret=secret_of("live-1")).tasks:
         if task.capability == "wfcap" and task.workflow == "done":
             client.complete(task.id, task.token, "ok")
 
