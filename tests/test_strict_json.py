@@ -351,7 +351,9 @@ def test_utf8_edges(raw: redis.Redis, deployed, name: str) -> None:
         else:
             assert refusal == "BADARG payload is not valid JSON: unterminated string at byte 0"
     with pytest.raises(redis.ResponseError) as info:
-        raw.execute_command("FCALL", "agentfn_task_fail", 1, ROOT, "none", 1, b"x" + sequence)
+        raw.execute_command(
+            "FCALL", "agentfn_task_fail", 1, ROOT, "none", "1-" + "0" * 40, b"x" + sequence
+        )
     if bad is None:
         assert str(info.value) == "NOTFOUND task none does not exist"
     else:
