@@ -71,8 +71,8 @@ def _await_end(client: Any, agent_id: str, error: Denied, remaining_ms: float, l
     redis = client.redis
     seconds, microseconds = redis.time()
     server_ms = seconds * 1000 + microseconds // 1000
-    match = _DEADLINE.search(error.message)
-    until_ms = int(match[1]) if match else server_ms
+    match = _DEADLINE.search(error.message)  # none: wait for an event, up to remaining_ms
+    until_ms = int(match[1]) if match else server_ms + int(remaining_ms)
     local_deadline = time.monotonic() + min(remaining_ms, max(0, until_ms - server_ms) + 1) / 1000
     stream = keys.events(client.namespace)
     while (block_ms := int((local_deadline - time.monotonic()) * 1000)) > 0:
