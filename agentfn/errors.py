@@ -20,6 +20,9 @@ class ErrorCode(str, Enum):
     """The agent's liveness lapsed; it must register again."""
     STALE = "STALE"
     """The fencing token is not the task's current attempt: a newer attempt owns it."""
+    DENIED = "DENIED"
+    """The caller did not prove it is the agent (wrong secret) or the holder of the attempt (wrong
+    token)."""
     STATE = "STATE"
     """The object is not in a state that allows this transition."""
     CONFLICT = "CONFLICT"
@@ -77,6 +80,13 @@ class StaleToken(LibraryError):
     """STALE: a newer attempt owns the task."""
 
     code = ErrorCode.STALE.value
+
+
+class Denied(LibraryError):
+    """DENIED: the caller did not prove it is the agent (wrong secret) or the holder of the
+    attempt (wrong token)."""
+
+    code = ErrorCode.DENIED.value
 
 
 class InvalidState(LibraryError):
@@ -155,6 +165,7 @@ EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
         NotFound,
         AgentLapsed,
         StaleToken,
+        Denied,
         InvalidState,
         Conflict,
         CycleError,
