@@ -320,16 +320,21 @@ def test_a_header_change_the_scripts_do_not_follow_fails(tmp_path):
 
 def test_recorded_calls_are_checked_against_the_headers():
     root = "agentfn:{default}"
+    secret = "s" * 32
     check_calls_against_headers(
-        [["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"]]
+        [["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "TTL_MS", "5"]]
     )
     check_calls_against_headers([["FCALL_RO", "agentfn_version", "1", root]])
     for bad, why in [
-        (["FCALL", "agentfn_agent_register", "1", root, "a1"], "positional"),
-        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS"], "positional"),
-        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "COLOR", "blue"], "COLOR"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", secret], "positional"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"], "positional"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "TTL_MS"], "positional"),
+        (
+            ["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "COLOR", "blue"],
+            "COLOR",
+        ),
         (["FCALL", "agentfn_agent_nothing", "1", root], "no lua/functions header"),
-        (["FCALL_RO", "agentfn_agent_register", "1", root, "a1", "x"], "no-writes"),
+        (["FCALL_RO", "agentfn_agent_register", "1", root, "a1", secret, "x"], "no-writes"),
         (["FCALL", "agentfn_version", "2", root, root], "one"),
     ]:
         with pytest.raises(AssertionError, match=why):
