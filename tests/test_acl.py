@@ -244,7 +244,9 @@ def test_an_agent_cannot_act_as_another_agent(
     task_b = pairs(call(orchestrator, "agentfn_task_submit", "echo", '{"for":"b"}'))["id"]
     held_by_b = claim("agent-b", b_secret)
     assert held_by_b["id"] == task_b and held_by_b["attempt"] == held_by_a["attempt"]
-    message = pairs(call(orchestrator, "agentfn_msg_send", "app", "agent-a", "note", '{"n":1}'))["id"]
+    message = pairs(call(orchestrator, "agentfn_msg_send", "app", "agent-a", "note", '{"n":1}'))[
+        "id"
+    ]
 
     attempt = held_by_a["attempt"]
     hidden = [a_secret, b_secret, held_by_a["token"], held_by_b["token"]]
