@@ -12,3 +12,15 @@ def secret_of(agent_id: str) -> str:
     """A test agent's secret: fixed per id (32 hex digits), so that a test keeps no bookkeeping and
     two agents never share one."""
     return hashlib.sha256(agent_id.encode()).hexdigest()[:32]
+
+
+def claim_token(key: str, task_id: str, attempt: int) -> str:
+    """The token a claim returns for a task's attempt: <attempt>-sha1(key:task_id:attempt), the key
+    being the claimer's secret (or, for a task claimed by complete/fail NEXT, the token presented)."""
+    digest = hashlib.sha1(f"{key}:{task_id}:{attempt}".encode()).hexdigest()
+    return f"{attempt}-{digest}"
+
+
+def token_of(task_id: str, attempt: int, agent_id: str = "a1") -> str:
+    """The token of the attempt that agent_id's own claim (with its test secret) took."""
+    return claim_token(secret_of(agent_id), task_id, attempt)
