@@ -8,8 +8,9 @@ spellings, empty and 1 MiB strings, invalid UTF-8, bad / nested / duplicate-key 
 duplicate and valueless options, ids of the wrong kind or with ``: { } * \\n``, message ids out of
 64-bit range, agent secrets that are wrong (another agent's, a fresh one: DENIED) or malformed
 (short, long, odd characters: BADARG), claim tokens that are stale (STALE), forged (the right attempt
-with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length: BADARG). AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000
-for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
+with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length:
+BADARG). AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000 for a long run),
+AGENTFN_ADVERSARIAL_SEED the seed.
 """
 
 from __future__ import annotations
