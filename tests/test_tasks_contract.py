@@ -531,18 +531,11 @@ def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
     submit(deployed, "x", "1")
     claim(deployed, "a1")
     wait_until(deployed, int(agent["expires_ms"]))
+    token = token_of("t1", 1)
     assert_refused(
-        deployed,
-        raw,
-        "LAPSED",
-        "agentfn_task_complete",
-        "t1",
-        token_of("t1", 1),
-        '"ok"',
-        "NEXT",
-        "1",
+        deployed, raw, "LAPSED", "agentfn_task_complete", "t1", token, '"ok"', "NEXT", "1"
     )
-    assert complete(deployed, "t1", token_of("t1", 1))["state"] == "completed"
+    assert complete(deployed, "t1", token)["state"] == "completed"
 
 
 def test_input_required_only_for_workflow_tasks(deployed, raw):
