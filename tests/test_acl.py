@@ -119,10 +119,14 @@ def test_lifecycle_under_each_role(
         serving.join(timeout=30)
     problems = [record.getMessage() for record in caplog.records if record.levelname != "INFO"]
     assert not problems and not died, (problems, died)  # no NOPERM in any background thread
+    # The runtime deregistered; its inbox stays. Only a registered agent, with its secret, reads
+    # it: a new process of the agent registers (with a new secret: the id is no longer live).
     agent = agentfn.Client(users["agent"], NAMESPACE)
+    agent.agent_register("acl-agent", [])
     read = agent.read_inbox("acl-agent")
     assert [message.content for message in read.messages] == [{"hi": True}]
     agent.ack("acl-agent", *[message.id for message in read.messages])
+    agent.agent_deregister("acl-agent")
     common_refusals(users["agent"])
     refused(users["agent"], "FUNCTION", "LOAD", "REPLACE", "#!lua name=x\n")
 
