@@ -30,6 +30,7 @@ import asyncio
 import collections
 import logging
 import queue
+import secrets
 import threading
 import time
 from typing import Any
@@ -56,6 +57,7 @@ from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync
 from .mailroom import Mailroom
 from .maintenance import Maintenance
 from .recovery import Recovery
+from .registration import register_waiting
 from .running import Running
 from .settling import Flight, finish_call, log_failed_attempt
 from .types import AgentSettings, TaskContext
@@ -86,6 +88,8 @@ class Runtime:
         """The runtime's own I/O goes through a synchronous Client (the agent's, or for an agent
         bound to an AsyncClient, a twin on the same server); handlers get the agent's client."""
         self.agent_id = agent.agent_id
+        self.secret = secrets.token_hex(16)
+        """This run's agent secret (fresh per run, kept in memory only: never logged)."""
         self.clock = ServerClock()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         """The pump's inbox: (Running, Outcome) pairs (or lists of them), WORK, STOP, ABANDON."""
@@ -149,7 +153,11 @@ class Runtime:
         agent = self.agent
         sent = self.clock.local_ms()
         info = self.client.agent_register(
-            self.agent_id, agent.capabilities, ttl_ms=agent.ttl_ms, metadata=agent.metadata
+            self.agent_id,
+            agent.capabilities,
+            ttl_ms=agent.ttl_ms,
+            metadata=agent.metadata,
+            secret=self.secret,
         )
         self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
 
@@ -171,8 +179,9 @@ class Runtime:
     # -- the supervisor ----------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Register, serve until stopped, shut down. Raises what stopped the pump, if anything."""
-        self.register()
+        """Register (waiting while a previous process holds the id: agent/registration.py),
+        serve until stopped, shut down. Raises what stopped the pump, if anything."""
+        register_waiting(self.client, self.agent_id, self.register, self.agent.register_wait_s)
         log.info(
             "agent %s serving %s (concurrency %d)",
             self.agent_id,
@@ -228,7 +237,7 @@ class Runtime:
             if self.finalize(running):
                 running.interrupt("shutdown")
         try:
-            released = self.client.agent_deregister(self.agent_id)
+            released = self.client.agent_deregister(self.agent_id, secret=self.secret)
             if released:
                 log.info("agent %s handed back %d task(s)", self.agent_id, released)
         except NotFound:

@@ -47,14 +47,16 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 def _clients(args: argparse.Namespace) -> tuple[Client, AsyncClient]:
     """A sync client (the reachability and library checks run on it now) and an asyncio
-    client for the server's event loop."""
+    client for the server's event loop, sharing the agent secrets the sync one registers with."""
     url = args.url or os.environ.get("REDIS_URL")
     if not url:
         raise CliError("no Redis to talk to: pass --url redis://host:port or set REDIS_URL")
     sync = Client(connect(url), args.namespace)
     sync.check_library()
     twin = asyncio_twin(url, sync.connection, decode_responses=True)
-    return sync, AsyncClient(twin, args.namespace)
+    client = AsyncClient(twin, args.namespace)
+    client.agent_secrets = sync.agent_secrets  # the server's agent registers on sync, reads on client
+    return sync, client
 
 
 def _serve(app: Any, sock: Any, announce: str) -> None:

@@ -37,6 +37,7 @@ class Batch(_ClientBase):
 
     def __init__(self, client: Client) -> None:
         super().__init__(client.route, client.namespace, check_library=False)
+        self.agent_secrets = client.agent_secrets
         self._waits = False
         self.replication_error: NotReplicated | None = None
         """Set by receive when the durability option is on and too few replicas acknowledged."""

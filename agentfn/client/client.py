@@ -70,6 +70,7 @@ class _ClientCore:
         if wait_replicas > 0:
             self.route.durability = Durability(wait_replicas, wait_timeout_ms)
         self._library_checked = not check_library
+        self.agent_secrets: dict[str, str] = {}
         # A connection that already decodes to str needs no walk over every reply.
         self.decodes_replies = bool(self.route.connection_kwargs().get("decode_responses"))
 
@@ -265,10 +266,12 @@ def sync_twin(client: Client | AsyncClient) -> Client:
             )
         )
     durability = client.route.durability
-    return Client(
+    sync = Client(
         twin,
         client.namespace,
         check_library=not client._library_checked,
         wait_replicas=durability.replicas if durability else 0,
         wait_timeout_ms=durability.timeout_ms if durability else 1000,
     )
+    sync.agent_secrets = client.agent_secrets  # the agents either registered: known to both
+    return sync
