@@ -18,8 +18,8 @@
 //   3. Handle the task, then agentfn_task_complete with its token (`<attempt>-<40 hex>`, derived
 //      from the secret: a stale worker's result is refused with STALE, a forged one with
 //      DENIED). A handler that throws fails the task with agentfn_task_fail RETRY yes, so it is
-//      retried with backoff. (A handler that may outlive
-//      the task's timeout_ms renews its lease with agentfn_task_extend; this one is quick.)
+//      retried with backoff. (A handler that may outlive the task's timeout_ms renews its lease
+//      with agentfn_task_extend; this one is quick.)
 //   4. agentfn_agent_heartbeat at least every third of the TTL (the XREAD timeout sees to it).
 //   5. On SIGTERM or SIGINT: agentfn_agent_deregister (held tasks are handed back at once), exit.
 //
