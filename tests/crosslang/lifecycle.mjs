@@ -146,9 +146,11 @@ expect('token', /^1-[0-9a-f]{40}$/.test(task.token), true);
 await expectRefused('complete with the attempt number', 'BADARG',
   fcall('agentfn_task_complete', task.id, task.attempt, '"forged"'));
 const forged = `${task.attempt}-${randomBytes(20).toString('hex')}`;
-await expectRefused('complete with a forged token', 'DENIED', fcall('agentfn_task_complete', task.id, forged, '"forged"'));
+await expectRefused('complete with a forged token', 'DENIED',
+  fcall('agentfn_task_complete', task.id, forged, '"forged"'));
 await expectRefused('fail with a forged token', 'DENIED', fcall('agentfn_task_fail', task.id, forged, 'forged'));
-expect(`state of ${task.id} after the forgeries`, record(await fcallReadOnly('agentfn_task_get', task.id)).state, 'running');
+const afterForgeries = record(await fcallReadOnly('agentfn_task_get', task.id));
+expect(`state of ${task.id} after the forgeries`, afterForgeries.state, 'running');
 // A long handler renews its lease before it runs out; canceled 1 would tell it to stop.
 const extended = record(await fcall('agentfn_task_extend', task.id, task.token, 'LEASE_MS', 60000));
 expect('canceled', Number(extended.canceled), 0);
