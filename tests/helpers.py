@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import redis
 
 from agentfn.client.status import server_ms
+from agentfn.library.protocol import agent_functions
 
 ROOT = "agentfn:{default}"
 
@@ -16,6 +18,16 @@ ROOT = "agentfn:{default}"
 def snapshot(raw: redis.Redis) -> dict[bytes, bytes | None]:
     """Every key of the server with its DUMP: equal snapshots mean a byte-for-byte equal keyspace."""
     return {key: raw.dump(key) for key in sorted(raw.scan_iter(count=1000))}
+
+
+#: The functions an agent calls as itself: its secret follows its id (protocol 3.0).
+AGENT_FUNCTIONS = agent_functions()
+
+
+def secret_of(agent_id: str) -> str:
+    """The secret the raw-FCALL tests register an agent with (protocol 3.0): 32 hex digits
+    derived from its id, so that every helper and test can present it."""
+    return hashlib.sha1(f"test-secret:{agent_id}".encode()).hexdigest()[:32]
 
 
 def fcall(r: redis.Redis, function: str, *args: Any, keys: tuple[str, ...] = (ROOT,)) -> Any:

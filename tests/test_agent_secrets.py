@@ -23,7 +23,7 @@ from agentfn.library.migrate import migrate
 from agentfn.replies import range_entries
 
 from .agent_fixtures import STARTED, report_start
-from .helpers import ROOT, assert_refused, fcall, pairs, snapshot, wait_until
+from .helpers import ROOT, assert_refused, fcall, pairs, wait_until
 
 SECRET_A = "a" * 32
 SECRET_B = "0123456789abcdef0123456789abcdef"
@@ -106,7 +106,9 @@ def test_register_rules(world, raw):
     fcall(r, "agentfn_agent_register", "a1", SECRET_B, "cap")
     assert_refused(r, raw, "DENIED", "agentfn_agent_heartbeat", "a1", SECRET_A)
     # past its deadline (not swept yet): a new process takes it over with a new secret
-    expires = int(pairs(fcall(r, "agentfn_agent_register", "a1", SECRET_B, "cap", "TTL_MS", 1))["expires_ms"])
+    expires = int(
+        pairs(fcall(r, "agentfn_agent_register", "a1", SECRET_B, "cap", "TTL_MS", 1))["expires_ms"]
+    )
     wait_until(r, expires)
     fcall(r, "agentfn_agent_register", "a1", SECRET_A, "cap")
     assert_refused(r, raw, "DENIED", "agentfn_agent_heartbeat", "a1", SECRET_B)
@@ -115,7 +117,9 @@ def test_register_rules(world, raw):
 
 def test_a_lapsed_agent_whose_record_is_kept_still_reads_its_inbox(world):
     r = world
-    expires = int(pairs(fcall(r, "agentfn_agent_heartbeat", "a1", SECRET_A, "TTL_MS", 1))["expires_ms"])
+    expires = int(
+        pairs(fcall(r, "agentfn_agent_heartbeat", "a1", SECRET_A, "TTL_MS", 1))["expires_ms"]
+    )
     wait_until(r, expires)
     fcall(r, "agentfn_reap")
     assert r.hget(f"{ROOT}:agent:a1", "status") == "lapsed"
@@ -138,7 +142,9 @@ def test_the_token_derives_from_the_secret_and_next_from_the_token(world):
     fcall(r, "agentfn_task_complete", "t2", following["token"], "null")
 
 
-@pytest.mark.parametrize("function", ["agentfn_task_complete", "agentfn_task_fail", "agentfn_task_extend"])
+@pytest.mark.parametrize(
+    "function", ["agentfn_task_complete", "agentfn_task_fail", "agentfn_task_extend"]
+)
 def test_forged_and_other_agents_tokens_are_refused(world, raw, function):
     r = world
     mine = claim(r, "b1", SECRET_B)  # b1 holds t2 at attempt 1
@@ -201,7 +207,11 @@ def _stored_values(r: redis.Redis) -> list[str]:
 
 def test_neither_secrets_nor_tokens_are_stored(world):
     r = world
-    done = pairs(fcall(r, "agentfn_task_complete", "t1", "1-" + sha1(f"{SECRET_A}:t1:1"), "null", "NEXT", "1"))
+    done = pairs(
+        fcall(
+            r, "agentfn_task_complete", "t1", "1-" + sha1(f"{SECRET_A}:t1:1"), "null", "NEXT", "1"
+        )
+    )
     next_token = pairs(pairs(done["next"])["tasks"][0])["token"]
     fcall(r, "agentfn_task_extend", "t2", next_token)
     stored = _stored_values(r)
@@ -347,4 +357,3 @@ def test_a_restarted_agent_gives_up_after_its_wait(deployed):
 
 def snapshot_agent(r: redis.Redis) -> dict[str, str]:
     return r.hgetall(f"{ROOT}:agent:restarted")
-

@@ -32,7 +32,7 @@ import redis
 
 import agentfn
 from agentfn import keys
-from agentfn.library.protocol import FunctionSpec, load_specs
+from agentfn.library.protocol import FunctionSpec, agent_functions, load_specs
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 CROSSLANG = CHECKOUT / "tests" / "crosslang"
@@ -439,14 +439,7 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
 
 
 #: The functions that take the agent's secret right after its id (protocol 3.0).
-AS_AGENT = {
-    "agentfn_agent_register",
-    "agentfn_agent_heartbeat",
-    "agentfn_agent_deregister",
-    "agentfn_task_claim",
-    "agentfn_msg_read",
-    "agentfn_msg_ack",
-}
+AS_AGENT = agent_functions()
 #: The functions that take a task's claim token right after its id.
 WITH_TOKEN = {"agentfn_task_complete", "agentfn_task_fail", "agentfn_task_extend"}
 SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")

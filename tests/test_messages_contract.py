@@ -8,8 +8,8 @@ import redis
 from agentfn.constants import DEFAULTS, LIMITS
 from agentfn.library.protocol import load_specs
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, snapshot, wait_until
-from .secret_helpers import WRONG_SECRET, secret_of
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, snapshot, wait_until
+from .secret_helpers import WRONG_SECRET
 
 INBOX = f"{ROOT}:inbox"
 EXPIRY = f"{ROOT}:msg-expiry"

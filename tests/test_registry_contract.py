@@ -9,8 +9,8 @@ import sys
 import pytest
 import redis
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
-from .secret_helpers import WRONG_SECRET, secret_of
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, wait_until
+from .secret_helpers import WRONG_SECRET
 
 
 def register(r, agent_id, caps, *options):

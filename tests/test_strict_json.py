@@ -8,7 +8,7 @@ import random
 import pytest
 import redis
 
-from .helpers import ROOT, assert_refused, fcall, pairs, snapshot, strict_json_ok
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, snapshot, strict_json_ok
 
 # Texts cjson.decode accepts (or chokes on) that are not one RFC 8259 JSON value.
 REFUSED = [
@@ -150,13 +150,13 @@ def test_what_python_writes_is_accepted(raw: redis.Redis, deployed) -> None:
 def test_every_json_argument_is_checked(r: redis.Redis, raw: redis.Redis, deployed) -> None:
     """Each JSON argument refuses a duplicate key and names itself."""
     bad = '{"a":1,"a":1}'
-    fcall(r, "agentfn_agent_register", "a1", "cap")
+    fcall(r, "agentfn_agent_register", "a1", secret_of("a1"), "cap")
     wf = pairs(fcall(r, "agentfn_wf_create", '{"steps":[{"id":"s","capability":"cap"}]}'))["id"]
-    claimed = fcall(r, "agentfn_task_claim", "a1")
+    claimed = fcall(r, "agentfn_task_claim", "a1", secret_of("a1"))
     task = pairs(claimed[1][0])
     calls = [
         ("payload", "agentfn_task_submit", ["cap", bad]),
-        ("METADATA", "agentfn_agent_register", ["a2", "cap", "METADATA", bad]),
+        ("METADATA", "agentfn_agent_register", ["a2", secret_of("a2"), "cap", "METADATA", bad]),
         ("result", "agentfn_task_complete", [task["id"], task["token"], bad]),
         (
             "INPUT_REQUIRED",

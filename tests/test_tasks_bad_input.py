@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import ROOT, assert_refused
-from .secret_helpers import WRONG_SECRET, secret_of, token_of
+from .helpers import ROOT, assert_refused, secret_of
+from .secret_helpers import WRONG_SECRET, token_of
 from .tasks_helpers import claim, register, submit
 
 TASK_FUNCTIONS = [

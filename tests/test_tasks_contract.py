@@ -11,8 +11,8 @@ import redis
 from agentfn.client.status import read_agents
 from agentfn.constants import DEFAULTS
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
-from .secret_helpers import claim_token, secret_of, token_of
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, wait_until
+from .secret_helpers import claim_token, token_of
 from .tasks_helpers import (
     claim,
     claim_reply,

@@ -112,7 +112,9 @@ class Agent:
         self.grace_period_s = grace_period_s
         self.lease_ms = lease_ms
         self.message_timeout_s = message_timeout_s
-        self.register_wait_s = 2 * self.ttl_ms / 1000 if register_wait_s is None else register_wait_s
+        self.register_wait_s = (
+            2 * self.ttl_ms / 1000 if register_wait_s is None else register_wait_s
+        )
         self.metadata = metadata
         self.task_handlers: dict[str, Handler] = {}
         self.message_handlers: dict[str, Handler] = {}

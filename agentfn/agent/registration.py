@@ -65,9 +65,7 @@ def register_waiting(
             last_id = _await_end(client, agent_id, error, remaining_ms, last_id)
 
 
-def _await_end(
-    client: Any, agent_id: str, error: Denied, remaining_ms: float, last_id: str
-) -> str:
+def _await_end(client: Any, agent_id: str, error: Denied, remaining_ms: float, last_id: str) -> str:
     """Block until the refused registration's deadline, an event after ``last_id`` that ends
     it, or ``remaining_ms``, whichever comes first; returns the last event id read."""
     redis = client.redis

@@ -88,8 +88,9 @@ class Runtime:
         """The runtime's own I/O goes through a synchronous Client (the agent's, or for an agent
         bound to an AsyncClient, a twin on the same server); handlers get the agent's client."""
         self.agent_id = agent.agent_id
-        self.secret = secrets.token_hex(16)
-        """This run's agent secret (fresh per run, kept in memory only: never logged)."""
+        self.secret = self.client.agent_secrets.get(self.agent_id) or secrets.token_hex(16)
+        """The agent's secret, kept in memory only (never logged): fresh for each process, or the
+        one this process's client registered the id with already."""
         self.clock = ServerClock()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         """The pump's inbox: (Running, Outcome) pairs (or lists of them), WORK, STOP, ABANDON."""

@@ -55,7 +55,9 @@ def _clients(args: argparse.Namespace) -> tuple[Client, AsyncClient]:
     sync.check_library()
     twin = asyncio_twin(url, sync.connection, decode_responses=True)
     client = AsyncClient(twin, args.namespace)
-    client.agent_secrets = sync.agent_secrets  # the server's agent registers on sync, reads on client
+    client.agent_secrets = (
+        sync.agent_secrets
+    )  # the server's agent registers on sync, reads on client
     return sync, client
 
 
