@@ -357,3 +357,30 @@ def test_a_restarted_agent_gives_up_after_its_wait(deployed):
 
 def snapshot_agent(r: redis.Redis) -> dict[str, str]:
     return r.hgetall(f"{ROOT}:agent:restarted")
+
+
+def test_an_agent_whose_id_was_taken_over_stops(deployed):
+    """It lapsed (here: deregistered) and another process registered the id with its own secret
+    in the same MULTI: the next heartbeat or claim is DENIED, and the run stops with it."""
+    mine = agentfn.Client(deployed, "default")
+    agent = _echo_agent(mine, ttl_ms=2_000, heartbeat_interval_ms=50)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run(handle_signals=False)
+        except BaseException as error:  # noqa: BLE001 - the test checks it
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert agent.ready.wait(10)
+    takeover = deployed.pipeline(transaction=True)
+    takeover.fcall(
+        "agentfn_agent_deregister", 1, ROOT, "restarted", mine.agent_secrets["restarted"]
+    )
+    takeover.fcall("agentfn_agent_register", 1, ROOT, "restarted", SECRET_B, "echo")
+    takeover.execute()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and len(outcome) == 1 and isinstance(outcome[0], agentfn.Denied)
+    assert deployed.hget(f"{ROOT}:agent:restarted", "secret_sha1") == sha1(SECRET_B)

@@ -46,6 +46,7 @@ from ..constants import LIMITS
 from ..errors import (
     AgentLapsed,
     BadArgument,
+    Denied,
     LibraryNotReady,
     LimitExceeded,
     NamespaceMoving,
@@ -162,6 +163,12 @@ class Runtime:
         )
         self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
 
+    def lost_id(self, error: Denied) -> None:
+        """The library denied this process the agent's id (another process registered it after
+        this one lapsed, with another secret): stop, with one clear line."""
+        log.error("agent %s: its id now belongs to another process; stopping", self.agent_id)
+        self.abort(error)
+
     def abort(self, error: BaseException) -> None:
         """A thread cannot recover: stop now (deregistering hands its tasks back), and make
         serve() raise ``error``."""
@@ -241,7 +248,7 @@ class Runtime:
             released = self.client.agent_deregister(self.agent_id, secret=self.secret)
             if released:
                 log.info("agent %s handed back %d task(s)", self.agent_id, released)
-        except NotFound:
+        except (NotFound, Denied):  # gone, or the id belongs to another process by now
             pass
         except redis.RedisError as error:
             log.warning(
@@ -345,7 +352,10 @@ class Runtime:
     def _relogin(self) -> None:
         if not self.stopping:  # a stopping agent deregisters: never bring it back
             log.warning("agent %s lapsed; registering again", self.agent_id)
-            self.register()
+            try:
+                self.register()
+            except Denied as error:
+                self.lost_id(error)
 
     def _claim(self) -> None:
         asked = min(self._free(), LIMITS["claim_count"])
@@ -353,6 +363,9 @@ class Runtime:
             claim = self.client.claim(self.agent_id, asked, lease_ms=self.agent.lease_ms)
         except (AgentLapsed, NotFound):
             self._relogin()
+            return
+        except Denied as error:
+            self.lost_id(error)
             return
         except NotReplicated as error:  # the claim ran: serve what it claimed
             log.warning("agent %s: %s", self.agent_id, error)
@@ -425,7 +438,7 @@ class Runtime:
         if isinstance(error, AgentLapsed):  # only a call with NEXT checks the agent: send it again
             self._relogin()
             self._unsent.append((running, outcome))
-        elif isinstance(error, (StaleToken, NotFound)):
+        elif isinstance(error, (StaleToken, Denied, NotFound)):
             log.info(
                 "agent %s: outcome of task %s attempt %d discarded: %s",
                 self.agent_id,
