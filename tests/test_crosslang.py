@@ -442,7 +442,7 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
 AS_AGENT = agent_functions()
 #: The functions that take a task's claim token right after its id.
 WITH_TOKEN = {"agentfn_task_complete", "agentfn_task_fail", "agentfn_task_extend"}
-SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
+SECRET = re.compile(r"[0-9a-f]{32}")  # 16 bytes of the platform's CSPRNG, as hex
 TOKEN = re.compile(r"(\d+)-[0-9a-f]{40}")
 
 
@@ -451,7 +451,7 @@ def agent_secret(calls: list[list[str]], agent: str) -> str:
     secret = next(
         call[5] for call in calls if call[1] == "agentfn_agent_register" and call[4] == agent
     )
-    assert SECRET.fullmatch(secret) and len(secret) >= 32, "a secret of at least 128 bits"
+    assert SECRET.fullmatch(secret), "the peers' secrets are 16 random bytes as hex"
     return secret
 
 
