@@ -1,6 +1,7 @@
 """Least-privilege roles (agentfn acl): each role runs its whole part of the lifecycle with exactly
 the commands derived from the code, and is refused the rest (FUNCTION LOAD, FLUSHALL, CONFIG,
-another namespace, writes for the observer)."""
+another namespace, writes for the observer). Inside the namespace, one agent cannot act as another:
+without its secret or its claim token, the library refuses with DENIED and changes nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from agentfn.cli import acl
 from agentfn.cli.main import main
 from agentfn.client.status import read_status
 from agentfn.library.render import render_library
+
+from .helpers import assert_refused, fcall, pairs
 
 NAMESPACE = "acl"
 ROOT = "agentfn:{acl}"
@@ -118,10 +121,14 @@ def test_lifecycle_under_each_role(
         serving.join(timeout=30)
     problems = [record.getMessage() for record in caplog.records if record.levelname != "INFO"]
     assert not problems and not died, (problems, died)  # no NOPERM in any background thread
+    # The runtime deregistered; its inbox stays. Only a registered agent, with its secret, reads
+    # it: a new process of the agent registers (with a new secret: the id is no longer live).
     agent = agentfn.Client(users["agent"], NAMESPACE)
+    agent.agent_register("acl-agent", [])
     read = agent.read_inbox("acl-agent")
     assert [message.content for message in read.messages] == [{"hi": True}]
     agent.ack("acl-agent", *[message.id for message in read.messages])
+    agent.agent_deregister("acl-agent")
     common_refusals(users["agent"])
     refused(users["agent"], "FUNCTION", "LOAD", "REPLACE", "#!lua name=x\n")
 
@@ -336,3 +343,64 @@ def test_only_redis_refusals_become_permission_denied(client: agentfn.Client) ->
     assert type(_translate(error, client, "agentfn_task_submit")) is agentfn.BadArgument
     refusal = _translate(redis.exceptions.NoPermissionError(quoted), client, "agentfn_task_submit")
     assert type(refusal) is agentfn.PermissionDenied
+
+
+def test_an_agent_cannot_act_as_another_agent(
+    users: dict[str, redis.Redis], raw: redis.Redis
+) -> None:
+    """Agent B, with the same `agent` role as A, cannot settle or renew A's task (a forged token, or
+    the token of a task B holds) nor read or ack A's inbox, heartbeat A, deregister A or take A's id
+    (its own secret): DENIED, keyspace unchanged, and the refusal shows no secret or token."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    agent, orchestrator = users["agent"], users["orchestrator"]
+    a_secret, b_secret = secrets.token_hex(16), secrets.token_hex(16)
+
+    def call(connection: redis.Redis, function: str, *args: Any) -> Any:
+        return fcall(connection, function, *args, keys=(ROOT,))
+
+    def claim(agent_id: str, secret: str) -> dict[str, Any]:
+        (task,) = pairs(call(agent, "agentfn_task_claim", agent_id, secret, "COUNT", 1))["tasks"]
+        return pairs(task)
+
+    call(agent, "agentfn_agent_register", "agent-a", a_secret, "echo", "TTL_MS", 60000)
+    call(agent, "agentfn_agent_register", "agent-b", b_secret, "echo", "TTL_MS", 60000)
+    task_a = pairs(call(orchestrator, "agentfn_task_submit", "echo", '{"for":"a"}'))["id"]
+    held_by_a = claim("agent-a", a_secret)
+    assert held_by_a["id"] == task_a
+    task_b = pairs(call(orchestrator, "agentfn_task_submit", "echo", '{"for":"b"}'))["id"]
+    held_by_b = claim("agent-b", b_secret)
+    assert held_by_b["id"] == task_b and held_by_b["attempt"] == held_by_a["attempt"]
+    message = pairs(call(orchestrator, "agentfn_msg_send", "app", "agent-a", "note", '{"n":1}'))[
+        "id"
+    ]
+
+    attempt = held_by_a["attempt"]
+    hidden = [a_secret, b_secret, held_by_a["token"], held_by_b["token"]]
+    refusals: list[tuple[str, ...]] = []
+    for token in (f"{attempt}-{secrets.token_hex(20)}", held_by_b["token"]):
+        refusals += [
+            ("agentfn_task_complete", task_a, token, '"B was here"'),
+            ("agentfn_task_fail", task_a, token, "B was here"),
+            ("agentfn_task_extend", task_a, token, "LEASE_MS", "60000"),
+        ]
+    refusals += [
+        ("agentfn_msg_read", "agent-a", b_secret),
+        ("agentfn_msg_read", "agent-a", b_secret, "ACK", message),
+        ("agentfn_msg_ack", "agent-a", b_secret, message),
+        ("agentfn_agent_heartbeat", "agent-a", b_secret),
+        ("agentfn_agent_deregister", "agent-a", b_secret),
+        ("agentfn_agent_register", "agent-a", b_secret, "echo"),
+        ("agentfn_task_claim", "agent-a", b_secret),
+    ]
+    for function, *args in refusals:
+        refusal = assert_refused(agent, raw, "DENIED", function, *args, keys=(ROOT,))
+        assert not any(value in refusal for value in hidden), refusal
+
+    # A, with its secret and its token, still does all of it.
+    completed = call(agent, "agentfn_task_complete", task_a, held_by_a["token"], '"by A"')
+    assert pairs(completed)["state"] == "completed"
+    inbox = pairs(call(agent, "agentfn_msg_read", "agent-a", a_secret))
+    assert [pairs(item)["id"] for item in inbox["messages"]] == [message]
+    assert pairs(call(agent, "agentfn_msg_ack", "agent-a", a_secret, message))["removed"] == 1
+    for agent_id, secret in (("agent-a", a_secret), ("agent-b", b_secret)):
+        call(agent, "agentfn_agent_deregister", agent_id, secret)

@@ -7,6 +7,7 @@ saying whether something was written.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import redis
 
 from agentfn.library.render import render_library
 
-from .helpers import ROOT, planted_library
+from .helpers import ROOT, fcall, pairs, planted_library
 
 DEFECTS = {
     "agentfn_zz_raw_before": "redis.call('HGET', K.meta(keys[1]), 'a', 'b', 'c')",
@@ -60,6 +61,18 @@ def test_a_refusal_before_any_write_keeps_its_code(r: redis.Redis, tmp_path: Pat
 
 
 def test_the_library_uses_only_the_api_fields_the_guard_passes_on() -> None:
-    """guard.lua shadows `redis` with call, error_reply and register_function only."""
+    """guard.lua shadows `redis` with call, error_reply, sha1hex (the agent secrets' and claim
+    tokens' hashes) and register_function only."""
     used = set(re.findall(r"\bredis\.(\w+)", render_library().source))
-    assert used <= {"call", "error_reply", "register_function"}, used
+    assert used <= {"call", "error_reply", "sha1hex", "register_function"}, used
+    assert "sha1hex" in used  # only hashes of secrets and tokens are stored
+
+
+def test_the_guard_passes_sha1hex_on(deployed: redis.Redis) -> None:
+    """The shadowed redis.sha1hex is Redis's own: the token a claim returns is derived with it."""
+    secret = "s" * 32
+    fcall(deployed, "agentfn_agent_register", "guarded", secret, "cap")
+    task_id = pairs(fcall(deployed, "agentfn_task_submit", "cap", "{}"))["id"]
+    (task,) = pairs(fcall(deployed, "agentfn_task_claim", "guarded", secret))["tasks"]
+    digest = hashlib.sha1(f"{secret}:{task_id}:1".encode()).hexdigest()
+    assert pairs(task)["token"] == f"1-{digest}"
