@@ -394,6 +394,49 @@ def test_work_left_after_the_grace_period_is_handed_back_at_once(client):
     assert info.errors[0]["error"] == "agent a1 deregistered"
 
 
+def test_an_outcome_in_flight_when_the_agent_stops_now_never_answers_another_call(
+    client, redis_proc
+):
+    """stop(now=True) abandons the pump with a finished task's outcome written and its reply
+    not yet come (Redis holds writes: CLIENT PAUSE WRITE): the pump's connection is closed,
+    not handed back to the pool, where the next call on the shared Client would read that
+    reply as its own (once a submit got the agent's deregister reply this way)."""
+    agent = agentfn.Agent(client, "a1")
+    side = redis.Redis(host=redis_proc.host, port=redis_proc.port)  # a pool of its own
+    sending: list[threading.Thread] = []
+    paused = threading.Event()
+
+    class StopsTheAgent(dict):
+        """A result whose serialisation (by the pump, as it sends the outcome) stops the agent,
+        waits for the run to end, and pauses writes before the outcome goes out."""
+
+        def items(self):  # json.dumps calls it for a dict subclass
+            if not sending:
+                sending.append(threading.current_thread())
+                agent.stop(now=True)
+                run.join(10)
+                # Shorter than redis-py's socket timeout (5 s), after which it would resend.
+                side.client_pause(2_000, all=False)
+                paused.set()
+            return super().items()
+
+    agent.handler("work")(lambda task: StopsTheAgent(done=True))
+    run = agent.start()
+    task_id = client.submit("work", {})  # after start(): the hook joins `run`
+    try:
+        assert paused.wait(10) and sending[0].name == "agentfn-pump"
+        sending[0].join(10)
+        assert not run.is_alive() and not sending[0].is_alive()
+        # A read (FCALL_RO) passes the pause; on the pump's connection it would wait behind the
+        # paused complete, then read its reply (StaleToken: the task was handed back).
+        info = client.get_task(task_id)
+    finally:
+        side.client_unpause()
+        side.close()
+    assert info.id == task_id and info.state == "queued"  # handed back by the deregister
+    assert isinstance(client.submit("work", {}), str)
+
+
 def test_run_async_serves_on_the_running_loop_and_stops_on_cancel(client):
     agent = agentfn.Agent(client, "a1")
     loops: list[asyncio.AbstractEventLoop] = []

@@ -10,7 +10,15 @@ import pytest
 import redis.asyncio
 
 import agentfn
-from agentfn import ClaimedTask, ClaimResult, CompleteResult, ExtendResult, FailResult, TaskInfo
+from agentfn import (
+    ClaimedTask,
+    ClaimResult,
+    CompleteResult,
+    ExtendResult,
+    FailResult,
+    TaskInfo,
+    keys,
+)
 from agentfn.errors import BadArgument, InvalidState, NotFound, StaleToken
 
 from .helpers import server_ms, wait_until
@@ -244,3 +252,20 @@ def test_async_client_maps_errors(deployed, redis_url):
             await connection.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_cut_short_leaves_no_reply_for_the_next_call(client, r):
+    """A record that does not parse (written by hand) stops a batch midway, with its WAIT's reply
+    still to come (no replica acknowledges: WAIT answers at its timeout): the connection is
+    closed, not handed back to the pool, where the next call would read that reply as its own."""
+    good = client.submit("work", {})
+    bad = client.submit("work", {})
+    r.hset(keys.task(client.namespace, bad), "attempt", "not a number")
+    # Shorter than redis-py's socket timeout (5 s), after which it would resend.
+    durable = agentfn.Client(r, client.namespace, wait_replicas=1, wait_timeout_ms=2_000)
+    batch = agentfn.Batch(durable)
+    batch.submit("work", {})  # a write: the batch ends with WAIT 1 2000
+    batch.get_task(bad)
+    with pytest.raises(ValueError, match="not a number"):
+        batch.execute()
+    assert client.get_task(good).id == good  # on the same pool; else WAIT's reply (0)

@@ -307,18 +307,25 @@ class Runtime:
             log.exception("agent %s: the pump failed", self.agent_id)
             self.failure = error
         finally:
-            if self._connection is not None and self._connection_pool is not None:
-                self._connection_pool.release(self._connection)
+            # Abandoned (or failed) with pipelines in flight: their replies are unread.
+            self._release_connection(closed=bool(self._flights))
             self.control.put(PUMP_FINISHED)
+
+    def _release_connection(self, *, closed: bool) -> None:
+        """Give the pipeline connection back to its pool; ``closed``: close it first, since
+        replies may be unread on it (the pool would hand it to the next caller, a submit or the
+        supervisor's deregister on the shared Client, who would read them as its own)."""
+        if self._connection is not None:
+            if closed:
+                self._connection.disconnect()
+            if self._connection_pool is not None:
+                self._connection_pool.release(self._connection)
+            self._connection = None
 
     def _drop_connection(self) -> None:
         """Close the pipeline connection (replies may be unread); the next send opens one on the
         namespace's owner, found again after a redirect or a failover."""
-        if self._connection is not None:
-            self._connection.disconnect()
-            if self._connection_pool is not None:
-                self._connection_pool.release(self._connection)
-            self._connection = None
+        self._release_connection(closed=True)
         self.client.route.reroute()
 
     def _pause(self, seconds: float) -> None:

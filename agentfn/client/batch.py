@@ -92,6 +92,11 @@ class Batch(_ClientBase):
         try:
             self.write_to(connection)
             return self.read_from(connection)
+        except BaseException:
+            # Cut short (a reply that did not parse, an interrupt...): replies may be unread,
+            # and the pool would hand them to the connection's next caller as its own.
+            connection.disconnect()
+            raise
         finally:
             pool.release(connection)
 
