@@ -84,6 +84,22 @@ def test_workflows_example_runs_twice_on_the_same_redis(redis_url, r):
         assert ("exists already" in done.stdout) == (run == 2)
 
 
+def test_messages_example_runs_twice_on_the_same_redis(redis_url, r):
+    """The second run registers the same ids at once: the first deregistered them (protocol
+    3.0: a live id is refused to another secret, DENIED, until it lapses)."""
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "messages.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**ENV, "REDIS_URL": redis_url},
+            cwd=CHECKOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "reply: {'text': 'HELLO'}" in done.stdout
+
+
 def test_redis_cli_example_runs_the_lifecycle_with_fcall_alone(redis_url, r):
     env = {
         **ENV,
