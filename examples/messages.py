@@ -36,6 +36,11 @@ def main() -> None:
         # Broadcast: one message to every live agent with a capability.
         reached = client.broadcast("app", "shutdown-soon", {"in_s": 60}, capability="plan")
         print("broadcast reached", sorted(reached))
+
+        # An id stays this client's until it deregisters (or lapses, agent_ttl_ms after its last
+        # heartbeat): deregister, so that another process (this example run again) may take it.
+        for agent_id in ("app", "planner-1"):
+            client.agent_deregister(agent_id)
         translator.stop()
         serving.join()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
+import threading
 
 from agentfn import keys
 
@@ -82,6 +84,38 @@ def test_sigterm_finishes_running_work_and_hands_back_the_rest_at_once(client, r
     assert stuck_info.errors[0]["error"] == "agent gated-agent deregistered"
     assert client.get_task(later).state == "queued"  # nothing claimed after SIGTERM
     assert client.agent_find() == []
+
+
+def _stderr_says(process: subprocess.Popen[str], text: str, timeout: float = 15.0) -> None:
+    """Wait for a line of the process's stderr containing ``text`` (read on a thread)."""
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    assert process.stderr is not None
+    stream = process.stderr
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} on stderr: {seen}") from None
+        seen.append(line)
+        if text in line:
+            return
+
+
+def test_sigterm_while_waiting_for_the_id_exits_at_once_unregistered(client, r, redis_url):
+    """Another process holds the id (live, 10 min TTL): the worker waits for it to lapse
+    (twice its own TTL by default) and a SIGTERM meanwhile ends it at once with status 0."""
+    holder = client.agent_register("held", ["echo"], ttl_ms=600_000)
+    worker = spawn_worker(redis_url, "tests.agent_fixtures:plain", "--agent-id", "held")
+    try:
+        _stderr_says(worker, "agent held is registered by another process")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+    finally:
+        _stop(worker)
+    record = r.hgetall(keys.agent(client.namespace, "held"))
+    assert (record["status"], record["registered_ms"]) == ("live", str(holder.registered_ms))
 
 
 def test_worker_serves_an_agent_object_and_overrides_its_settings(client, r, redis_url):

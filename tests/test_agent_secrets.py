@@ -323,7 +323,7 @@ def _echo_agent(client: agentfn.Client, **options: Any) -> agentfn.Agent:
 def test_a_restarted_agent_waits_for_its_previous_registration_to_end(client, deployed):
     previous = agentfn.Client(deployed, "default")
     previous.agent_register("restarted", ["echo"], ttl_ms=600_000)  # the old process
-    seen = _Seen("still registered by a previous process")
+    seen = _Seen("is registered by another process")
     logger = logging.getLogger("agentfn.agent")
     logger.addHandler(seen)
     agent = _echo_agent(agentfn.Client(deployed, "default"), register_wait_s=30)
@@ -352,6 +352,33 @@ def test_a_restarted_agent_gives_up_after_its_wait(deployed):
     agent = _echo_agent(agentfn.Client(deployed, "default"), register_wait_s=0)
     with pytest.raises(agentfn.Denied, match="live under another secret"):
         agent.run()
+    assert snapshot_agent(deployed) == before
+
+
+def test_a_stop_during_the_wait_ends_the_run_unregistered(deployed):
+    """agent.stop() (what SIGTERM calls) while another registration holds the id ends the wait
+    at once, not after register_wait_s; Agent.start() returns; nothing is registered."""
+    previous = agentfn.Client(deployed, "default")
+    previous.agent_register("restarted", ["echo"], ttl_ms=600_000)
+    before = snapshot_agent(deployed)
+    seen = _Seen("is registered by another process")
+    logger = logging.getLogger("agentfn.agent")
+    logger.addHandler(seen)
+    agent = _echo_agent(agentfn.Client(deployed, "default"), register_wait_s=600)
+    started: list[threading.Thread] = []
+    starter = threading.Thread(target=lambda: started.append(agent.start()), daemon=True)
+    starter.start()
+    try:
+        assert seen.event.wait(10), "the agent did not report the wait"
+        agent.stop()
+        starter.join(timeout=10)
+        assert not starter.is_alive(), "Agent.start() did not return after stop()"
+        started[0].join(timeout=10)
+        assert not started[0].is_alive(), "the run did not end after stop()"
+    finally:
+        logger.removeHandler(seen)
+        agent.stop(now=True)
+    assert not agent.ready.is_set()
     assert snapshot_agent(deployed) == before
 
 

@@ -91,6 +91,29 @@ def test_client_refuses_newer_major(r):
         agentfn.Client(r, "default").agent_find("x")
 
 
+def test_client_refuses_newer_major_without_suggesting_a_downgrade(r):
+    deploy(r, "default", library=render_library(version="9.0.0"))
+    with pytest.raises(LibraryNotReady) as refused:
+        agentfn.Client(r, "default").agent_find("x")
+    assert "newer major version" in str(refused.value)
+    assert "upgrade this package" in str(refused.value)
+    assert "run: agentfn deploy" not in str(refused.value)
+
+
+def test_client_of_a_new_major_names_the_upgrade_not_a_forced_deploy(r, monkeypatch):
+    """A package of the next major version meets the library of this one (an upgrade 2.0 ->
+    3.0 before the deploy): it says to stop the old agents and deploy, without --force (which
+    deploy needs only to go back to an older library)."""
+    deploy(r, "default")
+    major = int(agentfn.__version__.split(".")[0])
+    monkeypatch.setattr("agentfn.library.info.__version__", f"{major + 1}.0.0")
+    with pytest.raises(LibraryNotReady) as refused:
+        agentfn.Client(r, "default").agent_find("x")
+    message = str(refused.value)
+    assert f"stop the agents of {agentfn.__version__}, then run: agentfn deploy" in message
+    assert "--force" not in message
+
+
 def test_client_refuses_older_library(r, monkeypatch):
     """A library of this package's major version but older than the package is refused (the
     package claims a later minor version than the one deployed)."""

@@ -69,19 +69,33 @@ def test_python_example_runs(name):
         assert fragment in done.stdout, f"{name} did not print {fragment!r}:\n{done.stdout}"
 
 
+def _run_on(redis_url: str, name: str) -> subprocess.CompletedProcess[str]:
+    """Run examples/<name> against the Redis at ``redis_url``; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**ENV, "REDIS_URL": redis_url},
+        cwd=CHECKOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_workflows_example_runs_twice_on_the_same_redis(redis_url, r):
     for run in (1, 2):
-        done = subprocess.run(
-            [sys.executable, str(EXAMPLES / "workflows.py")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**ENV, "REDIS_URL": redis_url},
-            cwd=CHECKOUT,
-        )
-        assert done.returncode == 0, done.stderr
+        done = _run_on(redis_url, "workflows.py")
         assert "fan-in completed" in done.stdout
         assert ("exists already" in done.stdout) == (run == 2)
+
+
+def test_messages_example_runs_twice_on_the_same_redis(redis_url, r):
+    """The second run registers the same ids at once: the first deregistered them (protocol
+    3.0: a live id is refused to another secret, DENIED, until it lapses)."""
+    for _ in range(2):
+        done = _run_on(redis_url, "messages.py")
+        assert "reply: {'text': 'HELLO'}" in done.stdout
 
 
 def test_redis_cli_example_runs_the_lifecycle_with_fcall_alone(redis_url, r):

@@ -81,7 +81,8 @@ class Agent:
     sync handler then runs in a thread of its own per message).
     ``register_wait_s`` (default: twice ``ttl_ms``) is how long it waits at start while a
     previous process still holds its id (a restart under the same id: each run registers with a
-    fresh secret, so the old registration must lapse or deregister first).
+    fresh secret, so the old registration must lapse or deregister first); a stop requested
+    meanwhile (SIGTERM, :meth:`stop`) ends the wait and the run, unregistered.
     """
 
     def __init__(

@@ -187,9 +187,20 @@ class Runtime:
     # -- the supervisor ----------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Register (waiting while a previous process holds the id: agent/registration.py),
-        serve until stopped, shut down. Raises what stopped the pump, if anything."""
-        register_waiting(self.client, self.agent_id, self.register, self.agent.register_wait_s)
+        """Register (waiting while another registration holds the id: agent/registration.py;
+        a stop requested meanwhile ends the run unregistered), serve until stopped, shut down.
+        Raises what stopped the pump, if anything."""
+        if not register_waiting(
+            self.client,
+            self.agent_id,
+            self.register,
+            self.agent.register_wait_s,
+            stopping=lambda: self.stopping,
+        ):
+            log.info("agent %s stopped before it could register", self.agent_id)
+            self.agent.ready.set()  # wakes Agent.start(); run() clears it
+            self._close_twin()
+            return
         log.info(
             "agent %s serving %s (concurrency %d)",
             self.agent_id,
@@ -262,9 +273,13 @@ class Runtime:
             self._threads.close()
         if self._async is not None:
             self._async.close()
+        self._close_twin()
+        log.info("agent %s stopped", self.agent_id)
+
+    def _close_twin(self) -> None:
+        """Close the runtime's own synchronous twin of an AsyncClient (not the caller's client)."""
         if self.client is not self.agent.client:
             self.client.redis.close()
-        log.info("agent %s stopped", self.agent_id)
 
     # -- the pump ----------------------------------------------------------------------------
 

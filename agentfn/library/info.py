@@ -50,10 +50,17 @@ def compatibility_problem(
     if info is None:
         return f"the agentfn library is not deployed on {url or 'this Redis'}; {deploy}"
     deployed, ours = version_tuple(info.library), version_tuple(__version__)
-    if deployed[:1] != ours[:1]:
+    if deployed[:1] < ours[:1]:
         return (
-            f"the deployed agentfn library is {info.library}, this package is {__version__} "
-            f"(another major version); deploy the matching version ({deploy} --force) or upgrade the package"
+            f"the deployed agentfn library is {info.library}, an older major version than this "
+            f"package ({__version__}): the protocol changed; stop the agents of "
+            f"{info.library}, then {deploy} (README: Deploying and upgrading)"
+        )
+    if deployed[:1] > ours[:1]:
+        return (
+            f"the deployed agentfn library is {info.library}, a newer major version than this "
+            f"package ({__version__}): upgrade this package (pip install -U agentfn); deploying "
+            f"{__version__} over it (--force) would break every client of {info.library}"
         )
     if deployed < ours:
         return f"the deployed agentfn library {info.library} is older than this package ({__version__}); {deploy}"
