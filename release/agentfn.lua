@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '126b433f091fab7fdec080a464a1c582caf85d3093b975e5960c722e3fe520e9'
+local CODE_SHA = '5ced74e068cbf3980132ad67f1392e73500709a6afaaa59551ff7ed03acbfb2a'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -36,7 +36,8 @@ local CALL = {wrote = false}
 CALL.READS = {EXISTS = true, GET = true, HGET = true, HGETALL = true, HMGET = true, HEXISTS = true,
   HLEN = true, LRANGE = true, LLEN = true, SMEMBERS = true, SISMEMBER = true, SCARD = true, TIME = true,
   TYPE = true, PTTL = true, PEXPIRETIME = true, XINFO = true, XLEN = true, XPENDING = true, XRANGE = true,
-  XREVRANGE = true, ZRANGE = true, ZRANK = true, ZSCORE = true, ZCARD = true, ZCOUNT = true}
+  XREVRANGE = true, ZRANGE = true, ZRANK = true, ZSCORE = true, ZCARD = true, ZCOUNT = true,
+  MGET = true, SMISMEMBER = true}
 local redis = {
   call = function(command, ...)
     if not CALL.wrote and not CALL.READS[command] then
@@ -118,6 +119,7 @@ end
 -- Every key shares the root's hash tag, so a namespace lives in one cluster slot.
 local K = {}
 function K.meta(root) return root .. ':meta' end
+function K.schema(root) return root .. ':schema' end
 function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
@@ -502,17 +504,23 @@ local function check_root(keys)
 end
 
 -- check_schema(root, namespace): the namespace was migrated to the schema this library expects,
--- and (on Redis Cluster) its slot is not being moved. The root key never exists, so one command
--- on it and the meta key fails on a node that imports or exports the slot (Redis refuses a
--- multi-key command with a missing key there): MOVING, before any write, instead of running
--- against a half-moved namespace. Elsewhere it is a cheap read.
+-- and (on Redis Cluster) its slot is not being moved, in one read: MGET of the root and of the
+-- schema key. The root key never exists, so this multi-key command fails on a node that imports
+-- or exports the slot (Redis refuses a multi-key command with a missing key there): MOVING,
+-- before any write, instead of running against a half-moved namespace. Elsewhere it reads the
+-- schema key, which the migration runner's record script sets with the meta hash's
+-- schema_version; a namespace recorded without it (an older runner, or schema_version written
+-- by hand) is checked by the HGET of that field, one command more.
 local function check_schema(root, namespace)
-  local ok, failure = pcall(function() return redis.call('EXISTS', root, K.meta(root)) end)
+  local ok, reply = pcall(function() return redis.call('MGET', root, K.schema(root)) end)
   if not ok then
-    if type(failure) == 'table' and type(failure.err) == 'string' and string.find(failure.err, '^NOPERM ') then
-      error(failure) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+    if type(reply) == 'table' and type(reply.err) == 'string' and string.find(reply.err, '^NOPERM ') then
+      error(reply) -- an ACL refusal: the guard reports it as Redis's own NOPERM
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
+  end
+  if tonumber(reply[2]) == SCHEMA_VERSION then
+    return
   end
   local deployed = tonumber(redis.call('HGET', K.meta(root), 'schema_version') or '0')
   if deployed ~= SCHEMA_VERSION then
