@@ -98,7 +98,7 @@ EDITS = [
     (
         "includes/task_claim.lua",
         "  if #claim.tasks >= count then",
-        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD)')",
+        "  PROF.mark('c8 claim: read direct + queue streams (SMISMEMBER, XREADGROUP, TASK.take, ZADD)')",
         "",
     ),
     (

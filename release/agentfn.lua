@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '5ced74e068cbf3980132ad67f1392e73500709a6afaaa59551ff7ed03acbfb2a'
+local CODE_SHA = '62671b9d6d1b33744948b15611d1921d9e6fba53045e34f6495a5aad354bf0c7'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -22,6 +22,17 @@ local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_m
 -- Call it only before the first write: Redis does not roll a function back.
 local function raise(code, message)
   error({agentfn_code = code, message = message}, 0)
+end
+
+-- failure_code(failure): the code (NOGROUP, NOPERM...) of a Redis error that pcall caught from
+-- redis.call, or nil: a table {err = '<CODE> ...'} or, on Redis 7.0, a string, which may start
+-- with the script's location ('user_function:<line>: <CODE> ...').
+local function failure_code(failure)
+  local text = type(failure) == 'table' and failure.err or failure
+  if type(text) ~= 'string' then
+    return nil
+  end
+  return string.match(text, '^(%u+) ') or string.match(text, '^[^ ]-:%d+: (%u+) ')
 end
 -- include: includes/guard.lua
 -- The library-wide guard: no raw Redis or Lua error ever reaches a caller, and no refusal after a
@@ -512,9 +523,9 @@ end
 -- schema_version; a namespace recorded without it (an older runner, or schema_version written
 -- by hand) is checked by the HGET of that field, one command more.
 local function check_schema(root, namespace)
-  local ok, reply = pcall(function() return redis.call('MGET', root, K.schema(root)) end)
+  local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if type(reply) == 'table' and type(reply.err) == 'string' and string.find(reply.err, '^NOPERM ') then
+    if failure_code(reply) == 'NOPERM' then
       error(reply) -- an ACL refusal: the guard reports it as Redis's own NOPERM
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
@@ -1034,8 +1045,14 @@ end
 -- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
 -- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
-  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
-    'STREAMS', source.key, '>')
+  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT',
+    string.format('%d', count), 'STREAMS', source.key, '>')
+  if not ok then -- NOGROUP: the stream (or its group) was deleted outside the library: nothing to read
+    if failure_code(reply) == 'NOGROUP' then
+      return 0
+    end
+    error(reply)
+  end
   if not reply then
     return 0
   end
@@ -1063,10 +1080,27 @@ function TASK.deliver(claim, source, count)
   return #entries
 end
 
+-- TASK.listed(root, streams): the set (a table: stream -> true) of those of `streams` that
+-- exist, from one SMISMEMBER of the namespace's work streams K.streams instead of an EXISTS
+-- each: the library adds a work stream to K.streams when it creates it (TASK.enqueue) and
+-- removes it when it deletes it (REAP.drop_stream), so membership is existence. (A stream
+-- deleted by hand is still listed until the reaper's next visit: TASK.deliver reads nothing
+-- from it.)
+function TASK.listed(root, streams)
+  local flags = redis.call('SMISMEMBER', K.streams(root), unpack(streams))
+  local listed = {}
+  for index, stream in ipairs(streams) do
+    if flags[index] == 1 then
+      listed[stream] = true
+    end
+  end
+  return listed
+end
+
 -- TASK.read(claim, source): claim from one stream until claim.tasks holds claim.goal tasks or
--- the stream has no undelivered entry.
+-- the stream has no undelivered entry (claim.listed: the streams that exist, TASK.listed).
 function TASK.read(claim, source)
-  if redis.call('EXISTS', source.key) == 0 then
+  if not claim.listed[source.key] then
     return
   end
   while #claim.tasks < claim.goal do
@@ -1114,7 +1148,7 @@ end
 function TASK.read_oldest_first(claim, sources)
   local heads = {}
   for index, source in ipairs(sources) do
-    heads[index] = TASK.next_undelivered(source.key)
+    heads[index] = claim.listed[source.key] and TASK.next_undelivered(source.key) or nil
   end
   while #claim.tasks < claim.goal do
     local best
@@ -1183,8 +1217,9 @@ function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
   local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, ms = now,
     ms_text = ms_text(now), tasks = {}}
   TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
-  TASK.read(claim, {key = K.direct(root, agent_id)})
   local names = split_csv(capabilities)
+  claim.listed = TASK.listed(root, TASK.streams_of(root, agent_id, names))
+  TASK.read(claim, {key = K.direct(root, agent_id)})
   for _, priority in ipairs(PRIORITIES) do
     if #claim.tasks >= count then
       break

@@ -28,9 +28,9 @@ end
 -- schema_version; a namespace recorded without it (an older runner, or schema_version written
 -- by hand) is checked by the HGET of that field, one command more.
 local function check_schema(root, namespace)
-  local ok, reply = pcall(function() return redis.call('MGET', root, K.schema(root)) end)
+  local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if type(reply) == 'table' and type(reply.err) == 'string' and string.find(reply.err, '^NOPERM ') then
+    if failure_code(reply) == 'NOPERM' then
       error(reply) -- an ACL refusal: the guard reports it as Redis's own NOPERM
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
