@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = '62671b9d6d1b33744948b15611d1921d9e6fba53045e34f6495a5aad354bf0c7'
+local CODE_SHA = 'c4249b19c1533c72210da1c04640a85c460ad20099ca6e4095ed57e1f3aea9e0'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -25,14 +25,10 @@ local function raise(code, message)
 end
 
 -- failure_code(failure): the code (NOGROUP, NOPERM...) of a Redis error that pcall caught from
--- redis.call, or nil: a table {err = '<CODE> ...'} or, on Redis 7.0, a string, which may start
--- with the script's location ('user_function:<line>: <CODE> ...').
+-- redis.call, or nil: a table {err = '<CODE> ...'} on Redis 7.2 and later, a string on 7.0.
 local function failure_code(failure)
   local text = type(failure) == 'table' and failure.err or failure
-  if type(text) ~= 'string' then
-    return nil
-  end
-  return string.match(text, '^(%u+) ') or string.match(text, '^[^ ]-:%d+: (%u+) ')
+  return type(text) == 'string' and string.match(text, '^(%u+) ') or nil
 end
 -- include: includes/guard.lua
 -- The library-wide guard: no raw Redis or Lua error ever reaches a caller, and no refusal after a
@@ -526,7 +522,7 @@ local function check_schema(root, namespace)
   local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
     if failure_code(reply) == 'NOPERM' then
-      error(reply) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+      error(reply, 0) -- an ACL refusal: the guard reports it as Redis's own NOPERM
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
   end
@@ -1051,7 +1047,7 @@ function TASK.deliver(claim, source, count)
     if failure_code(reply) == 'NOGROUP' then
       return 0
     end
-    error(reply)
+    error(reply, 0)
   end
   if not reply then
     return 0

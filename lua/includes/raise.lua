@@ -5,12 +5,8 @@ local function raise(code, message)
 end
 
 -- failure_code(failure): the code (NOGROUP, NOPERM...) of a Redis error that pcall caught from
--- redis.call, or nil: a table {err = '<CODE> ...'} or, on Redis 7.0, a string, which may start
--- with the script's location ('user_function:<line>: <CODE> ...').
+-- redis.call, or nil: a table {err = '<CODE> ...'} on Redis 7.2 and later, a string on 7.0.
 local function failure_code(failure)
   local text = type(failure) == 'table' and failure.err or failure
-  if type(text) ~= 'string' then
-    return nil
-  end
-  return string.match(text, '^(%u+) ') or string.match(text, '^[^ ]-:%d+: (%u+) ')
+  return type(text) == 'string' and string.match(text, '^(%u+) ') or nil
 end

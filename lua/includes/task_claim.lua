@@ -59,7 +59,7 @@ function TASK.deliver(claim, source, count)
     if failure_code(reply) == 'NOGROUP' then
       return 0
     end
-    error(reply)
+    error(reply, 0)
   end
   if not reply then
     return 0

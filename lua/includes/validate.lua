@@ -31,7 +31,7 @@ local function check_schema(root, namespace)
   local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
     if failure_code(reply) == 'NOPERM' then
-      error(reply) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+      error(reply, 0) -- an ACL refusal: the guard reports it as Redis's own NOPERM
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
   end
