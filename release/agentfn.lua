@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = 'c4249b19c1533c72210da1c04640a85c460ad20099ca6e4095ed57e1f3aea9e0'
+local CODE_SHA = 'a80a55d3014d10e5237336f22b11b6bbf1d2129edef8d04b375511ecc19c87e8'
 local SCHEMA_VERSION = 3
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -521,8 +521,9 @@ end
 local function check_schema(root, namespace)
   local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if failure_code(reply) == 'NOPERM' then
-      error(reply, 0) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+    local text = type(reply) == 'table' and reply.err or tostring(reply)
+    if failure_code(reply) == 'NOPERM' or string.find(text, "can't run this command", 1, true) then
+      error(reply, 0) -- an ACL refusal (NOPERM; on Redis 7.0 an ERR saying so), not a move
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
   end

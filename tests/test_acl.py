@@ -215,3 +215,19 @@ def test_every_command_of_the_library_is_reached_by_some_function() -> None:
         acl._CHUNKED.findall(code)
     )
     assert set().union(*acl.lua_commands(source).values()) == literal
+
+
+def test_a_user_without_the_schema_read_is_told_so_not_moving(deployed, redis_proc):
+    """A user made before an upgrade lacks a command the new library runs (here MGET, its
+    schema check): the refusal names the ACL, it is not mistaken for a cluster move."""
+    deployed.execute_command("ACL", "SETUSER", "stale", "on", ">stale-pw", "~*", "+fcall", "+hget")
+    stale = redis.Redis(
+        host=redis_proc.host, port=redis_proc.port, username="stale", password="stale-pw"
+    )
+    try:
+        with pytest.raises(redis.ResponseError, match="can't run this command|NOPERM") as info:
+            stale.execute_command("FCALL", "agentfn_task_get", 1, "agentfn:{default}", "t1")
+        assert "MOVING" not in str(info.value)
+    finally:
+        stale.close()
+        deployed.execute_command("ACL", "DELUSER", "stale")

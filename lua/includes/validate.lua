@@ -30,8 +30,9 @@ end
 local function check_schema(root, namespace)
   local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if failure_code(reply) == 'NOPERM' then
-      error(reply, 0) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+    local text = type(reply) == 'table' and reply.err or tostring(reply)
+    if failure_code(reply) == 'NOPERM' or string.find(text, "can't run this command", 1, true) then
+      error(reply, 0) -- an ACL refusal (NOPERM; on Redis 7.0 an ERR saying so), not a move
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
   end
