@@ -6,7 +6,10 @@ rendered into the Lua library; the client maps each code to its own exception cl
 
 from __future__ import annotations
 
+import re
 from enum import Enum
+
+import redis
 
 
 class ErrorCode(str, Enum):
@@ -20,6 +23,9 @@ class ErrorCode(str, Enum):
     """The agent's liveness lapsed; it must register again."""
     STALE = "STALE"
     """The fencing token is not the task's current attempt: a newer attempt owns it."""
+    DENIED = "DENIED"
+    """The caller did not prove it is the agent (wrong secret) or the holder of the attempt (wrong
+    token)."""
     STATE = "STATE"
     """The object is not in a state that allows this transition."""
     CONFLICT = "CONFLICT"
@@ -77,6 +83,13 @@ class StaleToken(LibraryError):
     """STALE: a newer attempt owns the task."""
 
     code = ErrorCode.STALE.value
+
+
+class Denied(LibraryError):
+    """DENIED: the caller did not prove it is the agent (wrong secret) or the holder of the
+    attempt (wrong token)."""
+
+    code = ErrorCode.DENIED.value
 
 
 class InvalidState(LibraryError):
@@ -139,6 +152,56 @@ class NotReplicated(AgentfnError):
         return f"{self.code} {self.message}"
 
 
+class PermissionDenied(AgentfnError, redis.exceptions.NoPermissionError):
+    """NOPERM: the Redis user (an ACL user) may not run a command, or use a key or channel, that
+    the call needs. The message names what was refused and points at ``agentfn acl``, which
+    prints each role's rules. Also a redis-py NoPermissionError, as the refusal was before."""
+
+    code = "NOPERM"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
+#: How Redis words an ACL refusal (redis-py drops the code NOPERM from the reply): of a command,
+#: of a key or channel, and of a command a function runs (Redis 7.0; from 7.2 the function's
+#: refusal reads "ACL failure in script: this user has no permissions to run the 'x' command").
+_ACL_REFUSAL = re.compile(
+    r"no permissions to (?:run the '(?P<command>[^']+)' command|access one of the (?P<what>keys|"
+    r"channels))|(?P<script>the user executing the script can't run this command)",
+    re.IGNORECASE,
+)
+
+
+def permission_denied(
+    reply_message: str,
+    user: str | None,
+    function: str | None = None,
+    namespace: str | None = None,
+) -> PermissionDenied | None:
+    """The PermissionDenied for an ACL refusal of ``user`` (None: the default user), if
+    ``reply_message`` is one: calling ``function`` of the library on ``namespace`` when known."""
+    match = _ACL_REFUSAL.search(reply_message)
+    if match is None:
+        return None
+    if match["command"]:
+        refused = f"may not run {match['command'].replace('|', ' ').upper()}"
+    elif match["what"] == "keys":
+        where = f"namespace {namespace!r}" if namespace else "the command"
+        refused = f"may not use the keys of {where}"
+    elif match["what"]:
+        refused = "may not use the Pub/Sub channel of the command"
+    else:
+        refused = f"may not run one of the commands {function or 'the function'} runs"
+    if function and not match["script"]:
+        refused += f" (calling {function})"
+    partly = " (the call may be partly applied)" if "after a write" in reply_message else ""
+    return PermissionDenied(
+        f"Redis user {user or 'default'!r} {refused}: `agentfn acl` prints the ACL rules of "
+        f"each role (admin, orchestrator, agent, observer); give this user the one it needs{partly}"
+    )
+
+
 class DowngradeRefused(AgentfnError):
     """deploy would replace a newer library with an older one (use force to allow it)."""
 
@@ -155,6 +218,7 @@ EXCEPTION_FOR_CODE: dict[str, type[LibraryError]] = {
         NotFound,
         AgentLapsed,
         StaleToken,
+        Denied,
         InvalidState,
         Conflict,
         CycleError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 
@@ -79,6 +79,19 @@ def redact_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_user(url: str) -> str | None:
+    """The ACL user a Redis URL logs in as (in the user part or a ``username=`` parameter; it
+    survives redact_url), or None for the default user."""
+    try:
+        parts = urlsplit(url)
+        name = parts.username
+    except ValueError:
+        return None
+    if name:
+        return unquote(name)
+    return dict(parse_qsl(parts.query)).get("username") or None
 
 
 #: The password part of any URL in a text: scheme://[user]:<password>@

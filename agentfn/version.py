@@ -1,3 +1,3 @@
 """The package version, which is also the version of the rendered Lua library."""
 
-__version__ = "2.0.0"
+__version__ = "3.0.0"

@@ -15,6 +15,7 @@ maxima are listed too). Idle reaps are timed the same way.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import agentfn  # noqa: E402
 from agentfn.client.status import server_ms  # noqa: E402
 from agentfn.constants import LIMITS  # noqa: E402
+from agentfn.library.protocol import agent_functions  # noqa: E402
 from agentfn.server import EmbeddedRedis  # noqa: E402
 
 ROOT = "agentfn:{default}"
@@ -38,6 +40,16 @@ CALL_TARGET_MS = 10.0
 BIG_JSON = json.dumps({"blob": "x" * (LIMITS["json_bytes"] - 64)})
 JSON_SIZE = f"{LIMITS['json_bytes'] // 1024} KiB"
 CAPS = [f"cap{n}" for n in range(LIMITS["capabilities_per_agent"])]
+#: The functions an agent calls with its secret after its id (protocol 3.0).
+AGENT_FUNCTIONS = agent_functions()
+
+
+def with_secret(function: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments with the agent's secret (32 hex digits derived from its id) after its id."""
+    if function not in AGENT_FUNCTIONS:
+        return args
+    agent_id = str(args[0])
+    return (agent_id, hashlib.sha1(agent_id.encode()).hexdigest()[:32], *args[1:])
 
 
 class Bench:
@@ -53,7 +65,7 @@ class Bench:
 
     def call(self, function: str, *args: Any, read_only: bool = False) -> Any:
         return self.r.execute_command(
-            "FCALL_RO" if read_only else "FCALL", function, 1, ROOT, *args
+            "FCALL_RO" if read_only else "FCALL", function, 1, ROOT, *with_secret(function, args)
         )
 
     def many(self, calls: list[tuple[Any, ...]], chunk: int = 2_000) -> list[Any]:
@@ -61,7 +73,9 @@ class Bench:
         for start in range(0, len(calls), chunk):
             pipe = self.r.pipeline(transaction=False)
             for function, *args in calls[start : start + chunk]:
-                pipe.execute_command("FCALL", function, 1, ROOT, *args)
+                pipe.execute_command(
+                    "FCALL", function, 1, ROOT, *with_secret(function, tuple(args))
+                )
             replies += pipe.execute()
         return replies
 

@@ -1,5 +1,5 @@
 """The cost of strict JSON per call: JSON.check (lua/includes/strict_json.lua) against the check
-it replaced (pcall(cjson.decode) plus a pattern), on 1 KiB and 1 MiB payloads.
+it replaced (pcall(cjson.decode) plus a pattern), on 1 KiB, 64 KiB and 1 MiB payloads.
 
 Loads a scratch library holding three functions on a private redis-server: ``noop`` (the FCALL
 itself: argument transfer, dispatch), ``old`` (the former check_json body) and ``new`` (JSON.check,
@@ -45,8 +45,9 @@ redis.register_function('new', function(keys, args) JSON.check(args[1], 'payload
 
 
 def payloads() -> dict[str, str]:
-    """1 KiB: a typical task payload; 64 KiB: records at the library's json_bytes limit;
-    1 MiB: records, one long ASCII string, non-ASCII text (the check alone: over the limit)."""
+    """1 KiB: a typical task payload; 64 KiB: records and non-ASCII text at the library's
+    json_bytes limit; 1 MiB: records, one long ASCII string, non-ASCII text (the check alone: over
+    the limit)."""
     record = {
         "query": "redis functions and lua scripting",
         "options": {"depth": 3, "lang": "en", "safe": True, "tags": ["a", "b", "c"]},
@@ -61,6 +62,7 @@ def payloads() -> dict[str, str]:
     return {
         "1 KiB object": small_text,
         "64 KiB object (315 records)": json.dumps({"items": [record] * 315}),
+        "64 KiB non-ASCII text": json.dumps("é€" * 13_000, ensure_ascii=False),
         "1 MiB object (5,200 records)": records,
         "1 MiB ASCII string": json.dumps("a" * 1_048_000),
         "1 MiB non-ASCII text": json.dumps("é€" * 209_000, ensure_ascii=False),

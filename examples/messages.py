@@ -19,7 +19,10 @@ def main() -> None:
         client = agentfn.Client(connection)
         serving = translator.bind(client).start()
 
-        # Request and reply: the reply lands in the asker's inbox (it need not be a registered agent).
+        # Request and reply: the reply lands in the asker's inbox. Reading an inbox takes its
+        # agent's secret (protocol 3.0): the asker registers (no capabilities: messages only) and
+        # the client remembers the secret it generated.
+        client.agent_register("app", [])
         reply = client.request("app", "translator-1", "translate", {"text": "hello"}, timeout=5)
         print("reply:", reply.content, "answers", reply.reply_to)
 

@@ -1,14 +1,14 @@
 #!lua name=agentfn
--- agentfn 2.0.0: the Redis Functions library that coordinates agents.
+-- agentfn 3.0.0: the Redis Functions library that coordinates agents.
 -- Rendered by `agentfn render` from lua/ (library.lua.j2, includes/, functions/).
 -- Do not edit the rendered text: edit lua/ and render again.
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
-local LIBRARY_VERSION = '2.0.0'
-local CODE_SHA = 'a80a55d3014d10e5237336f22b11b6bbf1d2129edef8d04b375511ecc19c87e8'
-local SCHEMA_VERSION = 3
+local LIBRARY_VERSION = '3.0.0'
+local CODE_SHA = 'd524062a0769b3453c32cd30aa589bac306d0ccd02074685376bafa844d83208'
+local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
-local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
+local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
 local STATE = {CANCELED = 'canceled', COMPLETED = 'completed', DEAD = 'dead', DELAYED = 'delayed', FAILED = 'failed', QUEUED = 'queued', RUNNING = 'running'}
 local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
@@ -38,7 +38,7 @@ end
 -- first command of the current call that is not in CALL.READS (a write or a PUBLISH) before
 -- passing it on. Its other fields pass on to the global's (the load-time sandbox has no
 -- setmetatable, and the global is the load-time API while the library loads, the full one when
--- a function runs): the library uses only these three.
+-- a function runs): the library uses only these four.
 local CALL = {wrote = false}
 CALL.READS = {EXISTS = true, GET = true, HGET = true, HGETALL = true, HMGET = true, HEXISTS = true,
   HLEN = true, LRANGE = true, LLEN = true, SMEMBERS = true, SISMEMBER = true, SCARD = true, TIME = true,
@@ -53,6 +53,7 @@ local redis = {
     return redis.call(command, ...)
   end,
   error_reply = function(message) return redis.error_reply(message) end,
+  sha1hex = function(text) return redis.sha1hex(text) end,
   register_function = function(spec) return redis.register_function(spec) end,
 }
 
@@ -180,26 +181,57 @@ end
 -- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
 -- text later fails after the call committed. No writes.
 --
--- Kept fast (Lua's pattern matcher costs ~10 ns a byte, a plain string.find runs at memchr's
--- speed): one anchored pattern run over the whole text finds any control character other than
--- \t \n \r (invalid anywhere) and any non-ASCII byte (then JSON.check_utf8 runs); the one pass
--- over the structure then finds the end of each string with plain finds (the closing quote, and
--- the next backslash, \t, \n, \r, each remembered until passed), makes no table per value, and
--- one table of keys per nesting depth (reused by the objects met at that depth).
+-- Kept fast (Lua's pattern matcher costs ~10 ns a position tried, ~3 ns a byte in an anchored
+-- run of a class whose first range matches, a plain string.find runs at memchr's speed): one
+-- anchored run over the whole text finds any control character other than \t \n \r (invalid
+-- anywhere) and any non-ASCII byte (then JSON.well_formed runs: one gsub per form of character
+-- that occurs; the slow search for the first bad byte only on a refusal); the one pass over the
+-- structure then finds the end of each string with plain finds (the closing quote, and the next
+-- backslash, \t, \n, \r, each remembered until passed), makes no table per value, and one table
+-- of keys per nesting depth (reused by the objects met at that depth).
 local JSON = {}
 do
-  -- string.find, .byte, .sub, set by the first check (the load-time sandbox has no `string`).
-  local find, byte, sub, NOWHERE
+  -- string.find, .byte, .sub, .gsub, set by the first check (the load-time sandbox has no
+  -- `string`).
+  local find, byte, sub, gsub, NOWHERE
   local function bind()
-    find, byte, sub, NOWHERE = string.find, string.byte, string.sub, math.huge
+    find, byte, sub, gsub, NOWHERE = string.find, string.byte, string.sub, string.gsub, math.huge
   end
 
-  -- The bytes that never occur in UTF-8; the lead bytes of 3- and 4-byte forms; of 4-byte forms.
-  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252', '\253',
-    '\254', '\255'}
+  -- The bytes JSON allows outside strings and in them, printable ASCII first (the pattern
+  -- matcher tries a class's ranges in order): no control character but \t \n \r, no non-ASCII.
+  local PLAIN_RUN = '^[ -\127\t\n\r]*'
+
+  -- The bytes that never occur in UTF-8; the lead bytes of 4-byte forms, of 3-byte forms, of
+  -- either, of 2-byte forms.
+  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252',
+    '\253', '\254', '\255'}
   local LEADS4 = {'\240', '\241', '\242', '\243', '\244'}
-  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233', '\234',
-    '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  local LEADS3 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233',
+    '\234', '\235', '\236', '\237', '\238', '\239'}
+  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233',
+    '\234', '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  local LEADS2 = {'\194', '\195', '\196', '\197', '\198', '\199', '\200', '\201', '\202', '\203',
+    '\204', '\205', '\206', '\207', '\208', '\209', '\210', '\211', '\212', '\213', '\214',
+    '\215', '\216', '\217', '\218', '\219', '\220', '\221', '\222', '\223'}
+  -- The fast path (JSON.well_formed): each form of a multi-byte character, longest first, as the
+  -- lead bytes one of which must occur for it to be looked for and the pattern of one character
+  -- whose lead byte and continuation bytes are in range (the second byte's narrower range after
+  -- E0, ED, F0, F4 is SECOND_BYTE's).
+  local FORMS = {
+    {LEADS4, '[\240-\244][\128-\191][\128-\191][\128-\191]'},
+    {LEADS3, '[\224-\239][\128-\191][\128-\191]'},
+    {LEADS2, '[\194-\223][\128-\191]'},
+  }
+  -- The lead bytes whose second byte has a narrower range than 80-BF, each with the pattern of
+  -- the lead byte and a second byte out of that range: overlong 3- and 4-byte forms, surrogates,
+  -- beyond U+10FFFF.
+  local SECOND_BYTE = {
+    {'\224', '\224[\128-\159]'},
+    {'\237', '\237[\160-\191]'},
+    {'\240', '\240[\128-\143]'},
+    {'\244', '\244[\144-\191]'},
+  }
   -- Each other way UTF-8 can break: a pattern, the offset of the bad byte in its match, whether
   -- it looks at the text's last 3 bytes only, and the bytes one of which must occur for it to
   -- match (nil: it always runs).
@@ -215,17 +247,26 @@ do
     {'[\194-\223][\128-\191][\128-\191]', 0, false}, -- a lead byte with too many
     {'[\224-\239][\128-\191][\128-\191][\128-\191]', 0, false, LEADS34},
     {'[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0, false, LEADS4},
-    {'\224[\128-\159]', 0, false, {'\224'}}, -- overlong 3-byte form
-    {'\237[\160-\191]', 0, false, {'\237'}}, -- a surrogate
-    {'\240[\128-\143]', 0, false, {'\240'}}, -- overlong 4-byte form
-    {'\244[\144-\191]', 0, false, {'\244'}}, -- beyond U+10FFFF
   }
+  for index = 1, #SECOND_BYTE do -- overlong 3-byte, surrogate, overlong 4-byte, beyond U+10FFFF
+    BROKEN[#BROKEN + 1] = {SECOND_BYTE[index][2], 0, false, {SECOND_BYTE[index][1]}}
+  end
 
   -- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
   local ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
     [114] = true, [116] = true}
   -- The literals, by their first byte.
   local LITERALS = {[116] = 'true', [102] = 'false', [110] = 'null'}
+
+  -- occurs(text, chars): whether any of the one-byte strings occurs in `text`.
+  local function occurs(text, chars)
+    for index = 1, #chars do
+      if find(text, chars[index], 1, true) then
+        return true
+      end
+    end
+    return false
+  end
 
   -- JSON.fail(what, reason, at): the BADARG refusal naming the argument and the byte offset.
   local function fail(what, reason, at)
@@ -244,26 +285,41 @@ do
     return first
   end
 
-  -- JSON.check_utf8(text, what, reason): raise BADARG unless `text` is well-formed UTF-8 (RFC
-  -- 3629). Rather than decode it character by character, look for each way it can be broken
-  -- (NEVER, BROKEN), one pattern run each; a form's patterns run only when its lead bytes occur
-  -- (plain finds tell). The error names the first bad byte.
-  function JSON.check_utf8(text, what, reason)
+  -- JSON.well_formed(text): `text` with each character of 2 to 4 bytes that is well-formed UTF-8
+  -- (RFC 3629) replaced by '.', or nil when a lead byte's second byte is out of its range. ASCII
+  -- bytes stay as they are, so any non-ASCII byte left over is part of no well-formed character.
+  -- One gsub per form whose lead bytes occur, longest form first (a match starts at a lead byte
+  -- and takes its continuation bytes, and the '.' of an earlier form joins no later match; so
+  -- when nothing non-ASCII is left, the text is ASCII and well-formed characters end to end).
+  function JSON.well_formed(text)
     if not find then
       bind()
     end
-    local _, ascii = find(text, '^[^\128-\255]*')
-    if ascii >= #text then
-      return
+    for index = 1, #SECOND_BYTE do
+      if find(text, SECOND_BYTE[index][1], 1, true) and find(text, SECOND_BYTE[index][2]) then
+        return nil
+      end
     end
-    local bad, occurs = first_of(text, NEVER), {}
+    for index = 1, #FORMS do
+      if occurs(text, FORMS[index][1]) then
+        text = gsub(text, FORMS[index][2], '.')
+      end
+    end
+    return text
+  end
+
+  -- first_broken(text): the position of the first byte of `text` that breaks UTF-8. Rather
+  -- than decode it character by character, look for each way it can be broken (NEVER, BROKEN),
+  -- one pattern run each; a form's patterns run only when its lead bytes occur (plain finds tell).
+  local function first_broken(text)
+    local bad, seen = first_of(text, NEVER), {}
     local tail = sub(text, -3)
     for index = 1, #BROKEN do
       local pattern, offset, at_end, leads = BROKEN[index][1], BROKEN[index][2], BROKEN[index][3], BROKEN[index][4]
-      if leads and occurs[leads] == nil then
-        occurs[leads] = first_of(text, leads) ~= nil
+      if leads and seen[leads] == nil then
+        seen[leads] = occurs(text, leads)
       end
-      if not leads or occurs[leads] then
+      if not leads or seen[leads] then
         local at = find(at_end and tail or text, pattern)
         at = at and at + offset + (at_end and #text - #tail or 0)
         if at and (not bad or at < bad) then
@@ -271,8 +327,30 @@ do
         end
       end
     end
+    return bad
+  end
+
+  -- JSON.check_utf8(text, what): raise BADARG unless `text` is well-formed UTF-8 (RFC 3629),
+  -- naming the first bad byte. Text that JSON.well_formed reduces to ASCII is; any other is
+  -- searched by first_broken.
+  function JSON.check_utf8(text, what)
+    if not find then
+      bind()
+    end
+    local _, ascii = find(text, '^[^\128-\255]*')
+    if ascii >= #text then
+      return
+    end
+    local reduced = JSON.well_formed(text)
+    if reduced then
+      _, ascii = find(reduced, '^[^\128-\255]*')
+      if ascii >= #reduced then
+        return
+      end
+    end
+    local bad = first_broken(text)
     if bad then
-      raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
+      raise(ERR.BADARG, what .. ' is not valid UTF-8 at byte ' .. (bad - 1))
     end
   end
 
@@ -414,13 +492,24 @@ do
     if not find then
       bind()
     end
-    local _, plain = find(text, '^[^%z\1-\8\11\12\14-\31\128-\255]*')
+    local _, plain = find(text, PLAIN_RUN)
     if plain < #text then
-      local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
-      if control then
-        fail(what, 'raw control character', control)
+      -- Non-ASCII text (or a control character): well-formed characters as '.', the rest plain
+      -- as a whole; else find the first control character or bad byte the slow way.
+      local reduced, reach = JSON.well_formed(text), -1
+      if reduced then
+        _, reach = find(reduced, PLAIN_RUN)
       end
-      JSON.check_utf8(text, what, ' is not valid JSON: invalid UTF-8')
+      if not reduced or reach < #reduced then
+        local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
+        if control then
+          fail(what, 'raw control character', control)
+        end
+        local bad = first_broken(text)
+        if bad then
+          fail(what, 'invalid UTF-8', bad)
+        end
+      end
     end
     next_backslash, next_newline, next_return, next_tab = 0, 0, 0, 0
     -- Per open container, by depth: the object's serial number, or false for an array; the key
@@ -565,6 +654,15 @@ end
 -- check_id(value, what): an id (agent, task, workflow, step, key): letters, digits, _ . - @.
 local function check_id(value, what)
   return check_token(value, what, '^[%w_%.%-@]+$', LIMITS.id_length, 'letters, digits, _ . - @')
+end
+
+-- check_secret(value): an agent's secret: 32 to 128 bytes of letters, digits, _ - (hex or
+-- base64url; its entropy is the caller's duty). The message never shows the value.
+local function check_secret(value)
+  if type(value) ~= 'string' or #value < 32 or #value > 128 or not string.find(value, '^[%w_%-]+$') then
+    raise(ERR.BADARG, 'secret must be 32 to 128 bytes of letters, digits, _ - (e.g. 32 hex digits)')
+  end
+  return value
 end
 
 -- check_capability(value, what): a capability name: letters, digits, _ . -.
@@ -713,25 +811,40 @@ local function emit(root, kind, fields)
 end
 -- include: includes/agent_record.lua
 -- agent_reply(root, agent_id): an agent's record as a flat field/value array (HGETALL order is
--- not stable, so the fields are listed explicitly).
+-- not stable, so the fields are listed explicitly; never the secret's hash, secret_sha1).
 local AGENT_FIELDS = {'id', 'capabilities', 'metadata', 'status', 'ttl_ms', 'registered_ms',
   'heartbeat_ms', 'expires_ms'}
 local function agent_reply(root, agent_id)
   return flat_reply(AGENT_FIELDS, redis.call('HMGET', K.agent(root, agent_id), unpack(AGENT_FIELDS)))
 end
 
--- live_agent(root, agent_id, now): the agent's record table if it is registered and live;
--- raise()s NOTFOUND or LAPSED otherwise. No writes.
-local function live_agent(root, agent_id, now)
-  local record = redis.call('HMGET', K.agent(root, agent_id), 'status', 'expires_ms', 'capabilities', 'ttl_ms')
+-- owned_agent(root, agent_id, secret): the agent's record table (status, expires_ms,
+-- capabilities, ttl_ms) if it is registered and, when `secret` is given, sha1hex(secret) is its
+-- stored secret_sha1 (an agent registered before 3.0 has none: it can prove nothing);
+-- raise()s NOTFOUND or DENIED otherwise (naming the agent, never the secret). No writes.
+local function owned_agent(root, agent_id, secret)
+  local record = redis.call('HMGET', K.agent(root, agent_id), 'status', 'expires_ms', 'capabilities', 'ttl_ms',
+    'secret_sha1')
   if not record[1] then
-    raise(ERR.NOTFOUND, 'agent ' .. agent_id .. ' is not registered')
+    raise(ERR.NOTFOUND, 'agent ' .. agent_id .. ' is not registered: register it first (an agent with no'
+      .. ' capabilities takes only messages and direct tasks)')
   end
-  if record[1] ~= 'live' or tonumber(record[2]) <= now then
-    raise(ERR.LAPSED, 'agent ' .. agent_id .. ' lapsed: register it again')
+  if secret and record[5] ~= redis.sha1hex(secret) then
+    raise(ERR.DENIED, 'agent ' .. agent_id .. ': the secret is not the one it registered with')
   end
   return {status = record[1], expires_ms = tonumber(record[2]), capabilities = record[3] or '',
     ttl_ms = tonumber(record[4])}
+end
+
+-- live_agent(root, agent_id, now, secret): the agent's record table (as owned_agent, which
+-- checks `secret` when given) if it is also live; raise()s NOTFOUND, DENIED or LAPSED otherwise.
+-- No writes.
+local function live_agent(root, agent_id, now, secret)
+  local agent = owned_agent(root, agent_id, secret)
+  if agent.status ~= 'live' or agent.expires_ms <= now then
+    raise(ERR.LAPSED, 'agent ' .. agent_id .. ' lapsed: register it again')
+  end
+  return agent
 end
 -- include: includes/task_core.lua
 -- TASK: the task record and its work streams, shared by the task transitions (agentfn_task_*,
@@ -772,9 +885,22 @@ function TASK.priority_option(value, name) return check_enum(value, name, PRIORI
 function TASK.attempts_option(value, name) return check_int(value, name, 1, LIMITS.max_attempts) end
 function TASK.next_option(value, name) return check_int(value, name, 0, LIMITS.claim_count) end
 
--- TASK.token_arg(value): a fencing token (an attempt number, 1 or more).
+-- TASK.token_arg(value): a claim token, <attempt>-<40 hex> (the attempt: 1 or more, no leading
+-- zero). Returns the attempt (a number) and the token. The message never shows the value.
 function TASK.token_arg(value)
-  return check_int(value, 'token', 1, math.huge)
+  local attempt, hex = string.match(value, '^(%d+)%-(%x+)$')
+  if not attempt or #hex ~= 40 or #attempt > 15 or string.sub(attempt, 1, 1) == '0' then
+    raise(ERR.BADARG, 'token must be <attempt>-<40 hex digits>, as the claim returned it')
+  end
+  return tonumber(attempt), value
+end
+
+-- TASK.token(key, task_id, attempt): the token of an attempt claimed with `key` (the claimer's
+-- secret, or for the tasks the NEXT option of complete/fail claims, the token presented there):
+-- <attempt>-sha1hex(key:task_id:attempt). Only the claimer can compute it; the task keeps only
+-- its sha1 (token_sha1).
+function TASK.token(key, task_id, attempt)
+  return attempt .. '-' .. redis.sha1hex(key .. ':' .. task_id .. ':' .. attempt)
 end
 
 -- TASK.stream(root, capability, priority, to): the stream a task is queued in.
@@ -846,18 +972,24 @@ function TASK.load(root, task_id, names)
   return task
 end
 
--- TASK.check_token(task, task_id, token): the fencing rule, before any write. NOTFOUND when the
--- task does not exist; STALE unless `token` is the current attempt and the task is running
--- under it. Returns true when that attempt was canceled while running (the caller replies
--- `canceled` and writes nothing), false when it is running. `task` needs state, attempt and
--- cancel_requested.
-function TASK.check_token(task, task_id, token)
+-- TASK.check_token(task, task_id, attempt, token): the fencing rule, before any write (`attempt`,
+-- `token` from TASK.token_arg). NOTFOUND when the task does not exist; STALE unless `attempt` is
+-- the current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is
+-- not its holder; a task claimed before 3.0 has none: its attempt can only end by its lease);
+-- STALE unless the task is running under it. Returns true when that attempt was canceled while
+-- running (the caller replies `canceled` and writes nothing), false when it is running. `task`
+-- needs state, attempt, token_sha1 and cancel_requested. Messages never show the token.
+function TASK.check_token(task, task_id, attempt, token)
   if task.state == '' then
     raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
   end
-  if tonumber(task.attempt) ~= token then
-    raise(ERR.STALE, 'token ' .. token .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
+  if tonumber(task.attempt) ~= attempt then
+    raise(ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
       .. task.attempt)
+  end
+  if redis.sha1hex(token) ~= task.token_sha1 then
+    raise(ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
+      .. ' returned')
   end
   if task.state == STATE.RUNNING then
     return false
@@ -865,7 +997,7 @@ function TASK.check_token(task, task_id, token)
   if task.state == STATE.CANCELED and task.cancel_requested == '1' then
     return true
   end
-  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under token ' .. token
+  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
     .. ' (state ' .. task.state .. ')')
 end
 
@@ -991,7 +1123,7 @@ end
 -- agentfn_task_complete and agentfn_task_fail.
 --
 -- The parts below share `claim`, the state of one claim: root, agent_id, goal (how many tasks at
--- most), lease_ms (nil: each task's timeout_ms), ms and ms_text (the call's time and its text,
+-- most), lease_ms (nil: each task's timeout_ms), key (what the tokens derive from: TASK.token), ms and ms_text (the call's time and its text,
 -- converted once: every number passed to redis.call is converted on each call, so they pass
 -- text), and tasks (the claimed tasks so far). They read from a `source`: {key = a work stream,
 -- capability, priority}. A capability's stream holds only tasks of its capability and priority
@@ -1027,11 +1159,12 @@ function TASK.take(claim, source, entry_id, task_id)
   end
   local attempt = string.format('%d', tonumber(task[3]) + 1)
   local deadline = ms_text(claim.ms + (claim.lease_ms or tonumber(task[4])))
+  local token = TASK.token(claim.key, task_id, attempt)
   redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', claim.agent_id,
-    'started_ms', claim.ms_text, 'lease_deadline_ms', deadline)
+    'started_ms', claim.ms_text, 'lease_deadline_ms', deadline, 'token_sha1', redis.sha1hex(token))
   emit(claim.root, 'task.running', {'task', task_id, 'agent', claim.agent_id})
   return {'id', task_id, 'capability', source.capability or task[10], 'payload', task[5], 'attempt', attempt,
-    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
+    'token', token, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
     'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4],
     'traceparent', task[9] or ''}, deadline
 end
@@ -1204,14 +1337,15 @@ function TASK.wait_list(root, agent_id, capabilities)
   return wait
 end
 
--- TASK.claim(root, agent_id, capabilities, count, lease_ms, now): promote due delayed tasks,
+-- TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key): promote due delayed tasks,
 -- then claim up to `count` tasks for a live agent (`capabilities`: its stored comma-separated
--- list; `lease_ms`: nil for each task's timeout_ms). Returns the claim reply: 'tasks', [task...],
+-- list; `lease_ms`: nil for each task's timeout_ms; `key`: what their tokens derive from, the
+-- agent's secret or the token presented to complete/fail NEXT, see TASK.token). Returns the claim reply: 'tasks', [task...],
 -- 'wait', [key, id, ...], 'next_due_ms', ms|''. wait and next_due_ms are filled whenever fewer
 -- than `count` tasks were claimed (every stream was drained: they are what the caller blocks on
 -- for its remaining slots); next_due_ms is the earliest due time in the delayed set.
-function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
-  local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, ms = now,
+function TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key)
+  local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, key = key, ms = now,
     ms_text = ms_text(now), tasks = {}}
   TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
   local names = split_csv(capabilities)
@@ -2086,9 +2220,10 @@ local SETTLE = {}
 
 -- The fields SETTLE.load reads: those SETTLE.finish, SETTLE.cancel and TASK.check_token use, and
 -- with `failing`, those SETTLE.after_failure uses as well (cancel_requested is read apart).
-local SETTLE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms', 'idempotency_key'}
+local SETTLE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms', 'idempotency_key',
+  'token_sha1'}
 local SETTLE_FAILURE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms',
-  'idempotency_key', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
+  'idempotency_key', 'token_sha1', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
 
 -- SETTLE.load(root, task_id, failing): the task fields the settling helpers read ('' for unset),
 -- as one table; with `failing` also those SETTLE.after_failure reads. Every completion reads
@@ -2100,10 +2235,10 @@ function SETTLE.load(root, task_id, failing)
   local values = redis.call('HMGET', key, unpack(failing and SETTLE_FAILURE_FIELDS or SETTLE_FIELDS))
   local task = {state = values[1] or '', attempt = values[2] or '', cancel_requested = '', agent = values[3] or '',
     stream = values[4] or '', entry = values[5] or '', workflow = values[6] or '', retention_ms = values[7] or '',
-    idempotency_key = values[8] or ''}
+    idempotency_key = values[8] or '', token_sha1 = values[9] or ''}
   if failing then
-    task.max_attempts, task.backoff_ms, task.backoff_max_ms = values[9] or '', values[10] or '', values[11] or ''
-    task.capability, task.errors = values[12] or '', values[13] or ''
+    task.max_attempts, task.backoff_ms, task.backoff_max_ms = values[10] or '', values[11] or '', values[12] or ''
+    task.capability, task.errors = values[13] or '', values[14] or ''
   end
   if task.state == STATE.CANCELED then
     task.cancel_requested = redis.call('HGET', key, 'cancel_requested') or ''
@@ -2215,17 +2350,19 @@ end
 -- shared prologue of agentfn_task_complete and agentfn_task_fail after check_root, all before
 -- the first write: the arguments (task_id, token and a third value that check_third(value) checks; arity_names
 -- names them), the options (`checkers` as parse_options takes them), the schema, then the task
--- (SETTLE.load, `failing` as there) and the fencing rule (TASK.check_token).
+-- (SETTLE.load, `failing` as there) and the fencing rule (TASK.check_token). The task table
+-- keeps the token presented (task.token: the key of the tasks NEXT claims).
 -- Returns task_id, task, canceled (the attempt was canceled while running), options.
 function SETTLE.open_attempt(root, namespace, args, arity_names, check_third, checkers, failing)
   check_arity(args, 3, arity_names)
   local task_id = check_id(args[1], 'task_id')
-  local token = TASK.token_arg(args[2])
+  local attempt, token = TASK.token_arg(args[2])
   check_third(args[3])
   local options = parse_options(args, 4, checkers)
   check_schema(root, namespace)
   local task = SETTLE.load(root, task_id, failing)
-  return task_id, task, TASK.check_token(task, task_id, token), options
+  task.token = token
+  return task_id, task, TASK.check_token(task, task_id, attempt, token), options
 end
 
 -- SETTLE.next_agent(root, task, options, now): with NEXT n > 0, the live agent that claims next
@@ -2236,11 +2373,13 @@ end
 
 -- SETTLE.reply(root, task, agent, options, now, reply): the reply of an ended attempt (a flat
 -- array), with `next, <the agentfn_task_claim reply>` appended when `agent` (from
--- SETTLE.next_agent) claims its next tasks, under the LEASE_MS option.
+-- SETTLE.next_agent) claims its next tasks, under the LEASE_MS option, their tokens derived
+-- from the token presented (task.token: its presenter proved it holds the attempt).
 function SETTLE.reply(root, task, agent, options, now, reply)
   if agent then
     reply[#reply + 1] = 'next'
-    reply[#reply + 1] = TASK.claim(root, task.agent, agent.capabilities, options.NEXT, options.LEASE_MS, now)
+    reply[#reply + 1] = TASK.claim(root, task.agent, agent.capabilities, options.NEXT, options.LEASE_MS, now,
+      task.token)
   end
   return reply
 end
@@ -2682,7 +2821,7 @@ end
 -- function: functions/agentfn_agent_deregister.lua
 -- agentfn_agent_deregister: remove an agent for good.
 --
--- Invariant: a deregistered agent is in no index, its record is deleted, every task it held is
+-- Invariant: only the agent (its secret) deregisters itself. A deregistered agent is in no index, its record is deleted, every task it held is
 -- handed back at once (not after its lease; up to 100, any more when their leases expire), and
 -- it is a consumer of no group. Its direct
 -- tasks wait their grace (GRACE_MS of agentfn_task_submit), then agentfn_reap dead-letters
@@ -2691,21 +2830,20 @@ end
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the agent's id
+-- ARGV[2] secret: the secret it registered with
 -- returns: flat array: agent (the id), released (how many tasks it held were handed back)
--- errors: BADARG, NOTFOUND, VERSION
+-- errors: BADARG, NOTFOUND, DENIED, VERSION
 -- events: agent.deregistered
--- example: FCALL agentfn_agent_deregister 1 agentfn:{default} researcher-1
+-- example: FCALL agentfn_agent_deregister 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e
 local function agentfn_agent_deregister(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 1, 'agent_id')
+  check_arity(args, 2, 'agent_id, secret')
   local agent_id = check_id(args[1], 'agent_id')
-  parse_options(args, 2, {})
+  local secret = check_secret(args[2])
+  parse_options(args, 3, {})
   check_schema(root, namespace)
   local agent_key = K.agent(root, agent_id)
-  local capabilities = redis.call('HGET', agent_key, 'capabilities')
-  if not capabilities then
-    raise(ERR.NOTFOUND, 'agent ' .. agent_id .. ' is not registered')
-  end
+  local capabilities = owned_agent(root, agent_id, secret).capabilities
 
   local now = now_ms()
   drop_agent_indexes(root, agent_id, capabilities)
@@ -2751,25 +2889,27 @@ end
 -- function: functions/agentfn_agent_heartbeat.lua
 -- agentfn_agent_heartbeat: extend a live agent's liveness.
 --
--- Invariant: only a live agent can extend its liveness; a lapsed agent gets LAPSED and must
+-- Invariant: only the agent (its secret) can extend its liveness, and only while it is live; a lapsed agent gets LAPSED and must
 -- register again (its tasks were handed back when it lapsed). The new deadline is the server
 -- clock plus the TTL, written to the live set and to every capability index together.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the agent's id
+-- ARGV[2] secret: the secret it registered with
 -- OPTION TTL_MS ms: a new liveness time to live in ms (default: the registered one)
 -- returns: the agent record, flat (as agentfn_agent_register)
--- errors: BADARG, NOTFOUND, LAPSED, VERSION
--- example: FCALL agentfn_agent_heartbeat 1 agentfn:{default} researcher-1
+-- errors: BADARG, NOTFOUND, DENIED, LAPSED, VERSION
+-- example: FCALL agentfn_agent_heartbeat 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e
 local function agentfn_agent_heartbeat(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 1, 'agent_id')
+  check_arity(args, 2, 'agent_id, secret')
   local agent_id = check_id(args[1], 'agent_id')
-  local options = parse_options(args, 2, {TTL_MS = OPT.positive_duration})
+  local secret = check_secret(args[2])
+  local options = parse_options(args, 3, {TTL_MS = OPT.positive_duration})
   check_schema(root, namespace)
   local now = now_ms()
-  local agent = live_agent(root, agent_id, now)
+  local agent = live_agent(root, agent_id, now, secret)
 
   local ttl_ms = options.TTL_MS or agent.ttl_ms
   local expires_ms = now + ttl_ms
@@ -2790,19 +2930,26 @@ end
 -- leaves their streams' consumer groups once it holds no task of them), metadata and TTL, and
 -- revives a lapsed agent (its direct tasks are no longer orphans'). Lapsed agents found on the
 -- way are swept from every index.
+-- Ownership: an id is owned by the secret it registered with while it is live. A live agent
+-- registers again only with that secret (else DENIED, nothing changes); an agent with no record,
+-- or not live (lapsed, or past its deadline), registers with the secret given (a new process of
+-- a lapsed agent may bring a new secret). Only sha1hex(secret) is stored, never the secret, and
+-- the reply has neither.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the agent's id (letters, digits, _ . - @; at most 128 bytes)
--- ARGV[2] capabilities: comma-separated capability names (letters, digits, _ . -); may be
+-- ARGV[2] secret: the agent's secret, 32 to 128 bytes of letters, digits, _ - chosen by the
+--   caller with at least 128 bits of entropy (e.g. 32 random hex digits)
+-- ARGV[3] capabilities: comma-separated capability names (letters, digits, _ . -); may be
 --   empty for an agent that takes only direct tasks and messages
 -- OPTION TTL_MS ms: liveness time to live in ms, 1 to 365 days (default 30000)
 -- OPTION METADATA json: free-form JSON object stored with the agent (default {})
 -- returns: the agent record, flat: id, capabilities, metadata, status (live), ttl_ms,
 --   registered_ms, heartbeat_ms, expires_ms
--- errors: BADARG, LIMIT, VERSION
+-- errors: BADARG, LIMIT, DENIED (live under another secret), VERSION
 -- events: agent.registered
--- example: FCALL agentfn_agent_register 1 agentfn:{default} researcher-1 web_search,summarize TTL_MS 30000 METADATA '{"host":"h1"}'
+-- example: FCALL agentfn_agent_register 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e web_search,summarize TTL_MS 30000 METADATA '{"host":"h1"}'
 
 -- leave_dropped_streams(root, agent_id, kept, previous, lingering): the agent's consumers leave
 -- the groups of the streams of each capability it drops (in `previous` or `lingering`, the
@@ -2838,13 +2985,14 @@ end
 
 local function agentfn_agent_register(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 2, 'agent_id, capabilities')
+  check_arity(args, 3, 'agent_id, secret, capabilities')
   local agent_id = check_id(args[1], 'agent_id')
-  if string.find(args[2], ',,') or string.find(args[2], '^,') or string.find(args[2], ',$') then
+  local secret_sha1 = redis.sha1hex(check_secret(args[2]))
+  if string.find(args[3], ',,') or string.find(args[3], '^,') or string.find(args[3], ',$') then
     raise(ERR.BADARG, 'capabilities must be a comma-separated list without empty items')
   end
   local capabilities, seen = {}, {}
-  for _, capability in ipairs(split_csv(args[2])) do
+  for _, capability in ipairs(split_csv(args[3])) do
     check_capability(capability, 'capability')
     if not seen[capability] then
       seen[capability] = true
@@ -2854,12 +3002,17 @@ local function agentfn_agent_register(keys, args)
   if #capabilities > LIMITS.capabilities_per_agent then
     raise(ERR.LIMIT, 'an agent may have at most ' .. LIMITS.capabilities_per_agent .. ' capabilities')
   end
-  local options = parse_options(args, 3, {TTL_MS = OPT.positive_duration, METADATA = OPT.object})
+  local options = parse_options(args, 4, {TTL_MS = OPT.positive_duration, METADATA = OPT.object})
   check_schema(root, namespace)
-
   local now = now_ms()
-  sweep_lapsed_agents(root, now)
   local agent_key = K.agent(root, agent_id)
+  local owner = redis.call('HMGET', agent_key, 'status', 'expires_ms', 'secret_sha1')
+  if owner[1] == 'live' and tonumber(owner[2]) > now and owner[3] ~= secret_sha1 then
+    raise(ERR.DENIED, 'agent ' .. agent_id .. ' is live under another secret until ' .. owner[2]
+      .. ' (its liveness deadline, ms): wait for it to lapse, or deregister it with its secret')
+  end
+
+  sweep_lapsed_agents(root, now)
   local previous = redis.call('HMGET', agent_key, 'capabilities', 'registered_ms', 'status', 'lingering')
   for _, capability in ipairs(split_csv(previous[1] or '')) do
     if not seen[capability] then
@@ -2872,7 +3025,8 @@ local function agentfn_agent_register(keys, args)
   local registered_ms = (previous[3] == 'live' and previous[2]) or now
   redis.call('HSET', agent_key, 'id', agent_id, 'capabilities', table.concat(capabilities, ','),
     'metadata', options.METADATA or '{}', 'status', 'live', 'ttl_ms', ttl_ms,
-    'registered_ms', registered_ms, 'heartbeat_ms', now, 'expires_ms', expires_ms, 'lingering', lingering)
+    'registered_ms', registered_ms, 'heartbeat_ms', now, 'expires_ms', expires_ms, 'lingering', lingering,
+    'secret_sha1', secret_sha1)
   -- back (or new): its direct stream is no orphan's
   redis.call('ZREM', K.orphans(root), agent_id)
   redis.call('HDEL', K.orphans_since(root), agent_id)
@@ -2972,22 +3126,26 @@ end
 -- Invariant: an acknowledged message is in no pending list, no inbox and no expiry index
 -- (XACK + XDEL + ZREM together), so it is never delivered again and stops counting toward the
 -- inbox cap. Acknowledging an id that is no longer in the inbox is not an error (a retried ack
--- is harmless); the reply counts what was removed.
+-- is harmless); the reply counts what was removed. Only the agent (its secret, registered)
+-- acknowledges its messages.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
--- ARGV[1] agent_id: the inbox owner
--- ARGV[2] message_ids: comma-separated message ids, 1 to 200
+-- ARGV[1] agent_id: the inbox owner (registered)
+-- ARGV[2] secret: the secret it registered with
+-- ARGV[3] message_ids: comma-separated message ids, 1 to 200
 -- returns: flat: removed (how many of the ids were still in the inbox)
--- errors: BADARG, LIMIT, VERSION
--- example: FCALL agentfn_msg_ack 1 agentfn:{default} researcher-1 1718000000000-0,1718000000001-0
+-- errors: BADARG, LIMIT, NOTFOUND, DENIED, VERSION
+-- example: FCALL agentfn_msg_ack 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e 1718000000000-0,1718000000001-0
 local function agentfn_msg_ack(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 2, 'agent_id, message_ids')
+  check_arity(args, 3, 'agent_id, secret, message_ids')
   local agent_id = check_id(args[1], 'agent_id')
-  local ids = MSG.check_ids(args[2], 'message_ids')
-  parse_options(args, 3, {})
+  local secret = check_secret(args[2])
+  local ids = MSG.check_ids(args[3], 'message_ids')
+  parse_options(args, 4, {})
   check_schema(root, namespace)
+  owned_agent(root, agent_id, secret)
 
   local removed = 0
   for _, id in ipairs(ids) do
@@ -3068,11 +3226,13 @@ end
 -- When messages is empty, every message sent so far was handled: block with
 -- XREAD BLOCK <ms> STREAMS <wait key> <wait id> (no lost wake-up: a message sent after this
 -- read has a larger id) and read again. ACK acknowledges handled messages first (as
--- agentfn_msg_ack), saving a round trip per batch.
+-- agentfn_msg_ack), saving a round trip per batch. Only the agent (its secret) reads its inbox;
+-- it must be registered (a lapsed agent whose record is kept still may).
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
--- ARGV[1] agent_id: the reader (the inbox owner; registration is not required)
+-- ARGV[1] agent_id: the reader (the inbox owner, registered)
+-- ARGV[2] secret: the secret it registered with
 -- OPTION COUNT n: at most n messages, 1 to 200 (default 10)
 -- OPTION ACK message_ids: comma-separated ids of messages to acknowledge before reading (1 to
 --   200)
@@ -3081,14 +3241,16 @@ end
 --   which XREAD returns at once while more messages wait); each message flat: id,
 --   to, from, type, content, reply_to, sent_ms, expires_ms, traceparent ('' when sent without
 --   one), redelivered (1 when it was delivered before and not acknowledged)
--- errors: BADARG, LIMIT, VERSION
--- example: FCALL agentfn_msg_read 1 agentfn:{default} researcher-1 COUNT 10 ACK 1718000000000-0
+-- errors: BADARG, LIMIT, NOTFOUND, DENIED, VERSION
+-- example: FCALL agentfn_msg_read 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e COUNT 10 ACK 1718000000000-0
 local function agentfn_msg_read(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 1, 'agent_id')
+  check_arity(args, 2, 'agent_id, secret')
   local agent_id = check_id(args[1], 'agent_id')
-  local options = parse_options(args, 2, {COUNT = OPT.count(LIMITS.message_batch), ACK = MSG.check_ids})
+  local secret = check_secret(args[2])
+  local options = parse_options(args, 3, {COUNT = OPT.count(LIMITS.message_batch), ACK = MSG.check_ids})
   check_schema(root, namespace)
+  owned_agent(root, agent_id, secret)
 
   for _, id in ipairs(options.ACK or {}) do
     MSG.remove(root, agent_id, id)
@@ -3270,7 +3432,9 @@ end
 -- function: functions/agentfn_task_claim.lua
 -- agentfn_task_claim: claim the oldest highest-priority ready tasks an agent can run.
 --
--- Invariant: a claimed task is running under a new attempt (its fencing token), a pending entry
+-- Invariant: only the agent (its secret) claims. A claimed task is running under a new attempt
+-- and its token (attempt-<40 hex>, derived from the secret: only the claimer knows it; the task
+-- keeps only its sha1, token_sha1), a pending entry
 -- of its stream (consumer = the agent: the agent's tasks are its consumer's pending entries) and
 -- in the leases set until its lease deadline. Due delayed tasks are promoted first. Order: the agent's direct stream, then
 -- its capabilities by priority (high, normal, low); within a priority, across several
@@ -3284,38 +3448,42 @@ end
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the claiming agent (registered and live)
+-- ARGV[2] secret: the secret it registered with
 -- OPTION COUNT n: claim at most n tasks, 1 to 50 (default 1)
 -- OPTION LEASE_MS ms: the lease of each claimed task (default: each task's timeout_ms)
 -- returns: flat array: tasks, [task...], wait, [stream key, newest id, ...], next_due_ms, ms or
---   ''. Each task flat: id, capability, payload, attempt, token (= attempt), lease_deadline_ms,
+--   ''. Each task flat: id, capability, payload, attempt, token (<attempt>-<40 hex>: present it to complete, fail and extend), lease_deadline_ms,
 --   priority, workflow, step, inputs (JSON text or ''), timeout_ms, traceparent (as submitted,
 --   or the workflow's for a step; '' when none). wait and next_due_ms are
 --   filled when tasks has fewer than COUNT (wait: the agent's direct stream, its capabilities'
 --   streams of each priority and root:delayed-wake, each with its newest entry id or 0-0;
 --   next_due_ms: the earliest due time in the delayed set)
--- errors: BADARG, NOTFOUND, LAPSED, VERSION
+-- errors: BADARG, NOTFOUND, DENIED, LAPSED, VERSION
 -- events: task.running, task.queued (promoted delayed tasks)
--- example: FCALL agentfn_task_claim 1 agentfn:{default} researcher-1 COUNT 1
+-- example: FCALL agentfn_task_claim 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e COUNT 1
 
 -- The options' checkers (built once, not on every call).
 local TASK_CLAIM_OPTIONS = {COUNT = OPT.count(LIMITS.claim_count), LEASE_MS = OPT.positive_duration}
 
 local function agentfn_task_claim(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 1, 'agent_id')
+  check_arity(args, 2, 'agent_id, secret')
   local agent_id = check_id(args[1], 'agent_id')
-  local options = parse_options(args, 2, TASK_CLAIM_OPTIONS)
+  local secret = check_secret(args[2])
+  local options = parse_options(args, 3, TASK_CLAIM_OPTIONS)
   check_schema(root, namespace)
   local now = now_ms()
-  local agent = live_agent(root, agent_id, now)
+  local agent = live_agent(root, agent_id, now, secret)
 
-  return TASK.claim(root, agent_id, agent.capabilities, options.COUNT or 1, options.LEASE_MS, now)
+  return TASK.claim(root, agent_id, agent.capabilities, options.COUNT or 1, options.LEASE_MS, now, secret)
 end
 -- function: functions/agentfn_task_complete.lua
 -- agentfn_task_complete: finish a running attempt with its result (and claim the next tasks).
 --
--- Invariant: only the current attempt completes a task: the token must be the task's attempt
--- and the task running under it, else STALE and nothing changes. Completing acknowledges the
+-- Invariant: only the current attempt's holder completes a task: the token's attempt must be
+-- the task's (else STALE), the token the one its claim returned (else DENIED), and the task
+-- running under it (else STALE); nothing changes on a refusal. With NEXT, the tasks claimed
+-- get tokens derived from the token presented. Completing acknowledges the
 -- stream entry (agentfn_reap trims it), drops the lease, stores the result and expires the task
 -- after its retention. If the task was canceled while running, the reply says canceled and the result is
 -- discarded. With INPUT_REQUIRED (workflow tasks only) the attempt ends without a result and the
@@ -3324,7 +3492,7 @@ end
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
--- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[2] token: the token the claim returned, <attempt>-<40 hex>
 -- ARGV[3] result: the task's result, JSON text (at most 64 KiB); still required with
 --   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
@@ -3335,9 +3503,9 @@ end
 --   input-required until agentfn_wf_signal
 -- returns: flat array: id, state (completed, or canceled), and with NEXT n > 0: next, [the
 --   agentfn_task_claim reply]
--- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, DENIED, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed (or none for a canceled task), then as agentfn_task_claim
--- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1 LEASE_MS 60000
+-- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e '{"answer":42}' NEXT 1 LEASE_MS 60000
 
 -- The options' checkers (built once, not on every call).
 local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json, LEASE_MS = OPT.positive_duration}
@@ -3371,28 +3539,29 @@ end
 -- function: functions/agentfn_task_extend.lua
 -- agentfn_task_extend: renew the lease of a running attempt.
 --
--- Invariant: only the current attempt holds a lease (token as agentfn_task_complete, else
--- STALE). The new lease deadline is the server clock plus the lease time. A task canceled while
+-- Invariant: only the current attempt's holder renews its lease (token as
+-- agentfn_task_complete: STALE for another attempt, DENIED for a token its claim did not return). The new lease deadline is the server clock plus the lease time. A task canceled while
 -- running is not renewed: the reply says canceled 1 and the worker should stop.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
--- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[2] token: the token the claim returned, <attempt>-<40 hex>
 -- OPTION LEASE_MS ms: the new lease time (default: the task's timeout_ms)
 -- returns: flat array: id, lease_deadline_ms, canceled (1 when the task was canceled: stop
 --   working on it; 0 otherwise)
--- errors: BADARG, NOTFOUND, STALE, VERSION
--- example: FCALL agentfn_task_extend 1 agentfn:{default} t42 1 LEASE_MS 60000
+-- errors: BADARG, NOTFOUND, STALE, DENIED, VERSION
+-- example: FCALL agentfn_task_extend 1 agentfn:{default} t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e LEASE_MS 60000
 local function agentfn_task_extend(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 2, 'task_id, token')
   local task_id = check_id(args[1], 'task_id')
-  local token = TASK.token_arg(args[2])
+  local attempt, token = TASK.token_arg(args[2])
   local options = parse_options(args, 3, {LEASE_MS = OPT.positive_duration})
   check_schema(root, namespace)
-  local task = TASK.load(root, task_id, {'state', 'attempt', 'cancel_requested', 'timeout_ms', 'lease_deadline_ms'})
-  if TASK.check_token(task, task_id, token) then
+  local task = TASK.load(root, task_id, {'state', 'attempt', 'token_sha1', 'cancel_requested', 'timeout_ms',
+    'lease_deadline_ms'})
+  if TASK.check_token(task, task_id, attempt, token) then
     return {'id', task_id, 'lease_deadline_ms', task.lease_deadline_ms, 'canceled', 1}
   end
 
@@ -3404,7 +3573,8 @@ end
 -- function: functions/agentfn_task_fail.lua
 -- agentfn_task_fail: end a running attempt with an error: retry it, dead-letter it, or fail it.
 --
--- Invariant: only the current attempt fails a task (token as agentfn_task_complete, else STALE).
+-- Invariant: only the current attempt's holder fails a task (token as agentfn_task_complete:
+-- STALE or DENIED).
 -- The error joins the task's history. With RETRY yes and attempts left, the task is queued
 -- again after the backoff (backoff_ms * 2^(attempt-1), at most backoff_max_ms, on the server
 -- clock; state delayed, or queued when the delay is 0). Out of attempts it is dead: an entry in
@@ -3414,7 +3584,7 @@ end
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
--- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[2] token: the token the claim returned, <attempt>-<40 hex>
 -- ARGV[3] error: what went wrong, UTF-8 text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
@@ -3424,9 +3594,9 @@ end
 --   canceled while running), due_ms (when it will be ready again; '' unless delayed or queued),
 --   attempt (the attempt that failed), max_attempts (the task's attempts in all),
 --   and with NEXT n > 0: next, [the agentfn_task_claim reply]
--- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, DENIED, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.delayed, task.queued, task.failed or task.dead, then as agentfn_task_claim
--- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1 'rate limited' RETRY yes
+-- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e 'rate limited' RETRY yes
 
 -- The options' checkers (built once, not on every call).
 local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from agentfn.client.status import server_ms
+from agentfn.library.paths import lua_dir
+from agentfn.library.protocol import agent_functions
+from agentfn.library.render import render_library
 
 ROOT = "agentfn:{default}"
 
@@ -16,6 +22,16 @@ ROOT = "agentfn:{default}"
 def snapshot(raw: redis.Redis) -> dict[bytes, bytes | None]:
     """Every key of the server with its DUMP: equal snapshots mean a byte-for-byte equal keyspace."""
     return {key: raw.dump(key) for key in sorted(raw.scan_iter(count=1000))}
+
+
+#: The functions an agent calls as itself: its secret follows its id (protocol 3.0).
+AGENT_FUNCTIONS = agent_functions()
+
+
+def secret_of(agent_id: str) -> str:
+    """The secret the raw-FCALL tests register an agent with (protocol 3.0): 32 hex digits
+    derived from its id, so that every helper and test can present it."""
+    return hashlib.sha1(f"test-secret:{agent_id}".encode()).hexdigest()[:32]
 
 
 def fcall(r: redis.Redis, function: str, *args: Any, keys: tuple[str, ...] = (ROOT,)) -> Any:
@@ -78,3 +94,19 @@ def strict_json_ok(text: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return clean(value) and decoded.strip(" \t\n\r") == decoded.strip()
+
+
+def planted_library(tmp_path: Path, functions: dict[str, str]) -> str:
+    """The library rendered from a copy of lua/ with test-only functions planted in it: name ->
+    Lua body, run with `keys` and `args`, then `return 1` (a body returns early in a do block)."""
+    base = tmp_path / "lua"
+    shutil.copytree(lua_dir(), base)
+    for name, body in functions.items():
+        (base / "functions" / f"{name}.lua").write_text(
+            f"-- {name}: planted by a test.\n--\n-- flags: none\n"
+            f"-- KEYS[1] root: the namespace root key\n-- returns: anything\n-- errors: INTERNAL\n"
+            f"-- example: FCALL {name} 1 agentfn:{{default}}\n"
+            f"local function {name}(keys, args)\n  {body}\n  return 1\nend\n",
+            encoding="utf-8",
+        )
+    return render_library(lua_base=base).source

@@ -6,11 +6,14 @@ from typing import Any
 
 import redis
 
-from .helpers import ROOT, fcall, pairs
+from .helpers import ROOT, fcall, pairs, secret_of
 
 
 def register(r: redis.Redis, agent_id: str, capabilities: str, *options: Any) -> dict[str, Any]:
-    return pairs(fcall(r, "agentfn_agent_register", agent_id, capabilities, *options))
+    """Register with the agent's test secret (helpers.secret_of)."""
+    return pairs(
+        fcall(r, "agentfn_agent_register", agent_id, secret_of(agent_id), capabilities, *options)
+    )
 
 
 def submit(r: redis.Redis, capability: str, payload: str = "{}", *options: Any) -> dict[str, Any]:
@@ -28,7 +31,8 @@ def claim_reply(reply: list[Any]) -> dict[str, Any]:
 
 
 def claim(r: redis.Redis, agent_id: str, *options: Any) -> dict[str, Any]:
-    return claim_reply(fcall(r, "agentfn_task_claim", agent_id, *options))
+    """Claim as the agent (with its test secret)."""
+    return claim_reply(fcall(r, "agentfn_task_claim", agent_id, secret_of(agent_id), *options))
 
 
 def held(r: redis.Redis, agent_id: str) -> list[str]:

@@ -4,6 +4,7 @@ the card, streamed state changes, input-required answered, cancel, rejected, a w
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from typing import Any
@@ -29,9 +30,10 @@ from google.protobuf import json_format, struct_pb2  # noqa: E402
 import agentfn  # noqa: E402
 from agentfn.a2a import RemoteAgent  # noqa: E402
 from agentfn.a2a.mapping import parts_value  # noqa: E402
+from agentfn.server import free_port  # noqa: E402
 
 from . import bridge_agents  # noqa: E402
-from .agent_fixtures import serving  # noqa: E402
+from .agent_fixtures import serving, spawn_worker, wait_for, wait_for_task  # noqa: E402
 from .bridge_agents import announced_server, serving_team  # noqa: E402
 from .test_examples import README  # noqa: E402
 
@@ -234,3 +236,65 @@ def test_the_readme_maps_every_a2a_task_state():
         "canceled",
         "rejected",
     ]
+
+
+def _card_fetches(caplog: pytest.LogCaptureFixture) -> int:
+    """The agent cards fetched in this process, as httpx logs each request it made."""
+    return sum("agent-card.json" in record.getMessage() for record in caplog.records)
+
+
+def test_a_remote_agent_keeps_the_card_and_fetches_it_again_after_a_failure(
+    client, r, redis_url, caplog
+):
+    """One card fetch for three tasks; the gateway gone, a task fails and the card is dropped;
+    the gateway back on the same port, the next task fetches it again. One RemoteAgent serves
+    throughout."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    agentfn.deploy(r, "remote")
+    port = free_port()
+    gateway = ("a2a", "--url", redis_url, "--namespace", "remote", "--port", str(port))
+    researcher = RemoteAgent(
+        f"http://127.0.0.1:{port}/", "remote-research", skill="research", client=client
+    )
+    with bridge_agents.serving_team(agentfn.Client(r, "remote"), redis_url), serving(researcher):
+        with announced_server(*gateway) as url:
+            assert url == researcher.url
+            for n in range(3):
+                task_id = client.submit("remote-research", {"topic": f"t{n}"})
+                done = wait_for_task(client, task_id, {"completed"}, timeout=30)
+                assert done.result == {"topic": f"t{n}", "notes": f"notes on t{n}"}
+        assert _card_fetches(caplog) == 1 and researcher.card is not None
+        lost = client.submit("remote-research", {"topic": "lost"}, max_attempts=1)
+        assert wait_for_task(client, lost, {"dead"}, timeout=30).state == "dead"
+        assert researcher.card is None
+        with announced_server(*gateway):
+            task_id = client.submit("remote-research", {"topic": "back"})
+            done = wait_for_task(client, task_id, {"completed"}, timeout=30)
+            assert done.result["topic"] == "back"
+    assert _card_fetches(caplog) == 2
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_the_worker_logs_http_requests_only_at_debug(client, r, redis_url, level, shown):
+    """`agentfn worker` serving a RemoteAgent: httpx's line per request only with DEBUG."""
+    agentfn.deploy(r, "remote")
+    with (
+        bridge_agents.serving_team(agentfn.Client(r, "remote"), redis_url),
+        announced_server("a2a", "--url", redis_url, "--namespace", "remote", "--port", "0") as url,
+    ):
+        worker = spawn_worker(
+            redis_url,
+            "tests.a2a_agents:remote_research",
+            "--log-level",
+            level,
+            env={"AGENTFN_TEST_A2A_URL": url},
+        )
+        try:
+            wait_for(client, lambda: client.agent_find("remote-research"), "the worker", 30)
+            task_id = client.submit("remote-research", {"topic": "logs"})
+            wait_for_task(client, task_id, {"completed"}, timeout=30)
+        finally:
+            worker.terminate()
+            _, stderr = worker.communicate(timeout=30)
+    assert f" {level} " in stderr or f"{level} " in stderr, stderr  # it logs at that level
+    assert ("HTTP Request: POST" in stderr) is shown, stderr

@@ -1,9 +1,11 @@
 """Least-privilege roles (agentfn acl): each role runs its whole part of the lifecycle with exactly
 the commands derived from the code, and is refused the rest (FUNCTION LOAD, FLUSHALL, CONFIG,
-another namespace, writes for the observer)."""
+another namespace, writes for the observer). Inside the namespace, one agent cannot act as another:
+without its secret or its claim token, the library refuses with DENIED and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.commands.core import CoreCommands
 
 import agentfn
@@ -20,6 +23,8 @@ from agentfn.cli import acl
 from agentfn.cli.main import main
 from agentfn.client.status import read_status
 from agentfn.library.render import render_library
+
+from .helpers import assert_refused, fcall, pairs
 
 NAMESPACE = "acl"
 ROOT = "agentfn:{acl}"
@@ -116,10 +121,14 @@ def test_lifecycle_under_each_role(
         serving.join(timeout=30)
     problems = [record.getMessage() for record in caplog.records if record.levelname != "INFO"]
     assert not problems and not died, (problems, died)  # no NOPERM in any background thread
+    # The runtime deregistered; its inbox stays. Only a registered agent, with its secret, reads
+    # it: a new process of the agent registers (with a new secret: the id is no longer live).
     agent = agentfn.Client(users["agent"], NAMESPACE)
+    agent.agent_register("acl-agent", [])
     read = agent.read_inbox("acl-agent")
     assert [message.content for message in read.messages] == [{"hi": True}]
     agent.ack("acl-agent", *[message.id for message in read.messages])
+    agent.agent_deregister("acl-agent")
     common_refusals(users["agent"])
     refused(users["agent"], "FUNCTION", "LOAD", "REPLACE", "#!lua name=x\n")
 
@@ -143,6 +152,12 @@ def test_roles_are_derived_from_the_code() -> None:
     assert {"xread", "client|unblock", "subscribe"} <= set(acl.role_commands("agent"))
     assert {"function|load", "eval"} <= set(acl.role_commands("admin"))
     assert "function|load" not in acl.role_commands("agent")
+    for role in acl.ROLES:  # what a RedisCluster client sends; never a whole container command
+        commands = set(acl.role_commands(role))
+        assert {"cluster|slots", "cluster|shards", "command", "asking", "readonly"} <= commands
+        assert {"info", "ping"} <= commands  # connect() detects a cluster with INFO
+        assert not commands & {"cluster", "client", "function", "config", "xgroup"}, role
+    assert "cluster|nodes" in acl.role_commands("admin")  # a deploy lists the cluster's nodes
 
 
 #: Methods of ordinary Python objects (dict, list, Event, logger) named like a redis-py command.
@@ -217,17 +232,176 @@ def test_every_command_of_the_library_is_reached_by_some_function() -> None:
     assert set().union(*acl.lua_commands(source).values()) == literal
 
 
-def test_a_user_without_the_schema_read_is_told_so_not_moving(deployed, redis_proc):
-    """A user made before an upgrade lacks a command the new library runs (here MGET, its
-    schema check): the refusal names the ACL, it is not mistaken for a cluster move."""
-    deployed.execute_command("ACL", "SETUSER", "stale", "on", ">stale-pw", "~*", "+fcall", "+hget")
-    stale = redis.Redis(
-        host=redis_proc.host, port=redis_proc.port, username="stale", password="stale-pw"
+#: What every ACL refusal says after naming what was refused.
+POINTER = (
+    ": `agentfn acl` prints the ACL rules of each role (admin, orchestrator, agent, observer); "
+    "give this user the one it needs"
+)
+
+
+def test_a_refusal_names_the_permission_and_agentfn_acl(users: dict[str, redis.Redis]) -> None:
+    """NOPERM reaching a Client, an AsyncClient or a Batch: PermissionDenied (still a redis-py
+    NoPermissionError), one line naming the user, what it may not do and `agentfn acl`."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    observer = agentfn.Client(users["observer"], NAMESPACE)
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        observer.submit("echo", {})
+    expected = (
+        "NOPERM Redis user 'agentfn-acl-observer' may not run FCALL (calling agentfn_task_submit)"
+    )
+    assert str(info.value) == expected + POINTER
+    assert isinstance(info.value, redis.exceptions.NoPermissionError)
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        agentfn.Client(users["orchestrator"], "other").get_task("t1")
+    assert str(info.value) == (
+        "NOPERM Redis user 'agentfn-acl-orchestrator' may not use the keys of namespace 'other' "
+        "(calling agentfn_version)" + POINTER
+    )
+    batch = agentfn.Batch(observer)
+    batch.submit("echo", {})
+    [refusal] = batch.execute(raise_on_error=False)
+    assert isinstance(refusal, agentfn.PermissionDenied) and str(refusal) == expected + POINTER
+
+    async def submit_async() -> None:
+        kwargs = users["observer"].connection_pool.connection_kwargs
+        settings = {name: kwargs[name] for name in ("host", "port", "username", "password")}
+        connection = redis.asyncio.Redis(**settings)
+        try:
+            await agentfn.AsyncClient(connection, NAMESPACE).submit("echo", {})
+        finally:
+            await connection.aclose()
+
+    with pytest.raises(agentfn.PermissionDenied) as info:
+        asyncio.run(submit_async())
+    assert str(info.value) == expected + POINTER
+
+
+def test_a_command_refused_inside_a_function(
+    redis_proc, r: redis.Redis, users: dict[str, redis.Redis]
+) -> None:
+    """A hand-made user allowed FCALL but not every command the function runs: Redis 7.0 says
+    only that the script's user may not run a command (the guard wraps it in INTERNAL), 7.2 and
+    later name it."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    rules = ["on", ">secret", f"~{ROOT}", f"~{ROOT}:*", "&*", "-@all"]
+    rules += ["+fcall", "+fcall_ro", "+hget", "+hmget", "+exists", "+time", "+ping"]
+    r.execute_command("ACL", "SETUSER", "agentfn-acl-partial", *rules)
+    partial = redis.Redis(
+        host=redis_proc.host,
+        port=redis_proc.port,
+        username="agentfn-acl-partial",
+        password="secret",
     )
     try:
-        with pytest.raises(redis.ResponseError, match="can't run this command|NOPERM") as info:
-            stale.execute_command("FCALL", "agentfn_task_get", 1, "agentfn:{default}", "t1")
-        assert "MOVING" not in str(info.value)
+        with pytest.raises(agentfn.PermissionDenied) as info:
+            agentfn.Client(partial, NAMESPACE).submit("echo", {})
     finally:
-        stale.close()
-        deployed.execute_command("ACL", "DELUSER", "stale")
+        partial.close()
+        r.acl_deluser("agentfn-acl-partial")
+    assert re.fullmatch(
+        r"NOPERM Redis user 'agentfn-acl-partial' may not run (one of the commands "
+        r"agentfn_task_submit runs|[A-Z]+ \(calling agentfn_task_submit\))"
+        + re.escape(POINTER)
+        + r"( \(the call may be partly applied\))?",
+        str(info.value),
+    ), str(info.value)
+
+
+def test_cli_reports_a_refusal_in_one_line(
+    users: dict[str, redis.Redis], redis_proc, r: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CLI command refused by ACL: exit 1, one line on stderr, the password not in it."""
+    password = users["observer"].connection_pool.connection_kwargs["password"]
+    url = f"redis://agentfn-acl-observer:{password}@{redis_proc.host}:{redis_proc.port}"
+    assert main(["deploy", "--url", url, "--namespace", NAMESPACE]) == 1  # `r`: none loaded
+    deploy_error = capsys.readouterr().err
+    assert main(["status", "--url", url, "--namespace", "other"]) == 1
+    status_error = capsys.readouterr().err
+    assert deploy_error == (
+        "agentfn: NOPERM Redis user 'agentfn-acl-observer' may not run FUNCTION LOAD"
+        + POINTER
+        + "\n"
+    )
+    assert status_error == (
+        "agentfn: NOPERM Redis user 'agentfn-acl-observer' may not use the keys of namespace "
+        "'other'" + POINTER + "\n"
+    )
+    assert password not in deploy_error + status_error
+
+
+def test_the_refusal_names_the_roles_there_are() -> None:
+    assert f"({', '.join(acl.ROLES)})" in POINTER
+
+
+def test_only_redis_refusals_become_permission_denied(client: agentfn.Client) -> None:
+    """A library error that quotes such words (a duplicate JSON key, say) keeps its class."""
+    from agentfn.client.client import _translate
+
+    quoted = "this user has no permissions to run the 'fcall' command"
+    error = redis.ResponseError(
+        f'BADARG payload is not valid JSON: duplicate object key "{quoted}"'
+    )
+    assert type(_translate(error, client, "agentfn_task_submit")) is agentfn.BadArgument
+    refusal = _translate(redis.exceptions.NoPermissionError(quoted), client, "agentfn_task_submit")
+    assert type(refusal) is agentfn.PermissionDenied
+
+
+def test_an_agent_cannot_act_as_another_agent(
+    users: dict[str, redis.Redis], raw: redis.Redis
+) -> None:
+    """Agent B, with the same `agent` role as A, cannot settle or renew A's task (a forged token, or
+    the token of a task B holds) nor read or ack A's inbox, heartbeat A, deregister A or take A's id
+    (its own secret): DENIED, keyspace unchanged, and the refusal shows no secret or token."""
+    agentfn.deploy(users["admin"], NAMESPACE)
+    agent, orchestrator = users["agent"], users["orchestrator"]
+    a_secret, b_secret = secrets.token_hex(16), secrets.token_hex(16)
+
+    def call(connection: redis.Redis, function: str, *args: Any) -> Any:
+        return fcall(connection, function, *args, keys=(ROOT,))
+
+    def claim(agent_id: str, secret: str) -> dict[str, Any]:
+        (task,) = pairs(call(agent, "agentfn_task_claim", agent_id, secret, "COUNT", 1))["tasks"]
+        return pairs(task)
+
+    call(agent, "agentfn_agent_register", "agent-a", a_secret, "echo", "TTL_MS", 60000)
+    call(agent, "agentfn_agent_register", "agent-b", b_secret, "echo", "TTL_MS", 60000)
+    task_a = pairs(call(orchestrator, "agentfn_task_submit", "echo", '{"for":"a"}'))["id"]
+    held_by_a = claim("agent-a", a_secret)
+    assert held_by_a["id"] == task_a
+    task_b = pairs(call(orchestrator, "agentfn_task_submit", "echo", '{"for":"b"}'))["id"]
+    held_by_b = claim("agent-b", b_secret)
+    assert held_by_b["id"] == task_b and held_by_b["attempt"] == held_by_a["attempt"]
+    message = pairs(call(orchestrator, "agentfn_msg_send", "app", "agent-a", "note", '{"n":1}'))[
+        "id"
+    ]
+
+    attempt = held_by_a["attempt"]
+    hidden = [a_secret, b_secret, held_by_a["token"], held_by_b["token"]]
+    refusals: list[tuple[str, ...]] = []
+    for token in (f"{attempt}-{secrets.token_hex(20)}", held_by_b["token"]):
+        refusals += [
+            ("agentfn_task_complete", task_a, token, '"B was here"'),
+            ("agentfn_task_fail", task_a, token, "B was here"),
+            ("agentfn_task_extend", task_a, token, "LEASE_MS", "60000"),
+        ]
+    refusals += [
+        ("agentfn_msg_read", "agent-a", b_secret),
+        ("agentfn_msg_read", "agent-a", b_secret, "ACK", message),
+        ("agentfn_msg_ack", "agent-a", b_secret, message),
+        ("agentfn_agent_heartbeat", "agent-a", b_secret),
+        ("agentfn_agent_deregister", "agent-a", b_secret),
+        ("agentfn_agent_register", "agent-a", b_secret, "echo"),
+        ("agentfn_task_claim", "agent-a", b_secret),
+    ]
+    for function, *args in refusals:
+        refusal = assert_refused(agent, raw, "DENIED", function, *args, keys=(ROOT,))
+        assert not any(value in refusal for value in hidden), refusal
+
+    # A, with its secret and its token, still does all of it.
+    completed = call(agent, "agentfn_task_complete", task_a, held_by_a["token"], '"by A"')
+    assert pairs(completed)["state"] == "completed"
+    inbox = pairs(call(agent, "agentfn_msg_read", "agent-a", a_secret))
+    assert [pairs(item)["id"] for item in inbox["messages"]] == [message]
+    assert pairs(call(agent, "agentfn_msg_ack", "agent-a", a_secret, message))["removed"] == 1
+    for agent_id, secret in (("agent-a", a_secret), ("agent-b", b_secret)):
+        call(agent, "agentfn_agent_deregister", agent_id, secret)

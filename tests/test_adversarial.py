@@ -6,8 +6,11 @@ function is covered without editing this file. A seeded generator mutates one th
 call against a populated namespace: arity, numkeys and keys (another namespace), numbers in odd
 spellings, empty and 1 MiB strings, invalid UTF-8, bad / nested / duplicate-key JSON, unknown,
 duplicate and valueless options, ids of the wrong kind or with ``: { } * \\n``, message ids out of
-64-bit range, stale tokens. AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000
-for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
+64-bit range, agent secrets that are wrong (another agent's, a fresh one: DENIED) or malformed
+(short, long, odd characters: BADARG), claim tokens that are stale (STALE), forged (the right attempt
+with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length:
+BADARG). AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000 for a long run),
+AGENTFN_ADVERSARIAL_SEED the seed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +61,11 @@ def _call(r: redis.Redis, function: str, *args: Any) -> Any:
 def populate(r: redis.Redis) -> dict[str, Any]:
     """Agents, tasks in every state, workflows, an inbox with read and unread messages."""
     hour = "3600000"
-    _call(r, "agentfn_agent_register", "a1", "cap,review", "TTL_MS", hour, "METADATA", '{"h":1}')
-    _call(r, "agentfn_agent_register", "a2", "other", "TTL_MS", hour)
+    a1, a2 = secrets.token_hex(16), secrets.token_urlsafe(32)  # hex, and base64url
+    _call(
+        r, "agentfn_agent_register", "a1", a1, "cap,review", "TTL_MS", hour, "METADATA", '{"h":1}'
+    )
+    _call(r, "agentfn_agent_register", "a2", a2, "other", "TTL_MS", hour)
     workflow = pairs(
         _call(
             r,
@@ -68,7 +75,7 @@ def populate(r: redis.Redis) -> dict[str, Any]:
             '{"k":1}',
         )
     )["id"]
-    asked = pairs(_call(r, "agentfn_task_claim", "a1")[1][0])
+    asked = pairs(_call(r, "agentfn_task_claim", "a1", a1)[1][0])
     _call(
         r, "agentfn_task_complete", asked["id"], asked["token"], "null", "INPUT_REQUIRED", '{"q":1}'
     )
@@ -78,13 +85,13 @@ def populate(r: redis.Redis) -> dict[str, Any]:
         '{"chain":true,"steps":[{"id":"s1","capability":"x"},{"id":"s2","capability":"x"}]}',
     )
     _call(r, "agentfn_task_submit", "cap", '{"n":1}', "MAX_ATTEMPTS", "1")
-    dead = pairs(_call(r, "agentfn_task_claim", "a1")[1][0])
+    dead = pairs(_call(r, "agentfn_task_claim", "a1", a1)[1][0])
     _call(r, "agentfn_task_fail", dead["id"], dead["token"], "boom")
     _call(r, "agentfn_task_submit", "other", "[]")
-    done = pairs(_call(r, "agentfn_task_claim", "a2")[1][0])
+    done = pairs(_call(r, "agentfn_task_claim", "a2", a2)[1][0])
     _call(r, "agentfn_task_complete", done["id"], done["token"], '{"ok":true}')
     _call(r, "agentfn_task_submit", "cap", '{"n":2}', "IDEMPOTENCY_KEY", "k1")
-    running = pairs(_call(r, "agentfn_task_claim", "a1")[1][0])
+    running = pairs(_call(r, "agentfn_task_claim", "a1", a1)[1][0])
     _call(r, "agentfn_task_submit", "cap", '{"n":3}')
     _call(r, "agentfn_task_submit", "cap", '{"n":4}', "DELAY_MS", hour)
     messages = [
@@ -93,9 +100,12 @@ def populate(r: redis.Redis) -> dict[str, Any]:
         )["id"]
         for i in range(3)
     ]
-    _call(r, "agentfn_msg_read", "a1", "COUNT", "1")
+    _call(r, "agentfn_msg_read", "a1", a1, "COUNT", "1")
+    attempt = int(running["attempt"])
+    assert running["token"].startswith(f"{attempt}-") and dead["token"].startswith(f"{attempt}-")
     return {
         "agent_id": "a1",
+        "secret": a1,
         "from": "a2",
         "to": "a1",
         "task_id": running["id"],
@@ -115,17 +125,41 @@ def populate(r: redis.Redis) -> dict[str, Any]:
             "step_id": ["a1", running["id"], "s1"],
             "agent_id": [running["id"], workflow, "ghost"],
         },
-        "stale_tokens": [str(int(running["token"]) + 1), str(int(running["token"]) + 9)],
+        "stale_tokens": [
+            f"{attempt + 1}-{secrets.token_hex(20)}",
+            f"{attempt + 9}-{running['token'].split('-', 1)[1]}",
+        ],
+        "forged_tokens": [
+            f"{attempt}-{secrets.token_hex(20)}",  # the right attempt, other hex
+            dead["token"],  # another task's token, of the same attempt number
+            asked["token"],
+        ],
+        "bad_tokens": [
+            str(attempt),  # the attempt alone, as before protocol 3.0
+            running["token"].upper(),
+            running["token"][:-1],
+            running["token"] + "0",
+            running["token"].replace("-", "_"),
+            running["token"].split("-", 1)[1],
+            f"-{running['token']}",
+            running["token"] + "\n",
+        ],
+        "wrong_secrets": [a2, secrets.token_hex(16), a1[:-1] + ("0" if a1[-1] != "0" else "1")],
         "finished_task": done["id"],
     }
 
 
 def kind_of(param: Param, option: bool) -> str:
-    """What a parameter holds, from its header line: json, int, ids, msgid, enum, text, csv or id."""
+    """What a parameter holds, from its header line: json, secret, token, int, ids, msgid, enum,
+    text, csv or id."""
     value, description = param.value, param.description
     if "JSON" in description or value in ("json", "prompt"):
         return "json"
-    if param.name == "token" or value in ("n", "ms"):
+    if param.name == "secret":
+        return "secret"
+    if param.name == "token":
+        return "token"
+    if value in ("n", "ms"):
         return "int"
     if param.name == "message_ids" or value == "message_ids":
         return "ids"
@@ -235,6 +269,25 @@ BAD_MESSAGE_IDS = [
     "\xff".encode("latin-1"),
 ]
 BAD_ENUMS = ["", "maybe", "YES", "Yes ", "urgent", "MERGE", "1", "true", "x" * 300]
+#: Secrets of the wrong form (32 to 128 of [A-Za-z0-9_-] is the form): BADARG.
+BAD_SECRETS = [
+    "",
+    "a" * 31,
+    "a" * 129,
+    "a" * 31 + "+",
+    "a" * 31 + "/",
+    "a" * 31 + "=",
+    "a" * 31 + ".",
+    "a" * 31 + ":",
+    "a" * 31 + " ",
+    " " + "a" * 32,
+    "a" * 32 + "\n",
+    "a" * 16 + "\x00" + "a" * 16,
+    "é" * 32,
+    "\xff".encode("latin-1") * 32,
+    "{" + "a" * 32 + "}",
+    "*" * 32,
+]
 BAD_JSON = [
     b"NaN",
     b"Infinity",
@@ -300,10 +353,17 @@ def bad_values(
         corrupted = corrupt_json(rng)
         return values + ([corrupted] if corrupted else [])
     if kind == "int":
-        values = list(BAD_INTS)
-        if name == "token":
-            values += pool["stale_tokens"]
-        return values
+        return list(BAD_INTS)
+    if kind == "secret":
+        return BAD_SECRETS + pool["wrong_secrets"] + ["a" * MIB]
+    if kind == "token":
+        return (
+            BAD_INTS
+            + pool["bad_tokens"]
+            + pool["stale_tokens"]
+            + pool["forged_tokens"]
+            + ["1-" + "a" * MIB]
+        )
     if kind in ("ids", "msgid"):
         values = list(BAD_MESSAGE_IDS)
         if kind == "ids":

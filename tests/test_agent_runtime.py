@@ -432,12 +432,13 @@ def test_message_handler_replies_to_the_sender(client):
     async def crash(message):
         raise ValueError("no")
 
+    client.agent_register("asker", [])  # reading its inbox (the reply) takes its secret
     with serving(agent):
         reply = client.request("asker", "a1", "question", {"n": 21}, timeout=5)
         assert reply.content == {"answer": 42}
         failure = client.request("asker", "a1", "crash", {}, timeout=5)
         assert failure.content == {"error": "ValueError: no"}
-    assert client.read_messages("a1") == []  # both acknowledged
+    assert client.redis.xlen(keys.inbox("default", "a1")) == 0  # both acknowledged (deleted)
 
 
 def pinger(
@@ -560,6 +561,7 @@ def test_message_handlers_and_coroutines_request_through_the_agent(client):
     async def relay_async(message):
         return (await a.request_async("B", "ping", message.content, timeout=5)).content
 
+    client.agent_register("app", [])  # reading its inbox (the reply) takes its secret
     with serving(a), serving(pinger(client, "B")):
         assert client.request("app", "A", "relay", {"n": 2}, timeout=10).content == {
             "pong": "B",
@@ -573,7 +575,8 @@ def test_message_handlers_and_coroutines_request_through_the_agent(client):
             "pong": "B",
             "n": 4,
         }
-    # Stopped: no mailroom, the request reads the inbox itself.
+    # Stopped: no mailroom, the request reads the inbox itself (registered: it takes the secret).
+    client.agent_register("A", [])
     with serving(pinger(client, "B")):
         assert a.request("B", "ping", {"n": 5}, timeout=5).content == {"pong": "B", "n": 5}
 

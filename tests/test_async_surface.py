@@ -2,7 +2,8 @@
 
 The stub (agentfn/client/async_surface.pyi) is current; what it declares matches what the methods
 return at run time; and mypy (strict) accepts awaited AsyncClient calls and plain Client calls,
-and refuses an AsyncClient result used without ``await``.
+and refuses an AsyncClient result used without ``await``, and an Orchestrator of anything but a
+Client or an AsyncClient.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator
 
 from typing_extensions import assert_type
 
-from agentfn import AsyncClient, Client, InboxRead, Message, TaskInfo, WorkflowInfo
+from agentfn import AsyncClient, Client, InboxRead, Message, Orchestrator, TaskInfo, WorkflowInfo
 
 
 async def asyncio_client(client: AsyncClient) -> str:
@@ -54,10 +55,14 @@ def sync_client(client: Client) -> str:
         assert_type(message, Message)
     client.check_library()
     return task_id.upper()
+
+
+def orchestrators(client: Client, async_client: AsyncClient) -> list[Orchestrator]:
+    return [Orchestrator(client, timeout=5), Orchestrator(async_client)]
 """
 
 BAD = """
-from agentfn import AsyncClient
+from agentfn import AsyncClient, Orchestrator
 
 
 async def forgot_await(client: AsyncClient) -> str:
@@ -67,6 +72,12 @@ async def forgot_await(client: AsyncClient) -> str:
 
 async def wrong_arguments(client: AsyncClient) -> None:
     await client.submit("summarize", {}, priorty="high")
+
+
+def orchestrator_of_a_connection() -> Orchestrator:
+    import redis
+
+    return Orchestrator(redis.Redis())
 """
 
 
@@ -112,6 +123,7 @@ def _required_arguments(parameters: list[str]) -> list[Any]:
 def test_what_the_stub_declares_is_what_asyncclient_returns():
     """Each method declared async returns a coroutine on AsyncClient; messages an async iterator."""
     async_client = agentfn.AsyncClient(redis.asyncio.Redis(), check_library=False)
+    async_client.agent_secrets["x"] = "s" * 32  # the agent-side methods' agent id, as _dummy passes
     for _, group in surface.declarations():
         for declaration in group:
             result = getattr(async_client, declaration.name)(
@@ -193,6 +205,11 @@ def test_mypy_sees_awaitables_on_asyncclient_and_values_on_client(tmp_path: Path
     ), checked.stdout
     assert any(
         line.startswith("bad.py:11:") and 'Unexpected keyword argument "priorty"' in line
+        for line in errors
+    ), checked.stdout
+    assert any(
+        line.startswith("bad.py:17:")
+        and 'Argument 1 to "Orchestrator" has incompatible type "Redis' in line
         for line in errors
     ), checked.stdout
     assert checked.returncode == 1

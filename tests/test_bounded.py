@@ -16,7 +16,7 @@ from agentfn.constants import LIMITS
 from agentfn.library.migrate import list_migrations, migrate
 from agentfn.library.paths import migrations_dir
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, wait_until
 from .tasks_helpers import (
     claim,
     complete,
@@ -32,7 +32,7 @@ QUEUE = f"{ROOT}:queue"
 
 
 def deregister(r: redis.Redis, agent_id: str) -> None:
-    fcall(r, "agentfn_agent_deregister", agent_id)
+    fcall(r, "agentfn_agent_deregister", agent_id, secret_of(agent_id))
 
 
 def consumers(r: redis.Redis, stream: str) -> list[str]:
@@ -41,7 +41,9 @@ def consumers(r: redis.Redis, stream: str) -> list[str]:
 
 def lapse(r: redis.Redis, agent_id: str) -> None:
     """Make a live agent lapse: a heartbeat with a 1 ms TTL, then wait for the server clock."""
-    record = pairs(fcall(r, "agentfn_agent_heartbeat", agent_id, "TTL_MS", "1"))
+    record = pairs(
+        fcall(r, "agentfn_agent_heartbeat", agent_id, secret_of(agent_id), "TTL_MS", "1")
+    )
     wait_until(r, int(record["expires_ms"]))
 
 
@@ -241,7 +243,9 @@ def test_a_broadcast_beyond_its_recipient_limit_is_refused_unchanged(deployed, r
     limit = LIMITS["broadcast_recipients"]
     pipe = deployed.pipeline(transaction=False)
     for n in range(limit + 1):
-        pipe.execute_command("FCALL", "agentfn_agent_register", 1, ROOT, f"b{n}", "x")
+        pipe.execute_command(
+            "FCALL", "agentfn_agent_register", 1, ROOT, f"b{n}", secret_of(f"b{n}"), "x"
+        )
     pipe.execute()
     assert_refused(deployed, raw, "LIMIT", "agentfn_msg_broadcast", "s", "x", "t", "{}")
     # the sender is left out: from one of them, exactly the limit is reached
@@ -276,7 +280,7 @@ def test_a_deregistering_agent_hands_back_a_batch_the_rest_with_their_leases(dep
     claimed = 0
     while claimed < held:
         claimed += len(claim(deployed, "a1", "COUNT", str(LIMITS["claim_count"]))["tasks"])
-    released = pairs(fcall(deployed, "agentfn_agent_deregister", "a1"))
+    released = pairs(fcall(deployed, "agentfn_agent_deregister", "a1", secret_of("a1")))
     assert released["released"] == LIMITS["release_batch"]
     wait_until(deployed, server_ms(deployed) + 2)
     assert reap(deployed)["expired_leases"] == 5  # the rest came back when their leases ended

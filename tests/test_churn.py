@@ -15,7 +15,7 @@ import redis
 
 from agentfn.constants import LIMITS
 
-from .helpers import ROOT, pairs, server_ms, wait_until
+from .helpers import AGENT_FUNCTIONS, ROOT, pairs, secret_of, server_ms, wait_until
 from .tasks_helpers import claim_reply
 
 AGENTS = 2_000
@@ -26,6 +26,8 @@ def pipelined(r: redis.Redis, calls: list[tuple[str, ...]]) -> list[Any]:
     """FCALL every (function, *args) in one pipeline; the replies in order (errors raise)."""
     pipe = r.pipeline(transaction=False)
     for function, *args in calls:
+        if function in AGENT_FUNCTIONS:  # the agent's secret follows its id (protocol 3.0)
+            args = [args[0], secret_of(args[0]), *args[1:]]
         pipe.execute_command("FCALL", function, 1, ROOT, *args)
     return pipe.execute()
 

@@ -5,7 +5,9 @@ client) load the library that `agentfn render` prints, initialise a namespace, a
 transition with plain FCALL; the Python client then checks the state they left. Every FCALL
 they send is recorded with MONITOR and checked against the function headers (the protocol), and
 the scripts' source is checked the same way. A mixed workflow runs one step on a Python agent and
-one on the Node.js example agent (examples/node/agent.mjs).
+one on the Node.js example agent (examples/node/agent.mjs). The peers make their agent secret with
+their platform's CSPRNG, never print it, and show the refusals of protocol 3.0: a wrong secret and
+a forged token are DENIED, an attempt number alone is not a token (BADARG).
 
 Node.js is required, not optional: `make test` installs it from Debian's packages
 (scripts/system-deps.sh --node) and these tests fail, with the command to run, when it is missing.
@@ -30,7 +32,7 @@ import redis
 
 import agentfn
 from agentfn import keys
-from agentfn.library.protocol import FunctionSpec, load_specs
+from agentfn.library.protocol import FunctionSpec, agent_functions, load_specs
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 CROSSLANG = CHECKOUT / "tests" / "crosslang"
@@ -267,14 +269,15 @@ def uncovered(script: str, functions: set[str]) -> str:
 
 def run_script(
     command: list[str], redis_url: str, namespace: str, timeout: float = 120
-) -> dict[str, str]:
-    """Run a script that talks to Redis; returns the name=value lines it printed on stdout."""
+) -> tuple[dict[str, str], str]:
+    """Run a script that talks to Redis: the name=value lines it printed on stdout, and all it printed."""
     env = {**os.environ, "REDIS_URL": redis_url, "AGENTFN_NAMESPACE": namespace}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, (
         f"{' '.join(map(str, command))} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     )
-    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    made = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    return made, done.stdout + done.stderr
 
 
 def lifecycle_command(
@@ -317,16 +320,21 @@ def test_a_header_change_the_scripts_do_not_follow_fails(tmp_path):
 
 def test_recorded_calls_are_checked_against_the_headers():
     root = "agentfn:{default}"
+    secret = "s" * 32
     check_calls_against_headers(
-        [["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"]]
+        [["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "TTL_MS", "5"]]
     )
     check_calls_against_headers([["FCALL_RO", "agentfn_version", "1", root]])
     for bad, why in [
-        (["FCALL", "agentfn_agent_register", "1", root, "a1"], "positional"),
-        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS"], "positional"),
-        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "COLOR", "blue"], "COLOR"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", secret], "positional"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", "x", "TTL_MS", "5"], "positional"),
+        (["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "TTL_MS"], "positional"),
+        (
+            ["FCALL", "agentfn_agent_register", "1", root, "a1", secret, "x", "COLOR", "blue"],
+            "COLOR",
+        ),
         (["FCALL", "agentfn_agent_nothing", "1", root], "no lua/functions header"),
-        (["FCALL_RO", "agentfn_agent_register", "1", root, "a1", "x"], "no-writes"),
+        (["FCALL_RO", "agentfn_agent_register", "1", root, "a1", secret, "x"], "no-writes"),
         (["FCALL", "agentfn_version", "2", root, root], "one"),
     ]:
         with pytest.raises(AssertionError, match=why):
@@ -392,8 +400,7 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
         and client.get_task(canceled.step("fetch").task).state == "canceled"
     )
 
-    assert client.read_messages(agent) == []
-    assert r.xlen(keys.inbox(namespace, agent)) == 0
+    assert r.xlen(keys.inbox(namespace, agent)) == 0  # all read and acknowledged
 
     events = [fields for _, fields in r.xrange(keys.events(namespace))]
     kinds = {fields["type"] for fields in events}
@@ -431,10 +438,47 @@ def verify_lifecycle(r: redis.Redis, namespace: str, made: dict[str, str]) -> No
     assert made["workflow"] in subjects("workflow.completed")
 
 
+#: The functions that take the agent's secret right after its id (protocol 3.0).
+AS_AGENT = agent_functions()
+#: The functions that take a task's claim token right after its id.
+WITH_TOKEN = {"agentfn_task_complete", "agentfn_task_fail", "agentfn_task_extend"}
+SECRET = re.compile(r"[0-9a-f]{32}")  # 16 bytes of the platform's CSPRNG, as hex
+TOKEN = re.compile(r"(\d+)-[0-9a-f]{40}")
+
+
+def agent_secret(calls: list[list[str]], agent: str) -> str:
+    """The secret an agent registered with (the first register of its id), checked for its form."""
+    secret = next(
+        call[5] for call in calls if call[1] == "agentfn_agent_register" and call[4] == agent
+    )
+    assert SECRET.fullmatch(secret), "the peers' secrets are 16 random bytes as hex"
+    return secret
+
+
+def refusals_tried(calls: list[list[str]], agent: str, secret: str) -> set[str]:
+    """Which of protocol 3.0's refusals the recorded calls tried (a script asserts each outcome)."""
+    tried = set()
+    tokens: dict[tuple[str, str], set[str]] = {}
+    for _, name, _, _, *args in calls:
+        if name in AS_AGENT and args[0] == agent and args[1] != secret:
+            tried.add(f"{name} with a wrong secret")
+        if name in WITH_TOKEN:
+            task, token = args[0], args[1]
+            if token.isdigit():
+                tried.add("an attempt number as the token")
+            elif match := TOKEN.fullmatch(token):
+                tokens.setdefault((task, match[1]), set()).add(token)
+    if any(len(seen) > 1 for seen in tokens.values()):
+        tried.add("another token for the same attempt")
+    return tried
+
+
 @pytest.mark.parametrize("language", ["sh", "node"])
 def test_lifecycle_without_python(language, request, r, redis_url, recorder, library_file):
     namespace = f"crosslang-{language}"
-    made = run_script(lifecycle_command(language, request, library_file), redis_url, namespace)
+    made, printed = run_script(
+        lifecycle_command(language, request, library_file), redis_url, namespace
+    )
     calls = recorder.stop()
     used = check_calls_against_headers(calls)
     assert used >= LIFECYCLE_FUNCTIONS, uncovered(
@@ -442,6 +486,16 @@ def test_lifecycle_without_python(language, request, r, redis_url, recorder, lib
     )
     assert {call[3] for call in calls} == {f"agentfn:{{{namespace}}}"}
     verify_lifecycle(r, namespace, made)
+    secret = agent_secret(calls, made["agent"])
+    assert secret not in printed, f"{SCRIPTS[language].name} printed the agent's secret"
+    assert refusals_tried(calls, made["agent"], secret) >= {
+        "agentfn_agent_heartbeat with a wrong secret",
+        "agentfn_agent_register with a wrong secret",
+        "agentfn_msg_read with a wrong secret",
+        "agentfn_agent_deregister with a wrong secret",
+        "an attempt number as the token",
+        "another token for the same attempt",
+    }
 
 
 # --- One workflow, two languages -----------------------------------------------------------------
@@ -491,6 +545,12 @@ class NodeAgent:
         self.process.terminate()
         self.expect("stopped")
         return self.process.wait(timeout=30)
+
+    def exited(self) -> tuple[int, str]:
+        """Its exit code and what it printed on stderr, once it exits by itself."""
+        code = self.process.wait(timeout=30)
+        assert self.process.stderr is not None
+        return code, self.process.stderr.read()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -556,9 +616,30 @@ def test_mixed_workflow_python_and_node_agents(client, node_agent, recorder):
     assert client.agent_find("word_count") == []
     calls = recorder.stop()
     check_calls_against_headers(calls)
-    node_calls = {call[1] for call in calls if call[4:5] == ["node-agent-1"]}
+    node_calls = [call for call in calls if call[4:5] == ["node-agent-1"]]
     assert {
         "agentfn_agent_register",
         "agentfn_task_claim",
         "agentfn_agent_deregister",
-    } <= node_calls
+    } <= {call[1] for call in node_calls}
+    secret = agent_secret(calls, "node-agent-1")
+    assert {call[5] for call in node_calls if call[1] in AS_AGENT} == {secret}
+    assert secret not in json.dumps(handled)
+
+
+def test_node_agent_whose_id_is_live_under_another_secret_exits(
+    node, redis_url, client, node_agent, recorder
+):
+    """A second process with the same id is DENIED at registration: it says so and exits 1."""
+    node_agent.expect("registered")
+    second = NodeAgent(node, redis_url, "default", "node-agent-1", "word_count")
+    try:
+        code, error = second.exited()
+    finally:
+        second.kill()
+    assert code == 1 and "DENIED" in error and "node-agent-1" in error, error
+    calls = recorder.stop()
+    first, again = [call[5] for call in calls if call[1] == "agentfn_agent_register"]
+    assert first != again and first not in error and again not in error
+    assert [agent.id for agent in client.agent_find("word_count")] == ["node-agent-1"]
+    assert node_agent.stop() == 0

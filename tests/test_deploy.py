@@ -18,7 +18,7 @@ from agentfn.library.migrate import list_migrations, migrate, schema_version
 from agentfn.library.paths import migrations_dir
 from agentfn.library.render import render_library
 
-from .helpers import ROOT, fcall, pairs
+from .helpers import ROOT, fcall, pairs, secret_of
 
 #: The schema version of the migrations shipped (the last one's number).
 LATEST = len(list_migrations(migrations_dir()))
@@ -187,7 +187,7 @@ def test_old_library_refuses_a_namespace_on_a_newer_schema(r, upgraded_migration
     assert deployed_library(r).code_sha == newer_sha  # refused before loading anything
     r.execute_command("FUNCTION", "LOAD", "REPLACE", render_library().source)
     with pytest.raises(redis.ResponseError, match="^VERSION"):
-        fcall(r, "agentfn_agent_register", "a1", "x")
+        fcall(r, "agentfn_agent_register", "a1", secret_of("a1"), "x")
     with pytest.raises(MigrationError, match="newer"):
         migrate(r, "default")
 
@@ -211,12 +211,13 @@ def test_schema_check_is_one_read_and_meta_decides_without_the_schema_key(deploy
             r.delete(schema_key)
         else:
             r.set(schema_key, schema)
-        assert fcall(r, "agentfn_agent_register", "a1", "x")
+        with pytest.raises(redis.ResponseError, match="^NOTFOUND"):  # the check passed
+            fcall(r, "agentfn_task_get", "t404")
         r.hset(meta, "schema_version", LATEST - 1)
         with pytest.raises(
             redis.ResponseError, match=f"^VERSION namespace default has schema {LATEST - 1},"
         ):
-            fcall(r, "agentfn_agent_register", "a1", "x")
+            fcall(r, "agentfn_task_get", "t404")
         r.hset(meta, "schema_version", LATEST)
 
 

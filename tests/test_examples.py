@@ -100,6 +100,8 @@ def test_redis_cli_example_runs_the_lifecycle_with_fcall_alone(redis_url, r):
     )
     assert done.returncode == 0, done.stderr
     assert '"completed"' in done.stdout and r'"{\"words\":3}"' in done.stdout
+    # The agent's secret (32 hex characters, from /dev/urandom) is passed, never printed.
+    assert not re.search(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", done.stdout + done.stderr)
     namespace = next(key for key in r.scan_iter("agentfn:{cli-example-*}:meta"))
     assert r.hget(namespace.replace(":meta", ":task:t1"), "state") == "completed"
 

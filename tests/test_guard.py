@@ -7,17 +7,16 @@ saying whether something was written.
 
 from __future__ import annotations
 
+import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import redis
 
-from agentfn.library.paths import lua_dir
 from agentfn.library.render import render_library
 
-from .helpers import ROOT
+from .helpers import ROOT, fcall, pairs, planted_library
 
 DEFECTS = {
     "agentfn_zz_raw_before": "redis.call('HGET', K.meta(keys[1]), 'a', 'b', 'c')",
@@ -30,17 +29,7 @@ DEFECTS = {
 
 
 def defective_library(tmp_path: Path) -> str:
-    base = tmp_path / "lua"
-    shutil.copytree(lua_dir(), base)
-    for name, body in DEFECTS.items():
-        (base / "functions" / f"{name}.lua").write_text(
-            f"-- {name}: a planted defect (test only).\n--\n-- flags: none\n"
-            f"-- KEYS[1] root: the namespace root key\n-- returns: nothing\n-- errors: INTERNAL\n"
-            f"-- example: FCALL {name} 1 agentfn:{{default}}\n"
-            f"local function {name}(keys, args)\n  {body}\n  return 1\nend\n",
-            encoding="utf-8",
-        )
-    return render_library(lua_base=base).source
+    return planted_library(tmp_path, DEFECTS)
 
 
 @pytest.mark.parametrize(
@@ -72,6 +61,18 @@ def test_a_refusal_before_any_write_keeps_its_code(r: redis.Redis, tmp_path: Pat
 
 
 def test_the_library_uses_only_the_api_fields_the_guard_passes_on() -> None:
-    """guard.lua shadows `redis` with call, error_reply and register_function only."""
+    """guard.lua shadows `redis` with call, error_reply, sha1hex (the agent secrets' and claim
+    tokens' hashes) and register_function only."""
     used = set(re.findall(r"\bredis\.(\w+)", render_library().source))
-    assert used <= {"call", "error_reply", "register_function"}, used
+    assert used <= {"call", "error_reply", "sha1hex", "register_function"}, used
+    assert "sha1hex" in used  # only hashes of secrets and tokens are stored
+
+
+def test_the_guard_passes_sha1hex_on(deployed: redis.Redis) -> None:
+    """The shadowed redis.sha1hex is Redis's own: the token a claim returns is derived with it."""
+    secret = "s" * 32
+    fcall(deployed, "agentfn_agent_register", "guarded", secret, "cap")
+    task_id = pairs(fcall(deployed, "agentfn_task_submit", "cap", "{}"))["id"]
+    (task,) = pairs(fcall(deployed, "agentfn_task_claim", "guarded", secret))["tasks"]
+    digest = hashlib.sha1(f"{secret}:{task_id}:1".encode()).hexdigest()
+    assert pairs(task)["token"] == f"1-{digest}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -26,10 +27,14 @@ def agents(client):
     return client
 
 
-def second_client(redis_proc) -> agentfn.Client:
-    return agentfn.Client(
+def second_client(redis_proc, registrar: Any) -> agentfn.Client:
+    """Another client on its own connection that knows the secrets of the agents ``registrar``
+    registered (as another process of the same agent would)."""
+    client = agentfn.Client(
         redis.Redis(host=redis_proc.host, port=redis_proc.port, decode_responses=True)
     )
+    client.agent_secrets.update(registrar.agent_secrets)
+    return client
 
 
 def test_send_read_ack_round_trip(agents):
@@ -89,7 +94,7 @@ def test_broadcast_returns_who_it_reached(agents, deployed):
 
 def test_receive_blocks_until_a_message_arrives(agents, redis_proc):
     """The sender watches the server (MONITOR) and sends only once the reader is in XREAD BLOCK."""
-    sender = second_client(redis_proc)
+    sender = second_client(redis_proc, agents)
     monitoring = threading.Event()
     blocked = []
 
@@ -141,10 +146,10 @@ def test_receive_can_acknowledge_what_was_handled(agents):
 
 def test_redelivery_after_the_reader_dies(agents, redis_proc):
     sent = [agents.send("a2", "a1", "note", i) for i in range(3)]
-    doomed = second_client(redis_proc)
+    doomed = second_client(redis_proc, agents)
     assert [m.id for m in doomed.read_messages("a1", count=2)] == sent[:2]
     doomed.redis.close()  # dies without acknowledging
-    survivor = second_client(redis_proc)
+    survivor = second_client(redis_proc, agents)
     try:
         messages = survivor.receive("a1", 5)
         assert [(m.id, m.redelivered) for m in messages] == [
@@ -184,9 +189,9 @@ def test_iteration_acknowledges_each_message_when_the_next_is_asked_for(agents):
     assert agents.read_messages("a1") == []
 
 
-def responder(redis_proc, stop: threading.Event, handled: list) -> threading.Thread:
+def responder(redis_proc, stop: threading.Event, handled: list, registrar: Any) -> threading.Thread:
     """An agent 'a2' on its own connection and thread that answers each question with its double."""
-    client = second_client(redis_proc)
+    client = second_client(redis_proc, registrar)
 
     def run():
         try:
@@ -212,7 +217,7 @@ def responder(redis_proc, stop: threading.Event, handled: list) -> threading.Thr
 
 def test_request_gets_the_correlated_reply(agents, redis_proc):
     stop, handled = threading.Event(), []
-    thread = responder(redis_proc, stop, handled)
+    thread = responder(redis_proc, stop, handled, agents)
     try:
         noise = agents.send("a2", "a1", "note", "not a reply")
         reply = agents.request("a1", "a2", "question", 21, timeout=5)
@@ -264,6 +269,7 @@ def test_async_client_receives_iterates_and_requests(redis_proc, deployed):
         other = redis.asyncio.Redis(host=redis_proc.host, port=redis_proc.port)
         try:
             client, peer = agentfn.AsyncClient(connection), agentfn.AsyncClient(other)
+            peer.agent_secrets = client.agent_secrets  # the same agents' other process
             await client.agent_register("a1", ["x"])
             await client.agent_register("a2", ["x"])
             assert await client.receive("a1", 0.05) == []
@@ -305,7 +311,7 @@ def test_resp3_connection_gets_the_same_results(redis_proc, deployed):
         client.agent_register("a1", ["x"])
         client.agent_register("a2", ["x"])
         stop, handled = threading.Event(), []
-        thread = responder(redis_proc, stop, handled)
+        thread = responder(redis_proc, stop, handled, client)
         try:
             assert client.request("a1", "a2", "question", 2, timeout=5).content == {"double": 4}
         finally:

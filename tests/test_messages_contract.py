@@ -8,14 +8,16 @@ import redis
 from agentfn.constants import DEFAULTS, LIMITS
 from agentfn.library.protocol import load_specs
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, snapshot, wait_until
+from .secret_helpers import WRONG_SECRET
 
 INBOX = f"{ROOT}:inbox"
 EXPIRY = f"{ROOT}:msg-expiry"
+S1 = secret_of("a1")
 
 
 def register(r, agent_id, caps="x", *options):
-    return pairs(fcall(r, "agentfn_agent_register", agent_id, caps, *options))
+    return pairs(fcall(r, "agentfn_agent_register", agent_id, secret_of(agent_id), caps, *options))
 
 
 def send(r, sender, to, kind="note", content='{"n":1}', *options) -> str:
@@ -23,12 +25,14 @@ def send(r, sender, to, kind="note", content='{"n":1}', *options) -> str:
 
 
 def read(r, agent_id, *options) -> tuple[list[dict], list[str]]:
-    reply = pairs(fcall(r, "agentfn_msg_read", agent_id, *options))
+    reply = pairs(fcall(r, "agentfn_msg_read", agent_id, secret_of(agent_id), *options))
     return [pairs(message) for message in reply["messages"]], reply["wait"]
 
 
 def ack(r, agent_id, *ids) -> int:
-    return pairs(fcall(r, "agentfn_msg_ack", agent_id, ",".join(ids)))["removed"]
+    return pairs(fcall(r, "agentfn_msg_ack", agent_id, secret_of(agent_id), ",".join(ids)))[
+        "removed"
+    ]
 
 
 def test_send_appends_to_the_inbox_and_indexes_the_expiry(deployed):
@@ -124,7 +128,7 @@ def test_unacknowledged_messages_come_back_after_the_reader_dies(deployed, redis
     assert deployed.xlen(f"{INBOX}:a1") == 0 and deployed.zcard(EXPIRY) == 0
 
 
-def test_ack_removes_messages_for_good_and_is_safe_to_repeat(deployed):
+def test_ack_removes_messages_for_good_and_is_safe_to_repeat(deployed, raw):
     register(deployed, "a1")
     one, two = send(deployed, "p1", "a1"), send(deployed, "p1", "a1")
     read(deployed, "a1")
@@ -137,7 +141,10 @@ def test_ack_removes_messages_for_good_and_is_safe_to_repeat(deployed):
     three = send(deployed, "p1", "a1")
     assert ack(deployed, "a1", two, three, "1-1") == 2
     assert deployed.xlen(f"{INBOX}:a1") == 0 and deployed.zcard(EXPIRY) == 0
-    assert ack(deployed, "nobody", "1-1") == 0
+    # Only a registered agent (with its secret) reads or acknowledges its inbox.
+    assert_refused(
+        deployed, raw, "NOTFOUND", "agentfn_msg_ack", "nobody", secret_of("nobody"), "1-1"
+    )
 
 
 def test_read_acknowledges_handled_messages_before_reading(deployed):
@@ -324,11 +331,31 @@ def test_reply_to_is_stored_and_returned(deployed):
 
 
 def test_read_of_an_inbox_that_does_not_exist_writes_nothing(deployed, raw):
-    from .helpers import snapshot
-
+    register(deployed, "a1")
     before = snapshot(raw)
-    assert read(deployed, "nobody") == ([], [f"{INBOX}:nobody", "0-0"])
+    assert read(deployed, "a1") == ([], [f"{INBOX}:a1", "0-0"])
     assert snapshot(raw) == before
+    # An unregistered agent has no inbox to read: register first.
+    message = assert_refused(
+        deployed, raw, "NOTFOUND", "agentfn_msg_read", "nobody", secret_of("nobody")
+    )
+    assert "register" in message
+
+
+def test_a_wrong_secret_reads_and_acknowledges_nothing(deployed, raw):
+    """Another agent's secret, or a fresh one, is DENIED: the inbox is its agent's alone."""
+    register(deployed, "a1")
+    register(deployed, "a2")
+    sent = [send(deployed, "p1", "a1", "note", str(i)) for i in range(2)]
+    read(deployed, "a1", "COUNT", "1")  # one pending, one undelivered
+    for secret in (WRONG_SECRET, secret_of("a2")):
+        for args in ([], ["COUNT", "10"], ["ACK", sent[0]]):
+            message = assert_refused(
+                deployed, raw, "DENIED", "agentfn_msg_read", "a1", secret, *args
+            )
+            assert "a1" in message and secret not in message
+        assert_refused(deployed, raw, "DENIED", "agentfn_msg_ack", "a1", secret, ",".join(sent))
+    assert [m["id"] for m in read(deployed, "a1", "COUNT", "10")[0]] == sent
 
 
 BAD_INPUT = [
@@ -371,36 +398,48 @@ BAD_INPUT = [
     ("BADARG", "agentfn_msg_broadcast", ["p1", "x", "note", "{}", "TTL_MS"]),
     # agentfn_msg_read
     ("BADARG", "agentfn_msg_read", []),
-    ("BADARG", "agentfn_msg_read", ["a 1"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "COUNT", "0"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "COUNT", str(LIMITS["message_batch"] + 1)]),
-    ("BADARG", "agentfn_msg_read", ["a1", "COUNT", "ten"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "COUNT"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "BLOCK", "10"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "ACK", ""]),
-    ("BADARG", "agentfn_msg_read", ["a1", "ACK", "1-0,,2-0"]),
-    ("BADARG", "agentfn_msg_read", ["a1", "ACK", "first"]),
+    ("BADARG", "agentfn_msg_read", ["a1"]),
+    ("BADARG", "agentfn_msg_read", ["a 1", S1]),
+    ("BADARG", "agentfn_msg_read", ["a1", "COUNT", "10"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1[:31]]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1 + "!"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "COUNT", "0"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "COUNT", str(LIMITS["message_batch"] + 1)]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "COUNT", "ten"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "COUNT"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "BLOCK", "10"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "ACK", ""]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "ACK", "1-0,,2-0"]),
+    ("BADARG", "agentfn_msg_read", ["a1", S1, "ACK", "first"]),
     (
         "LIMIT",
         "agentfn_msg_read",
-        ["a1", "ACK", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
+        ["a1", S1, "ACK", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
     ),
+    ("NOTFOUND", "agentfn_msg_read", ["ghost", S1]),
+    ("DENIED", "agentfn_msg_read", ["a1", WRONG_SECRET]),
+    ("DENIED", "agentfn_msg_read", ["a2", S1, "ACK", "1-0"]),
     # agentfn_msg_ack
-    ("BADARG", "agentfn_msg_ack", ["a1"]),
-    ("BADARG", "agentfn_msg_ack", ["", "1-0"]),
-    ("BADARG", "agentfn_msg_ack", ["a{1}", "1-0"]),
-    ("BADARG", "agentfn_msg_ack", ["a1", ""]),
-    ("BADARG", "agentfn_msg_ack", ["a1", "m1"]),
-    ("BADARG", "agentfn_msg_ack", ["a1", "1-0,,2-0"]),
-    ("BADARG", "agentfn_msg_ack", ["a1", ",1-0"]),
-    ("BADARG", "agentfn_msg_ack", ["a1", "1-0,"]),
-    ("BADARG", "agentfn_msg_ack", ["a1", "1-0,x"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1]),
+    ("BADARG", "agentfn_msg_ack", ["a1", "1-0"]),
+    ("BADARG", "agentfn_msg_ack", ["", S1, "1-0"]),
+    ("BADARG", "agentfn_msg_ack", ["a{1}", S1, "1-0"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", "1-0", "1-0"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, ""]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, "m1"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, "1-0,,2-0"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, ",1-0"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, "1-0,"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, "1-0,x"]),
     (
         "LIMIT",
         "agentfn_msg_ack",
-        ["a1", ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
+        ["a1", S1, ",".join(f"{i}-0" for i in range(LIMITS["message_batch"] + 1))],
     ),
-    ("BADARG", "agentfn_msg_ack", ["a1", "1-0", "FORCE", "yes"]),
+    ("BADARG", "agentfn_msg_ack", ["a1", S1, "1-0", "FORCE", "yes"]),
+    ("NOTFOUND", "agentfn_msg_ack", ["ghost", S1, "1-0"]),
+    ("DENIED", "agentfn_msg_ack", ["a1", WRONG_SECRET, "1-0"]),
+    ("DENIED", "agentfn_msg_ack", ["a2", S1, "1-0"]),
 ]
 
 
@@ -417,8 +456,8 @@ def test_bad_input_changes_nothing(deployed, raw, code, function, args):
 GOOD_CALLS = [
     ("agentfn_msg_send", ["p1", "a1", "note", "{}"]),
     ("agentfn_msg_broadcast", ["p1", "x", "note", "{}"]),
-    ("agentfn_msg_read", ["a1"]),
-    ("agentfn_msg_ack", ["a1", "1-0"]),
+    ("agentfn_msg_read", ["a1", S1]),
+    ("agentfn_msg_ack", ["a1", S1, "1-0"]),
 ]
 
 

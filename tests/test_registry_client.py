@@ -37,7 +37,7 @@ def test_each_code_maps_to_its_exception(client):
     assert info.value.code == "BADARG" and isinstance(info.value, LibraryError)
     assert "agent_id" in str(info.value)
     with pytest.raises(NotFound) as missing:
-        client.agent_heartbeat("ghost")
+        client.agent_heartbeat("ghost", secret="g" * 32)
     assert missing.value.code == "NOTFOUND"
 
 
@@ -84,7 +84,7 @@ def test_async_client_has_the_same_methods(redis_proc, deployed):
             beat = await client.agent_heartbeat("r1")
             found = await client.agent_find("x")
             with pytest.raises(NotFound):
-                await client.agent_deregister("ghost")
+                await client.agent_deregister("ghost", secret="g" * 32)
             return beat, found
         finally:
             await connection.aclose()

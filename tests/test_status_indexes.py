@@ -21,7 +21,7 @@ from agentfn.dashboard.metrics import exposition
 from agentfn.dashboard.reads import Namespace, overview
 from agentfn.library.migrate import migrate
 
-from .helpers import ROOT, fcall, pairs, server_ms, wait_until
+from .helpers import ROOT, fcall, pairs, secret_of, server_ms, wait_until
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "AGENTFN_NAMESPACE")}
 INDEXES = [f"{ROOT}:lapsed", f"{ROOT}:inboxes", f"{ROOT}:wf-expiry"] + [
@@ -43,9 +43,9 @@ def scanned(r: redis.Redis, family: str, kind: str) -> set[str]:
 
 def populate(r: redis.Redis, client: agentfn.Client) -> None:
     """Live and lapsed agents, queued and direct tasks, inboxes, workflows in three states."""
-    fcall(r, "agentfn_agent_register", "live-1", "code,wfcap")
-    fcall(r, "agentfn_agent_register", "gone-1", "code")
-    beat = pairs(fcall(r, "agentfn_agent_heartbeat", "gone-1", "TTL_MS", "1"))
+    fcall(r, "agentfn_agent_register", "live-1", secret_of("live-1"), "code,wfcap")
+    fcall(r, "agentfn_agent_register", "gone-1", secret_of("gone-1"), "code")
+    beat = pairs(fcall(r, "agentfn_agent_heartbeat", "gone-1", secret_of("gone-1"), "TTL_MS", "1"))
     wait_until(r, int(beat["expires_ms"]))
     client.reap()  # gone-1 lapses: its record is kept for agent_retention_ms
     client.submit("code", {"n": 1})
@@ -56,7 +56,7 @@ def populate(r: redis.Redis, client: agentfn.Client) -> None:
     client.create_workflow([{"id": "s", "capability": "other", "input": {}}], workflow_id="stop")
     client.cancel_workflow("stop")
     client.create_workflow([{"id": "s", "capability": "wfcap", "input": {}}], workflow_id="done")
-    for task in client.claim("live-1", count=5).tasks:
+    for task in client.claim("live-1", count=5, secret=secret_of("live-1")).tasks:
         if task.capability == "wfcap" and task.workflow == "done":
             client.complete(task.id, task.token, "ok")
 
@@ -111,7 +111,7 @@ def test_indexes_empty_themselves_when_what_they_list_expires(deployed):
     r = deployed
     client = agentfn.Client(r, "default")
     r.hset(f"{ROOT}:meta", "agent_retention_ms", "5")
-    fcall(r, "agentfn_agent_register", "gone-1", "code", "TTL_MS", "1")
+    fcall(r, "agentfn_agent_register", "gone-1", secret_of("gone-1"), "code", "TTL_MS", "1")
     client.send("planner", "ghost", "note", {}, allow_unregistered=True, ttl_ms=1)
     client.create_workflow(
         [{"id": "s", "capability": "x", "input": {}}], workflow_id="w", retention_ms=1
@@ -137,7 +137,7 @@ def test_migration_0003_builds_the_indexes_of_an_older_namespace(deployed):
     r.delete(*INDEXES)
     r.hset(keys.meta("default"), "schema_version", 2)
 
-    assert [m.number for m in migrate(r, "default")] == [3]
+    assert [m.number for m in migrate(r, "default")] == [3, 4]
     rebuilt = {index: r.zrange(index, 0, -1, withscores=True) for index in INDEXES}
     assert rebuilt == built
     assert not r.hexists(keys.meta("default"), "migration_0003_phase")

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import redis
 
-from .helpers import ROOT, assert_refused, fcall, pairs, snapshot, strict_json_ok
+from .helpers import (
+    ROOT,
+    assert_refused,
+    fcall,
+    pairs,
+    planted_library,
+    secret_of,
+    snapshot,
+    strict_json_ok,
+)
 
 # Texts cjson.decode accepts (or chokes on) that are not one RFC 8259 JSON value.
 REFUSED = [
@@ -150,13 +160,13 @@ def test_what_python_writes_is_accepted(raw: redis.Redis, deployed) -> None:
 def test_every_json_argument_is_checked(r: redis.Redis, raw: redis.Redis, deployed) -> None:
     """Each JSON argument refuses a duplicate key and names itself."""
     bad = '{"a":1,"a":1}'
-    fcall(r, "agentfn_agent_register", "a1", "cap")
+    fcall(r, "agentfn_agent_register", "a1", secret_of("a1"), "cap")
     wf = pairs(fcall(r, "agentfn_wf_create", '{"steps":[{"id":"s","capability":"cap"}]}'))["id"]
-    claimed = fcall(r, "agentfn_task_claim", "a1")
+    claimed = fcall(r, "agentfn_task_claim", "a1", secret_of("a1"))
     task = pairs(claimed[1][0])
     calls = [
         ("payload", "agentfn_task_submit", ["cap", bad]),
-        ("METADATA", "agentfn_agent_register", ["a2", "cap", "METADATA", bad]),
+        ("METADATA", "agentfn_agent_register", ["a2", secret_of("a2"), "cap", "METADATA", bad]),
         ("result", "agentfn_task_complete", [task["id"], task["token"], bad]),
         (
             "INPUT_REQUIRED",
@@ -251,3 +261,147 @@ def test_random_corruptions_are_judged_as_the_oracle_judges_them(
         if not accepted:
             assert str(reply).startswith(("BADARG payload", "LIMIT")), (text, reply)
         assert accepted == strict_json_ok(text), (text, reply)
+
+
+# Every edge of UTF-8 (RFC 3629; Unicode's table of well-formed byte sequences): name -> the
+# bytes, and the offset in them of the byte a refusal names (None: well-formed). A refusal names
+# the lead byte of the character that breaks (a stray continuation byte: itself).
+UTF8_EDGES: dict[str, tuple[bytes, int | None]] = {
+    "U+0080, the first 2-byte": (b"\xc2\x80", None),
+    "U+07FF, the last 2-byte": (b"\xdf\xbf", None),
+    "U+0800, the first 3-byte": (b"\xe0\xa0\x80", None),
+    "U+1000": (b"\xe1\x80\x80", None),
+    "U+CFFF": (b"\xec\xbf\xbf", None),
+    "U+D000": (b"\xed\x80\x80", None),
+    "U+D7FF, before the surrogates": (b"\xed\x9f\xbf", None),
+    "U+E000, after the surrogates": (b"\xee\x80\x80", None),
+    "U+FFFD": (b"\xef\xbf\xbd", None),
+    "U+FFFF, the last 3-byte": (b"\xef\xbf\xbf", None),
+    "U+10000, the first 4-byte": (b"\xf0\x90\x80\x80", None),
+    "U+40000": (b"\xf1\x80\x80\x80", None),
+    "U+FFFFF": (b"\xf3\xbf\xbf\xbf", None),
+    "U+100000": (b"\xf4\x80\x80\x80", None),
+    "U+10FFFF, the last": (b"\xf4\x8f\xbf\xbf", None),
+    "every form in a row": ("a\x7fé€😀\U0010ffff".encode(), None),
+    "overlong NUL, 2 bytes": (b"\xc0\x80", 0),
+    "overlong /, 2 bytes": (b"\xc0\xaf", 0),
+    "overlong U+007F, 2 bytes": (b"\xc1\xbf", 0),
+    "overlong NUL, 3 bytes": (b"\xe0\x80\x80", 0),
+    "overlong /, 3 bytes": (b"\xe0\x80\xaf", 0),
+    "overlong U+07FF, 3 bytes": (b"\xe0\x9f\xbf", 0),
+    "overlong NUL, 4 bytes": (b"\xf0\x80\x80\x80", 0),
+    "overlong /, 4 bytes": (b"\xf0\x80\x80\xaf", 0),
+    "overlong U+FFFF, 4 bytes": (b"\xf0\x8f\xbf\xbf", 0),
+    "U+D800, the first surrogate": (b"\xed\xa0\x80", 0),
+    "U+DB7F": (b"\xed\xad\xbf", 0),
+    "U+DB80": (b"\xed\xae\x80", 0),
+    "U+DC00, the first low surrogate": (b"\xed\xb0\x80", 0),
+    "U+DFFF, the last surrogate": (b"\xed\xbf\xbf", 0),
+    "a surrogate pair (CESU-8)": (b"\xed\xa0\xbd\xed\xb8\x80", 0),
+    "a surrogate after characters": ("éé".encode() + b"\xed\xa0\x80", 4),
+    "U+110000": (b"\xf4\x90\x80\x80", 0),
+    "U+13FFFF": (b"\xf4\xbf\xbf\xbf", 0),
+    "lead F5": (b"\xf5\x80\x80\x80", 0),
+    "lead F7": (b"\xf7\xbf\xbf\xbf", 0),
+    "5-byte form": (b"\xf8\x88\x80\x80\x80", 0),
+    "6-byte form": (b"\xfc\x84\x80\x80\x80\x80", 0),
+    "FE": (b"\xfe", 0),
+    "FF": (b"\xff", 0),
+    "2-byte, truncated": (b"\xc2", 0),
+    "3-byte, 1 byte short": (b"\xe2\x82", 0),
+    "3-byte after E0, 1 byte short": (b"\xe0\xa0", 0),
+    "3-byte, 2 bytes short": (b"\xef", 0),
+    "4-byte, 1 byte short": (b"\xf0\x90\x80", 0),
+    "4-byte, 2 bytes short": (b"\xf0\x90", 0),
+    "U+10FFFF, 1 byte short": (b"\xf4\x8f\xbf", 0),
+    "truncated before ASCII": (b"\xe2\x82A", 0),
+    "truncated before a character": (b"\xe2\x82\xc3\xa9", 0),
+    "a lead before a character": (b"\xc3\xe2\x82\xac", 0),
+    "truncated after characters": ("ab écd€".encode() + b"\xc3", 10),
+    "a continuation byte first": (b"\x80", 0),
+    "BF first": (b"\xbf", 0),
+    "two continuation bytes": (b"\x80\x80", 0),
+    "a continuation byte after ASCII": (b"A\x80", 1),
+    "2-byte with one too many": (b"\xc3\xa9\xa9", 0),
+    "3-byte with one too many": (b"\xe2\x82\xac\xac", 0),
+    "4-byte with one too many": (b"\xf0\x9f\x98\x80\x80", 0),
+}
+
+
+@pytest.mark.parametrize("name", UTF8_EDGES)
+def test_utf8_edges(raw: redis.Redis, deployed, name: str) -> None:
+    """Each edge in a JSON string, in an object key, at the end of the text (an unterminated
+    string) and as free text (a failure's error): refused naming its bad byte, or accepted."""
+    sequence, bad = UTF8_EDGES[name]
+    assert (bad is None) == _is_utf8(sequence), "the table is wrong"
+    for prefix, suffix in ((b'["', b'"]'), (b'{"', b'":1}'), (b'"', b"")):
+        text = prefix + sequence + suffix
+        before = snapshot(raw)
+        try:
+            raw.execute_command("FCALL", "agentfn_task_submit", 1, ROOT, "cap", text)
+            refusal = None
+        except redis.ResponseError as error:
+            refusal = str(error)
+            assert snapshot(raw) == before
+        if bad is not None:
+            offset = len(prefix) + bad
+            assert refusal == f"BADARG payload is not valid JSON: invalid UTF-8 at byte {offset}"
+        elif suffix:
+            assert refusal is None, (text, refusal)
+        else:
+            assert refusal == "BADARG payload is not valid JSON: unterminated string at byte 0"
+    with pytest.raises(redis.ResponseError) as info:
+        raw.execute_command(
+            "FCALL", "agentfn_task_fail", 1, ROOT, "none", "1-" + "0" * 40, b"x" + sequence
+        )
+    if bad is None:
+        assert str(info.value) == "NOTFOUND task none does not exist"
+    else:
+        assert str(info.value) == f"BADARG error is not valid UTF-8 at byte {1 + bad}"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_the_fast_path_reduces_exactly_the_well_formed_characters(
+    raw: redis.Redis, tmp_path: Path
+) -> None:
+    """JSON.well_formed, the fast path of JSON.check and JSON.check_utf8 (the slow search only
+    names the bad byte of a refusal): every character of 2 to 4 bytes of a well-formed text
+    becomes '.', ASCII stays; a text that is not UTF-8 keeps a non-ASCII byte (or gets nil).
+    The edges, random byte strings and random corruptions of well-formed text, judged by Python."""
+    probe = "do return JSON.well_formed(args[1]) or false end"
+    raw.execute_command(
+        "FUNCTION", "LOAD", "REPLACE", planted_library(tmp_path, {"agentfn_zz_well_formed": probe})
+    )
+    rng = random.Random(11)
+    alphabet = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xC3, 0xDF]
+    alphabet += [0xE0, 0xE1, 0xE2, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+    points = [0x41, 0x80, 0xE9, 0x7FF, 0x800, 0x20AC, 0xD7FF, 0xE000, 0xFFFF, 0x10000, 0x1F600]
+    points += [0x10FFFF]
+    samples = [sequence for sequence, _ in UTF8_EDGES.values()]
+    samples += [
+        bytes(rng.choice(alphabet) for _ in range(rng.randrange(1, 9))) for _ in range(3000)
+    ]
+    for _ in range(1000):
+        text = "".join(chr(rng.choice(points)) for _ in range(rng.randrange(1, 12))).encode()
+        samples.append(text)
+        corrupted = bytearray(text)
+        corrupted[rng.randrange(len(text))] = rng.choice(alphabet)
+        samples.append(bytes(corrupted))
+    pipe = raw.pipeline(transaction=False)
+    for sample in samples:
+        pipe.execute_command("FCALL", "agentfn_zz_well_formed", 1, ROOT, sample)
+    replies = pipe.execute()
+    assert sum(_is_utf8(sample) for sample in samples) > 1000
+    for sample, reduced in zip(samples, replies, strict=True):
+        if _is_utf8(sample):
+            expected = "".join(c if c < "\x80" else "." for c in sample.decode()).encode()
+            assert reduced == expected, sample
+        else:
+            assert reduced is None or max(reduced, default=0) >= 0x80, (sample, reduced)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -28,12 +29,13 @@ def test_submit_claim_complete(client):
         and claimed.next_due_ms is None
     )
     [task] = claimed.tasks
+    assert re.fullmatch(r"1-[0-9a-f]{40}", task.token)  # the attempt, then 40 hex digits
     assert task == ClaimedTask(
         id="t1",
         capability="web_search",
         payload={"q": "redis"},
         attempt=1,
-        token=1,
+        token=task.token,
         lease_deadline_ms=task.lease_deadline_ms,
         priority="high",
         workflow=None,
@@ -158,7 +160,7 @@ def test_extend_cancel_requeue_reap(client, deployed):
     assert info.state == "dead" and info.error == "lease expired" and info.errors[0]["attempt"] == 1
     assert client.requeue(task.id, max_attempts=2) == "queued"
     assert client.get_task(task.id).max_attempts == 3
-    assert client.claim("a1").tasks[0].token == 2
+    assert client.claim("a1").tasks[0].token.startswith("2-")
 
 
 def test_errors_map_to_exceptions(client):
@@ -222,7 +224,7 @@ def test_async_client_runs_the_same_lifecycle(deployed, redis_url):
             await connection.aclose()
 
     out = asyncio.run(scenario())
-    assert out["task"].payload == {"n": 1} and out["task"].token == 1
+    assert out["task"].payload == {"n": 1} and out["task"].token.startswith("1-")
     assert out["extended"].canceled is False
     assert out["done"].state == "completed" and out["second"].payload == {"n": 2}
     assert out["failed"].state == "failed"

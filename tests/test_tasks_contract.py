@@ -11,7 +11,8 @@ import redis
 from agentfn.client.status import read_agents
 from agentfn.constants import DEFAULTS
 
-from .helpers import ROOT, assert_refused, fcall, pairs, server_ms, wait_until
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of, server_ms, wait_until
+from .secret_helpers import claim_token, token_of
 from .tasks_helpers import (
     claim,
     claim_reply,
@@ -41,7 +42,8 @@ def test_submit_claim_complete_lifecycle(deployed):
         and task["capability"] == "web_search"
         and task["payload"] == '{"q":"redis"}'
     )
-    assert task["attempt"] == task["token"] == "1" and task["priority"] == "normal"
+    assert task["attempt"] == "1" and task["priority"] == "normal"
+    assert task["token"] == token_of("t1", 1)  # 1-sha1(secret:t1:1): only the claimer knows it
     assert task["workflow"] == task["step"] == task["inputs"] == "" and task["timeout_ms"] == "5000"
     deadline = int(task["lease_deadline_ms"])
     assert before + 5000 <= deadline <= server_ms(deployed) + 5000
@@ -50,7 +52,10 @@ def test_submit_claim_complete_lifecycle(deployed):
     assert deployed.zscore(f"{ROOT}:leases", "t1") == deadline
     assert held(deployed, "a1") == ["t1"]
 
-    assert complete(deployed, "t1", 1, '{"answer":42}') == {"id": "t1", "state": "completed"}
+    assert complete(deployed, "t1", token_of("t1", 1), '{"answer":42}') == {
+        "id": "t1",
+        "state": "completed",
+    }
     record = get(deployed, "t1")
     assert record["state"] == "completed" and record["result"] == '{"answer":42}'
     assert int(record["finished_ms"]) >= int(record["started_ms"])
@@ -184,11 +189,11 @@ def test_agent_without_capabilities_takes_direct_tasks(deployed):
 
 def test_claim_needs_a_live_registered_agent(deployed, raw):
     with pytest.raises(redis.ResponseError, match="^NOTFOUND"):
-        fcall(deployed, "agentfn_task_claim", "ghost")
+        fcall(deployed, "agentfn_task_claim", "ghost", secret_of("ghost"))
     register(deployed, "short", "x", "TTL_MS", "20")
     wait_until(deployed, server_ms(deployed) + 25)
     with pytest.raises(redis.ResponseError, match="^LAPSED"):
-        fcall(deployed, "agentfn_task_claim", "short")
+        fcall(deployed, "agentfn_task_claim", "short", secret_of("short"))
 
 
 def test_delayed_task_is_claimable_only_when_due_on_the_server_clock(deployed):
@@ -212,8 +217,8 @@ def test_retry_backoff_grows_exponentially_and_is_capped(deployed):
     delays = []
     [task] = claim(deployed, "a1")["tasks"]
     for attempt in range(1, 5):
-        assert task["token"] == str(attempt)
-        reply = fail(deployed, "t1", attempt, f"error {attempt}")
+        assert task["token"] == token_of("t1", attempt)
+        reply = fail(deployed, "t1", token_of("t1", attempt), f"error {attempt}")
         assert reply["state"] == "delayed"
         failed_at = json.loads(get(deployed, "t1")["errors"])[-1]["at_ms"]
         delays.append(int(reply["due_ms"]) - failed_at)
@@ -224,7 +229,7 @@ def test_retry_backoff_grows_exponentially_and_is_capped(deployed):
             again = claim(deployed, "a1")["tasks"]
         [task] = again
     assert delays == [40, 80, 100, 100]
-    assert fail(deployed, "t1", 5, "last")["state"] == "dead"
+    assert fail(deployed, "t1", token_of("t1", 5), "last")["state"] == "dead"
     errors = json.loads(get(deployed, "t1")["errors"])
     assert [(e["attempt"], e["error"], e["agent"]) for e in errors] == [
         (1, "error 1", "a1"),
@@ -239,10 +244,10 @@ def test_fail_without_backoff_queues_at_once_and_retry_no_fails_for_good(deploye
     register(deployed, "a1", "x")
     submit(deployed, "x", "1", "BACKOFF_MS", "0")
     claim(deployed, "a1")
-    reply = fail(deployed, "t1", 1, "flaky")
+    reply = fail(deployed, "t1", token_of("t1", 1), "flaky")
     assert reply["state"] == "queued"
     assert claimed_ids(deployed, "a1") == ["t1"]
-    assert fail(deployed, "t1", 2, "hopeless", "RETRY", "no") == {
+    assert fail(deployed, "t1", token_of("t1", 2), "hopeless", "RETRY", "no") == {
         "id": "t1",
         "state": "failed",
         "due_ms": "",
@@ -265,7 +270,7 @@ def test_idempotency_key_returns_the_same_task(deployed):
     # The key lives as long as the task: it expires with the finished task.
     register(deployed, "a1", "x")
     claim(deployed, "a1")
-    complete(deployed, "t1", 1)
+    complete(deployed, "t1", token_of("t1", 1))
     assert submit(deployed, "x", "3", "IDEMPOTENCY_KEY", "order-7") == {
         "id": "t1",
         "state": "completed",
@@ -296,9 +301,12 @@ def test_cancel_queued_delayed_running_and_finished(deployed, raw):
     reap(deployed)
     assert deployed.zcard(f"{ROOT}:leases") == 0 and deployed.xlen(f"{QUEUE}:x:normal") == 0
     # The worker learns at its next extend, complete or fail; its result is discarded.
-    assert pairs(fcall(deployed, "agentfn_task_extend", "t3", 1))["canceled"] == 1
-    assert complete(deployed, "t3", 1, '"late"') == {"id": "t3", "state": "canceled"}
-    assert fail(deployed, "t3", 1)["state"] == "canceled"
+    assert pairs(fcall(deployed, "agentfn_task_extend", "t3", token_of("t3", 1)))["canceled"] == 1
+    assert complete(deployed, "t3", token_of("t3", 1), '"late"') == {
+        "id": "t3",
+        "state": "canceled",
+    }
+    assert fail(deployed, "t3", token_of("t3", 1))["state"] == "canceled"
     assert get(deployed, "t3")["result"] == ""
     for task_id in ("t1", "t2", "t3"):
         assert get(deployed, task_id)["state"] == "canceled"
@@ -309,7 +317,7 @@ def test_cancel_queued_delayed_running_and_finished(deployed, raw):
         assert "canceled" in message
     submit(deployed, "x", "4")
     claim(deployed, "a1")
-    complete(deployed, "t4", 1)
+    complete(deployed, "t4", token_of("t4", 1))
     assert "completed" in assert_state_refused(deployed, raw, "t4")
     kinds = [
         f["type"] for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.canceled"
@@ -336,15 +344,21 @@ def test_stale_completion_is_refused_and_changes_nothing(deployed, raw):
     register(deployed, "a1", "x")
     submit(deployed, "x", "1", "BACKOFF_MS", "0")
     claim(deployed, "a1")
-    fail(deployed, "t1", 1)
+    fail(deployed, "t1", token_of("t1", 1))
     claim(deployed, "a1")
-    message = assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 1, '"late"')
+    message = assert_refused(
+        deployed, raw, "STALE", "agentfn_task_complete", "t1", token_of("t1", 1), '"late"'
+    )
     assert "attempt 2" in message
-    assert_refused(deployed, raw, "STALE", "agentfn_task_fail", "t1", 1, "late")
-    assert_refused(deployed, raw, "STALE", "agentfn_task_extend", "t1", 1)
-    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 3, '"future"')
-    complete(deployed, "t1", 2, '"fresh"')
-    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 2, '"twice"')
+    assert_refused(deployed, raw, "STALE", "agentfn_task_fail", "t1", token_of("t1", 1), "late")
+    assert_refused(deployed, raw, "STALE", "agentfn_task_extend", "t1", token_of("t1", 1))
+    assert_refused(
+        deployed, raw, "STALE", "agentfn_task_complete", "t1", token_of("t1", 3), '"future"'
+    )
+    complete(deployed, "t1", token_of("t1", 2), '"fresh"')
+    assert_refused(
+        deployed, raw, "STALE", "agentfn_task_complete", "t1", token_of("t1", 2), '"twice"'
+    )
     assert get(deployed, "t1")["result"] == '"fresh"'
 
 
@@ -353,10 +367,12 @@ def test_extend_renews_the_lease_on_the_server_clock(deployed):
     submit(deployed, "x", "1", "TIMEOUT_MS", "1000")
     first = int(claim(deployed, "a1")["tasks"][0]["lease_deadline_ms"])
     before = server_ms(deployed)
-    reply = pairs(fcall(deployed, "agentfn_task_extend", "t1", 1, "LEASE_MS", "60000"))
+    reply = pairs(
+        fcall(deployed, "agentfn_task_extend", "t1", token_of("t1", 1), "LEASE_MS", "60000")
+    )
     assert reply["canceled"] == 0 and int(reply["lease_deadline_ms"]) >= before + 60000 > first
     assert deployed.zscore(f"{ROOT}:leases", "t1") == int(reply["lease_deadline_ms"])
-    default = pairs(fcall(deployed, "agentfn_task_extend", "t1", 1))
+    default = pairs(fcall(deployed, "agentfn_task_extend", "t1", token_of("t1", 1)))
     assert int(default["lease_deadline_ms"]) < int(reply["lease_deadline_ms"])
     assert int(get(deployed, "t1")["lease_deadline_ms"]) == int(default["lease_deadline_ms"])
 
@@ -373,7 +389,7 @@ def test_dead_letter_and_requeue(deployed, raw):
     register(deployed, "a1", "x")
     submit(deployed, "x", '{"n":1}', "MAX_ATTEMPTS", "1")
     claim(deployed, "a1")
-    assert fail(deployed, "t1", 1, "broken")["state"] == "dead"
+    assert fail(deployed, "t1", token_of("t1", 1), "broken")["state"] == "dead"
     [(entry_id, letter)] = deployed.xrange(f"{ROOT}:dead")
     assert letter["task"] == "t1" and letter["capability"] == "x" and letter["attempts"] == "1"
     assert letter["error"] == "broken" and json.loads(letter["errors"])[0]["error"] == "broken"
@@ -392,9 +408,9 @@ def test_dead_letter_and_requeue(deployed, raw):
         record["max_attempts"] == "3" and record["attempt"] == "1" and record["finished_ms"] == ""
     )
     [task] = claim(deployed, "a1")["tasks"]
-    assert task["token"] == "2"
+    assert task["token"] == token_of("t1", 2)
     assert_refused(deployed, raw, "STATE", "agentfn_task_requeue", "t1")
-    fail(deployed, "t1", 2, "again", "RETRY", "no")
+    fail(deployed, "t1", token_of("t1", 2), "again", "RETRY", "no")
     assert fcall(deployed, "agentfn_task_requeue", "t1")[3] == "queued"
     assert get(deployed, "t1")["max_attempts"] == "5"
 
@@ -424,9 +440,11 @@ def test_reap_expired_lease_redelivers_as_attempt_two_and_records_one_completion
         record["state"] == "queued" and json.loads(record["errors"])[0]["error"] == "lease expired"
     )
     [second] = claim(deployed, "a2")["tasks"]
-    assert second["attempt"] == "2" and second["token"] == "2"
-    assert_refused(deployed, raw, "STALE", "agentfn_task_complete", "t1", 1, '"from a1"')
-    complete(deployed, "t1", 2, '"from a2"')
+    assert second["attempt"] == "2" and second["token"] == token_of("t1", 2, "a2")
+    assert_refused(
+        deployed, raw, "STALE", "agentfn_task_complete", "t1", token_of("t1", 1), '"from a1"'
+    )
+    complete(deployed, "t1", second["token"], '"from a2"')
     completions = [f for _, f in deployed.xrange(f"{ROOT}:events") if f["type"] == "task.completed"]
     assert len(completions) == 1 and get(deployed, "t1")["result"] == '"from a2"'
     assert reap(deployed)["expired_leases"] == 0
@@ -453,7 +471,7 @@ def test_deregister_releases_held_tasks_at_once(deployed):
     submit(deployed, "x", "1")
     submit(deployed, "x", "2", "MAX_ATTEMPTS", "1")
     assert claimed_ids(deployed, "a1", "COUNT", "2") == ["t1", "t2"]
-    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {
+    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1", secret_of("a1"))) == {
         "agent": "a1",
         "released": 2,
     }
@@ -464,7 +482,7 @@ def test_deregister_releases_held_tasks_at_once(deployed):
     assert deployed.zcard(f"{ROOT}:leases") == 0
     assert [c["name"] for c in deployed.xinfo_consumers(f"{QUEUE}:x:normal", "agentfn")] == []
     [task] = claim(deployed, "a2")["tasks"]
-    assert task["id"] == "t1" and task["token"] == "2"
+    assert task["id"] == "t1" and task["token"] == token_of("t1", 2, "a2")
     assert deployed.xpending(f"{QUEUE}:x:normal", "agentfn")["pending"] == 1
 
 
@@ -480,7 +498,7 @@ def test_an_agent_holds_its_pending_entries_wherever_it_claimed(deployed):
     assert held(deployed, "a1") == ["t1", "t2"]
     [row] = read_agents(deployed, "default", server_ms(deployed))
     assert (row.id, row.running) == ("a1", 2)
-    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1")) == {
+    assert pairs(fcall(deployed, "agentfn_agent_deregister", "a1", secret_of("a1"))) == {
         "agent": "a1",
         "released": 2,
     }
@@ -509,10 +527,16 @@ def test_complete_with_next_claims_in_the_same_call(deployed):
     for n in range(3):
         submit(deployed, "x", str(n))
     [task] = claim(deployed, "a1")["tasks"]
-    reply = pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))
+    reply = pairs(
+        fcall(deployed, "agentfn_task_complete", "t1", task["token"], '"ok"', "NEXT", "2")
+    )
     assert reply["state"] == "completed"
-    assert [pairs(t)["id"] for t in pairs(reply["next"])["tasks"]] == ["t2", "t3"]
-    reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", 1, "x", "NEXT", "1"))
+    second, third = claim_reply(reply["next"])["tasks"]
+    assert [second["id"], third["id"]] == ["t2", "t3"]
+    # The tasks NEXT claims get tokens derived from the token presented (its holder's proof).
+    assert second["token"] == claim_token(task["token"], "t2", 1)
+    assert third["token"] == claim_token(task["token"], "t3", 1)
+    reply = pairs(fcall(deployed, "agentfn_task_fail", "t2", second["token"], "x", "NEXT", "1"))
     nxt = claim_reply(reply["next"])
     assert (
         reply["state"] == "delayed" and nxt["tasks"] == [] and nxt["next_due_ms"] == reply["due_ms"]
@@ -520,7 +544,7 @@ def test_complete_with_next_claims_in_the_same_call(deployed):
     assert list(nxt["wait"]) == [f"{ROOT}:direct:a1"] + [
         f"{QUEUE}:x:{p}" for p in ("high", "normal", "low")
     ] + [f"{ROOT}:delayed-wake"]
-    assert "next" not in complete(deployed, "t3", 1, '"ok"', "NEXT", "0")
+    assert "next" not in complete(deployed, "t3", third["token"], '"ok"', "NEXT", "0")
 
 
 def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
@@ -528,8 +552,11 @@ def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
     submit(deployed, "x", "1")
     claim(deployed, "a1")
     wait_until(deployed, int(agent["expires_ms"]))
-    assert_refused(deployed, raw, "LAPSED", "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1")
-    assert complete(deployed, "t1", 1)["state"] == "completed"
+    token = token_of("t1", 1)
+    assert_refused(
+        deployed, raw, "LAPSED", "agentfn_task_complete", "t1", token, '"ok"', "NEXT", "1"
+    )
+    assert complete(deployed, "t1", token)["state"] == "completed"
 
 
 def test_input_required_only_for_workflow_tasks(deployed, raw):
@@ -542,7 +569,7 @@ def test_input_required_only_for_workflow_tasks(deployed, raw):
         "BADARG",
         "agentfn_task_complete",
         "t1",
-        1,
+        token_of("t1", 1),
         "null",
         "INPUT_REQUIRED",
         '{"q":"?"}',
@@ -606,8 +633,10 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     assert deployed.smembers(f"{ROOT}:streams") == {stream}
     tasks = claim(deployed, "a1", "COUNT", "4")["tasks"]
     others = claim(deployed, "a2", "COUNT", "2")["tasks"]
-    complete(deployed, tasks[0]["id"], 1)
-    fail(deployed, tasks[1]["id"], 1)  # retried at once: a new undelivered entry
+    complete(deployed, tasks[0]["id"], token_of(tasks[0]["id"], 1))
+    fail(
+        deployed, tasks[1]["id"], token_of(tasks[1]["id"], 1)
+    )  # retried at once: a new undelivered entry
     fcall(deployed, "agentfn_task_cancel", tasks[2]["id"])
     fcall(deployed, "agentfn_task_cancel", "t10")  # queued: its undelivered entry goes at once
     assert (
@@ -630,13 +659,15 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     for task_id in in_flight:
         assert get(deployed, task_id)["entry"] in {p["message_id"] for p in pending}
 
-    complete(deployed, others[0]["id"], 1)  # t5, between two pending entries (t4 and t6)
+    complete(
+        deployed, others[0]["id"], others[0]["token"]
+    )  # t5, between two pending entries (t4 and t6)
     reap(deployed)
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t4", "t6", "t7", "t8", "t9", "t2"]
 
     # Nothing pending: everything delivered goes, the undelivered stay (a direct stream too).
     for task in (others[1], tasks[3]):
-        complete(deployed, task["id"], 1)
+        complete(deployed, task["id"], task["token"])
     reap(deployed)
     assert [f["task"] for _, f in deployed.xrange(stream)] == [
         "t7",
@@ -646,20 +677,20 @@ def test_reap_trims_streams_to_exactly_undelivered_and_pending_entries(deployed)
     ]  # t2's retry: last
     submit(deployed, "x", '"direct"', "TO", "a2")
     assert claimed_ids(deployed, "a2", "COUNT", "2") == ["t11", "t7"]
-    complete(deployed, "t11", 1)
+    complete(deployed, "t11", token_of("t11", 1, "a2"))
     reap(deployed)
     assert deployed.smembers(f"{ROOT}:streams") == {stream, f"{ROOT}:direct:a2"}
     assert deployed.xlen(f"{ROOT}:direct:a2") == 0
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t8", "t9", "t2"]  # t7 pending
     assert claimed_ids(deployed, "a1", "COUNT", "5") == ["t8", "t9", "t2"]
     for task_id in ("t8", "t9", "t2"):
-        complete(deployed, task_id, 2 if task_id == "t2" else 1)
+        complete(deployed, task_id, token_of(task_id, 2 if task_id == "t2" else 1))
     # a budget of 2: the stream, then one entry after the oldest pending one (t7) at most
     reap(deployed, "LIMIT", "2")
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7", "t9", "t2"]
     reap(deployed)  # attempts that ended while an older one runs on: deleted
     assert [f["task"] for _, f in deployed.xrange(stream)] == ["t7"]
-    complete(deployed, "t7", 1)
+    complete(deployed, "t7", token_of("t7", 1, "a2"))
     reap(deployed)
     assert deployed.xlen(stream) == 0
     assert deployed.xinfo_groups(stream)[0]["pending"] == 0
@@ -682,9 +713,9 @@ def test_reap_trims_dead_letters_past_retention_only(deployed):
 
 def test_unknown_task_is_not_found(deployed, raw):
     for function, args in [
-        ("agentfn_task_complete", ["t9", 1, "1"]),
-        ("agentfn_task_fail", ["t9", 1, "e"]),
-        ("agentfn_task_extend", ["t9", 1]),
+        ("agentfn_task_complete", ["t9", token_of("t9", 1), "1"]),
+        ("agentfn_task_fail", ["t9", token_of("t9", 1), "e"]),
+        ("agentfn_task_extend", ["t9", token_of("t9", 1)]),
         ("agentfn_task_cancel", ["t9"]),
         ("agentfn_task_get", ["t9"]),
         ("agentfn_task_requeue", ["t9"]),
@@ -713,7 +744,9 @@ def test_a_partial_claim_names_what_to_block_on_for_the_rest(deployed):
     assert deployed.xread(partial["wait"], block=2000)
     # The same through NEXT: fewer than asked names the wait ids too; as many as asked does not.
     reply = claim_reply(
-        pairs(fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "2"))["next"]
+        pairs(
+            fcall(deployed, "agentfn_task_complete", "t1", token_of("t1", 1), '"ok"', "NEXT", "2")
+        )["next"]
     )
     assert (
         [t["id"] for t in reply["tasks"]] == ["t3"]
@@ -722,7 +755,17 @@ def test_a_partial_claim_names_what_to_block_on_for_the_rest(deployed):
     )
     submit(deployed, "x", "4")
     full = claim_reply(
-        pairs(fcall(deployed, "agentfn_task_complete", "t3", 1, '"ok"', "NEXT", "1"))["next"]
+        pairs(
+            fcall(
+                deployed,
+                "agentfn_task_complete",
+                "t3",
+                reply["tasks"][0]["token"],
+                '"ok"',
+                "NEXT",
+                "1",
+            )
+        )["next"]
     )
     assert (
         [t["id"] for t in full["tasks"]] == ["t4"]
@@ -738,26 +781,46 @@ def test_complete_and_fail_next_take_a_lease(deployed, raw):
     claim(deployed, "a1")
     before = server_ms(deployed)
     reply = pairs(
-        fcall(deployed, "agentfn_task_complete", "t1", 1, '"ok"', "NEXT", "1", "LEASE_MS", "90000")
+        fcall(
+            deployed,
+            "agentfn_task_complete",
+            "t1",
+            token_of("t1", 1),
+            '"ok"',
+            "NEXT",
+            "1",
+            "LEASE_MS",
+            "90000",
+        )
     )
     [task] = claim_reply(reply["next"])["tasks"]
     assert task["id"] == "t2" and int(task["lease_deadline_ms"]) >= before + 90000
     assert deployed.zscore(f"{ROOT}:leases", "t2") == int(task["lease_deadline_ms"])
     reply = pairs(
-        fcall(deployed, "agentfn_task_fail", "t2", 1, "e", "NEXT", "1", "LEASE_MS", "80000")
+        fcall(
+            deployed,
+            "agentfn_task_fail",
+            "t2",
+            task["token"],
+            "e",
+            "NEXT",
+            "1",
+            "LEASE_MS",
+            "80000",
+        )
     )
     [task] = claim_reply(reply["next"])["tasks"]
     assert task["id"] == "t3" and int(task["lease_deadline_ms"]) >= before + 80000
     # Without NEXT it claims nothing, so it changes nothing; a bad value is refused first.
-    assert complete(deployed, "t3", 1, '"ok"', "LEASE_MS", "5000") == {
+    assert complete(deployed, "t3", task["token"], '"ok"', "LEASE_MS", "5000") == {
         "id": "t3",
         "state": "completed",
     }
     [task] = claim(deployed, "a1")["tasks"]
     assert task["id"] == "t2" and int(task["lease_deadline_ms"]) <= server_ms(deployed) + 1000
     for function, args in [
-        ("agentfn_task_complete", ["t2", 2, '"ok"']),
-        ("agentfn_task_fail", ["t2", 2, "e"]),
+        ("agentfn_task_complete", ["t2", token_of("t2", 2), '"ok"']),
+        ("agentfn_task_fail", ["t2", token_of("t2", 2), "e"]),
     ]:
         assert_refused(deployed, raw, "BADARG", function, *args, "NEXT", "1", "LEASE_MS", "0")
 
@@ -806,7 +869,9 @@ def test_a_task_becoming_the_earliest_delayed_wakes_blocked_agents(deployed):
     submit(deployed, "x", "3", "BACKOFF_MS", "30000")
     [task] = claim(deployed, "a1")["tasks"]
     empty = claim(deployed, "a1")
-    assert fail(deployed, "t3", 1)["state"] == "delayed"  # a retry backoff, due before t1
+    assert (
+        fail(deployed, "t3", token_of("t3", 1))["state"] == "delayed"
+    )  # a retry backoff, due before t1
     assert [key for key, _ in deployed.xread(empty["wait"], block=2000)] == [WAKE]
     assert int(claim(deployed, "a1")["next_due_ms"]) == int(get(deployed, "t3")["due_ms"])
     assert deployed.xlen(WAKE) == 2

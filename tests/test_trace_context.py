@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall, pairs, secret_of
 from .tasks_helpers import claim, complete, fail, get, register, submit
 from .workflows_helpers import create, wf_get
 
@@ -54,11 +54,15 @@ def test_a_task_keeps_its_traceparent_through_claims_retries_and_get(deployed, r
     first = claim(deployed, "a1")["tasks"][0]
     assert (first["id"], first["traceparent"]) == (traced, TRACEPARENT)
     # The NEXT claim of a fail (retried at once: the same task, attempt 2), then of a complete.
-    retried = pairs(pairs(fail(deployed, traced, "1", "boom", "NEXT", "1")["next"])["tasks"][0])
+    retried = pairs(
+        pairs(fail(deployed, traced, first["token"], "boom", "NEXT", "1")["next"])["tasks"][0]
+    )
     assert (retried["id"], retried["attempt"], retried["traceparent"]) == (traced, "2", TRACEPARENT)
     plain = submit(deployed, "x", "{}")["id"]
     assert b"traceparent" not in raw.hgetall(f"{ROOT}:task:{plain}")  # nothing stored without it
-    after = pairs(pairs(complete(deployed, traced, "2", '"ok"', "NEXT", "1")["next"])["tasks"][0])
+    after = pairs(
+        pairs(complete(deployed, traced, retried["token"], '"ok"', "NEXT", "1")["next"])["tasks"][0]
+    )
     assert (after["id"], after["traceparent"]) == (plain, "")
     assert get(deployed, traced)["traceparent"] == TRACEPARENT
     assert get(deployed, plain)["traceparent"] == ""
@@ -83,13 +87,19 @@ def test_a_message_keeps_its_traceparent_and_an_untraced_one_stores_none(deploye
     assert len(reached) == 4
     entries = dict(raw.xrange(f"{ROOT}:inbox:a1"))
     assert b"traceparent" not in entries[plain["id"].encode()]
-    messages = [pairs(m) for m in pairs(fcall(deployed, "agentfn_msg_read", "a1"))["messages"]]
+    messages = [
+        pairs(m)
+        for m in pairs(fcall(deployed, "agentfn_msg_read", "a1", secret_of("a1")))["messages"]
+    ]
     assert [(m["id"], m["traceparent"]) for m in messages] == [
         (traced["id"], OTHER),
         (plain["id"], ""),
         (reached[1], TRACEPARENT),
     ]
-    (message,) = [pairs(m) for m in pairs(fcall(deployed, "agentfn_msg_read", "a2"))["messages"]]
+    (message,) = [
+        pairs(m)
+        for m in pairs(fcall(deployed, "agentfn_msg_read", "a2", secret_of("a2")))["messages"]
+    ]
     assert message["traceparent"] == TRACEPARENT
 
 
@@ -106,10 +116,12 @@ def test_every_step_of_a_workflow_carries_its_traceparent_even_after_a_signal(de
     first = claim(deployed, "a1")["tasks"][0]
     assert (first["step"], first["traceparent"]) == ("a", TRACEPARENT)
     second = pairs(
-        pairs(complete(deployed, first["id"], "1", '"ok"', "NEXT", "1")["next"])["tasks"][0]
+        pairs(complete(deployed, first["id"], first["token"], '"ok"', "NEXT", "1")["next"])[
+            "tasks"
+        ][0]
     )
     assert (second["step"], second["traceparent"]) == ("b", TRACEPARENT)
-    complete(deployed, second["id"], "1", "null", "INPUT_REQUIRED", '"more?"')
+    complete(deployed, second["id"], second["token"], "null", "INPUT_REQUIRED", '"more?"')
     signaled = pairs(fcall(deployed, "agentfn_wf_signal", workflow_id, "b", '"yes"'))
     assert get(deployed, signaled["task"])["traceparent"] == TRACEPARENT
     plain = create(deployed, {"steps": [{"id": "a", "capability": "x"}]})["id"]

@@ -120,6 +120,7 @@ def test_one_trace_spans_a_submit_retried_in_another_process_and_a_message_handl
     client: agentfn.Client, agent_spans: dict[str, Path]
 ) -> None:
     tracer, _ = in_memory_tracer()
+    client.agent_register("orchestrator", [])  # reading its inbox (the reply) takes its secret
     with tracer.start_as_current_span("ask") as asking:
         reply = client.request("orchestrator", "beta", "ping", {"q": 1}, timeout=30)
     with tracer.start_as_current_span("submit") as submitting:

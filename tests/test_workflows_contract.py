@@ -320,13 +320,13 @@ def test_retries_are_the_tasks_and_a_dead_step_fails_the_workflow(r):
     tasks = claim_all(r)
     task_id = tasks["a"]["id"]
     assert (
-        fail(r, task_id, 1, "flaky", "RETRY", "yes")["state"] == "queued"
+        fail(r, task_id, tasks["a"]["token"], "flaky", "RETRY", "yes")["state"] == "queued"
     )  # a retry: the hook does not see it
     assert states(r, "w1")["a"] == "queued"
     again = claim_all(r)
     assert again["a"]["attempt"] == "2"
     finish(r, tasks["b"])
-    assert fail(r, task_id, 2, "flaky again")["state"] == "dead"
+    assert fail(r, task_id, again["a"]["token"], "flaky again")["state"] == "dead"
     summary, by_id = wf_get(r, "w1")
     assert summary["state"] == "failed" and by_id["a"]["state"] == "failed"
     assert by_id["a"]["attempts"] == "2" and by_id["a"]["error"] == "flaky again"

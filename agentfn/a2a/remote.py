@@ -16,6 +16,9 @@ produced, so an external agent joins workflows as a step:
   task, which then goes on;
 - failed, rejected, canceled: the attempt fails for good (PermanentFailure) with the remote
   status message; an unreachable agent fails the attempt (retried with backoff).
+
+The remote agent card is fetched once per RemoteAgent and kept; a task that cannot reach the
+agent drops it, so the next task fetches it again (the agent may have moved or changed).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from a2a.client import ClientConfig, create_client
-from a2a.types import Message, Role, SendMessageRequest, Task, TaskState
+import httpx
+from a2a.client import A2ACardResolver, ClientConfig, create_client
+from a2a.types import AgentCard, Message, Role, SendMessageRequest, Task, TaskState
 
 from ..agent.agent import Agent
 from ..agent.types import InputRequired, PermanentFailure, TaskContext
@@ -56,7 +60,17 @@ class RemoteAgent(Agent):
         )
         self.url = url
         self.skill = skill or capability
+        self.card: AgentCard | None = None
+        """The remote agent card, once fetched (None again after a task could not reach it)."""
         self.handler(capability)(self.forward)
+
+    async def agent_card(self) -> AgentCard:
+        """The remote agent card: the one kept, else fetched from ``url`` (and kept). Tasks that
+        start together before the first fetch ends may each fetch it."""
+        if self.card is None:
+            async with httpx.AsyncClient() as http:
+                self.card = await A2ACardResolver(http, self.url).get_agent_card()
+        return self.card
 
     async def forward(self, task: TaskContext) -> Any:
         """The handler: one remote task per step (continued when the step was signalled)."""
@@ -80,9 +94,14 @@ class RemoteAgent(Agent):
         else:
             message = _message(task.payload, "", "")
         message.metadata.update(metadata)
-        remote = await create_client(self.url, ClientConfig(streaming=True))
+        remote = await create_client(await self.agent_card(), ClientConfig(streaming=True))
         try:
             return await _run(remote, message)
+        except (InputRequired, PermanentFailure):
+            raise  # what the remote task said: the agent was reached
+        except Exception:
+            self.card = None  # not reached (or not understood): fetch the card again next time
+            raise
         finally:
             await remote.close()
 

@@ -79,6 +79,9 @@ class Agent:
     ``message_timeout_s`` (default: none) is how long a message handler may run: one that has
     not returned by then is answered with a TimeoutError and the next message is handled (a
     sync handler then runs in a thread of its own per message).
+    ``register_wait_s`` (default: twice ``ttl_ms``) is how long it waits at start while a
+    previous process still holds its id (a restart under the same id: each run registers with a
+    fresh secret, so the old registration must lapse or deregister first).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Agent:
         lease_ms: int | None = None,
         message_timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
+        register_wait_s: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -108,6 +112,9 @@ class Agent:
         self.grace_period_s = grace_period_s
         self.lease_ms = lease_ms
         self.message_timeout_s = message_timeout_s
+        self.register_wait_s = (
+            2 * self.ttl_ms / 1000 if register_wait_s is None else register_wait_s
+        )
         self.metadata = metadata
         self.task_handlers: dict[str, Handler] = {}
         self.message_handlers: dict[str, Handler] = {}

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import keys
 from ..client.batch import Batch
-from ..errors import AgentLapsed, NotFound, StaleToken
+from ..errors import AgentLapsed, Denied, NotFound, StaleToken
 from .executors import Outcome
 from .recovery import Recovery, reroutes, run_thread
 from .settling import log_failed_attempt
@@ -122,6 +122,9 @@ class Maintenance:
             log.warning("agent %s lapsed; registering again", runtime.agent_id)
             runtime.register()
             return
+        except Denied as error:  # it lapsed and another process registered the id since
+            runtime.lost_id(error)
+            return
         runtime.clock.observe(info.heartbeat_ms, sent, runtime.clock.local_ms())
 
     def reap(self) -> bool:
@@ -167,7 +170,9 @@ class Maintenance:
             batch.extend(running.task.id, running.task.token, lease_ms=running.lease_ms)
         results = batch.execute(raise_on_error=False)
         for running, result in zip(expired, results[: len(expired)], strict=True):
-            if isinstance(result, Exception) and not isinstance(result, (StaleToken, NotFound)):
+            if isinstance(result, Exception) and not isinstance(
+                result, (StaleToken, Denied, NotFound)
+            ):
                 log.error(
                     "agent %s: failing timed-out task %s: %s",
                     runtime.agent_id,
@@ -183,7 +188,7 @@ class Maintenance:
                     runtime.clock.until(result.due_ms or 0),
                 )
         for running, result in zip(renew, results[len(expired) :], strict=True):
-            if isinstance(result, (StaleToken, NotFound)):
+            if isinstance(result, (StaleToken, Denied, NotFound)):
                 self._lose(running, "lease-lost")
             elif isinstance(result, Exception):
                 log.error(

@@ -30,6 +30,7 @@ import asyncio
 import collections
 import logging
 import queue
+import secrets
 import threading
 import time
 from typing import Any
@@ -45,6 +46,7 @@ from ..constants import LIMITS
 from ..errors import (
     AgentLapsed,
     BadArgument,
+    Denied,
     LibraryNotReady,
     LimitExceeded,
     NamespaceMoving,
@@ -56,6 +58,7 @@ from .executors import HandlerThreads, LoopExecutor, Outcome, call_sync
 from .mailroom import Mailroom
 from .maintenance import Maintenance
 from .recovery import Recovery
+from .registration import register_waiting
 from .running import Running
 from .settling import Flight, finish_call, log_failed_attempt
 from .types import AgentSettings, TaskContext
@@ -86,6 +89,9 @@ class Runtime:
         """The runtime's own I/O goes through a synchronous Client (the agent's, or for an agent
         bound to an AsyncClient, a twin on the same server); handlers get the agent's client."""
         self.agent_id = agent.agent_id
+        self.secret = self.client.agent_secrets.get(self.agent_id) or secrets.token_hex(16)
+        """The agent's secret, kept in memory only (never logged): fresh for each process, or the
+        one this process's client registered the id with already."""
         self.clock = ServerClock()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         """The pump's inbox: (Running, Outcome) pairs (or lists of them), WORK, STOP, ABANDON."""
@@ -149,9 +155,19 @@ class Runtime:
         agent = self.agent
         sent = self.clock.local_ms()
         info = self.client.agent_register(
-            self.agent_id, agent.capabilities, ttl_ms=agent.ttl_ms, metadata=agent.metadata
+            self.agent_id,
+            agent.capabilities,
+            ttl_ms=agent.ttl_ms,
+            metadata=agent.metadata,
+            secret=self.secret,
         )
         self.clock.observe(info.heartbeat_ms, sent, self.clock.local_ms())
+
+    def lost_id(self, error: Denied) -> None:
+        """The library denied this process the agent's id (another process registered it after
+        this one lapsed, with another secret): stop, with one clear line."""
+        log.error("agent %s: its id now belongs to another process; stopping", self.agent_id)
+        self.abort(error)
 
     def abort(self, error: BaseException) -> None:
         """A thread cannot recover: stop now (deregistering hands its tasks back), and make
@@ -171,8 +187,9 @@ class Runtime:
     # -- the supervisor ----------------------------------------------------------------------
 
     def serve(self) -> None:
-        """Register, serve until stopped, shut down. Raises what stopped the pump, if anything."""
-        self.register()
+        """Register (waiting while a previous process holds the id: agent/registration.py),
+        serve until stopped, shut down. Raises what stopped the pump, if anything."""
+        register_waiting(self.client, self.agent_id, self.register, self.agent.register_wait_s)
         log.info(
             "agent %s serving %s (concurrency %d)",
             self.agent_id,
@@ -228,10 +245,10 @@ class Runtime:
             if self.finalize(running):
                 running.interrupt("shutdown")
         try:
-            released = self.client.agent_deregister(self.agent_id)
+            released = self.client.agent_deregister(self.agent_id, secret=self.secret)
             if released:
                 log.info("agent %s handed back %d task(s)", self.agent_id, released)
-        except NotFound:
+        except (NotFound, Denied):  # gone, or the id belongs to another process by now
             pass
         except redis.RedisError as error:
             log.warning(
@@ -335,7 +352,10 @@ class Runtime:
     def _relogin(self) -> None:
         if not self.stopping:  # a stopping agent deregisters: never bring it back
             log.warning("agent %s lapsed; registering again", self.agent_id)
-            self.register()
+            try:
+                self.register()
+            except Denied as error:
+                self.lost_id(error)
 
     def _claim(self) -> None:
         asked = min(self._free(), LIMITS["claim_count"])
@@ -343,6 +363,9 @@ class Runtime:
             claim = self.client.claim(self.agent_id, asked, lease_ms=self.agent.lease_ms)
         except (AgentLapsed, NotFound):
             self._relogin()
+            return
+        except Denied as error:
+            self.lost_id(error)
             return
         except NotReplicated as error:  # the claim ran: serve what it claimed
             log.warning("agent %s: %s", self.agent_id, error)
@@ -415,7 +438,7 @@ class Runtime:
         if isinstance(error, AgentLapsed):  # only a call with NEXT checks the agent: send it again
             self._relogin()
             self._unsent.append((running, outcome))
-        elif isinstance(error, (StaleToken, NotFound)):
+        elif isinstance(error, (StaleToken, Denied, NotFound)):
             log.info(
                 "agent %s: outcome of task %s attempt %d discarded: %s",
                 self.agent_id,

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from ..client.client import Client
 from ..client.waiting import ServerClock
+from ..errors import Denied
 from .executors import LoopExecutor
 from .running import Running
 from .types import AgentSettings
@@ -32,6 +33,9 @@ class RuntimeServices(Protocol):
 
     def register(self) -> None:
         """Register (or register again) with the agent's capabilities."""
+
+    def lost_id(self, error: Denied) -> None:
+        """Another process registered the agent's id (another secret): stop, logging why."""
 
     def abort(self, error: BaseException) -> None:
         """A thread cannot recover: stop now, deregister, and make the run raise ``error``."""

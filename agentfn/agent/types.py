@@ -124,6 +124,7 @@ class AgentSettings(Protocol):
     grace_period_s: float
     lease_ms: int | None
     message_timeout_s: float | None
+    register_wait_s: float
     metadata: dict[str, Any] | None
     task_handlers: dict[str, Handler]
     message_handlers: dict[str, Handler]

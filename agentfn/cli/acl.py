@@ -12,6 +12,9 @@ kept by hand:
 - the Python side's own commands (XREAD, SUBSCRIBE, CLIENT UNBLOCK, EVAL for migrations...),
   read from the redis-py calls in the role's modules (PYTHON_COMMANDS maps method to command).
 
+Every role also gets what redis-py's RedisCluster sends on its own (CLUSTER_CLIENT), so that the
+same users work on a Redis Cluster, where ``--apply`` creates them on every node.
+
 Redis checks ACLs on every command a function runs, but it cannot restrict FCALL to some
 functions: a user allowed FCALL may call every function whose commands it holds. So the
 orchestrator and the agent share the commands of every writing function (a role lacking one
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import keys
+from ..library.nodes import node_servers
 from ..library.paths import migrations_dir
 from ..library.protocol import load_specs
 from ..library.render import render_library
@@ -44,7 +48,7 @@ from .common import (
 PACKAGE = Path(__file__).resolve().parent.parent
 
 #: The subcommands that are their own ACL unit (``+xgroup|create``): command -> position.
-SUBCOMMANDS = {"XGROUP", "XINFO", "CLIENT", "FUNCTION", "CONFIG", "OBJECT"}
+SUBCOMMANDS = {"XGROUP", "XINFO", "CLIENT", "FUNCTION", "CONFIG", "OBJECT", "CLUSTER"}
 
 #: redis-py method -> ACL command, for the Python side's own calls.
 PYTHON_COMMANDS = {
@@ -71,6 +75,15 @@ PYTHON_COMMANDS = {
     "exists": "EXISTS",
     "info": "INFO",
 }
+
+
+#: What redis-py's RedisCluster (sync and asyncio) sends besides the commands it is given,
+#: granted to every role: COMMAND when it starts (its table of key positions) and COMMAND GETKEYS
+#: to route a command whose keys move (XREAD); CLUSTER SLOTS when it starts and after a MOVED
+#: (CLUSTER SHARDS in other redis-py versions); ASKING before a command it sends after an ASK;
+#: READONLY with reads from replicas. Harmless on a single server: they read the command table
+#: or the cluster's topology, or set a mode of the connection.
+CLUSTER_CLIENT = ("COMMAND", "CLUSTER|SLOTS", "CLUSTER|SHARDS", "ASKING", "READONLY")
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,14 @@ ROLES: dict[str, Role] = {
     "observer": Role(
         "read-only views: status, events, dashboard, metrics, FCALL_RO of the no-writes functions",
         None,
-        ("client/status.py", "client/waiting.py", "cli/ops.py", "cli/views.py", "dashboard"),
+        (
+            "client/connect.py",
+            "client/status.py",
+            "client/waiting.py",
+            "cli/ops.py",
+            "cli/views.py",
+            "dashboard",
+        ),
         writes=False,
     ),
 }
@@ -212,7 +232,8 @@ def python_commands(modules: tuple[str, ...]) -> set[str]:
                 if method in PYTHON_COMMANDS:
                     found.add(PYTHON_COMMANDS[method])
             for first, second in re.findall(
-                r'execute_command\(\s*"([A-Z_]+)"(?:,\s*"([A-Z]+)")?', text
+                r'(?:execute_command|_ask_any_node)\((?:\s*\w+,)?\s*"([A-Z_]+)"(?:,\s*"([A-Z]+)")?',
+                text,
             ):
                 found.add(_command(first, second))
     return found
@@ -229,7 +250,7 @@ def role_commands(role: str) -> list[str]:
     """The sorted ACL commands of a role."""
     spec = ROLES[role]
     by_function = lua_commands(render_library().source)
-    commands = {"PING"} | python_commands(spec.modules)
+    commands = {"PING", *CLUSTER_CLIENT} | python_commands(spec.modules)
     if not spec.writes:
         read_only = [name for name, header in load_specs().items() if header.read_only]
         commands |= set().union(*(by_function[name] for name in read_only)) | {"FCALL_RO"}
@@ -266,13 +287,15 @@ def cmd_acl(args: argparse.Namespace) -> None:
             "--apply needs your Redis (users of a temporary server would vanish with it): "
             "pass --url redis://host:port or set REDIS_URL"
         )
-    client = connect(url) if args.apply else None
+    # ACL users are not replicated: on a cluster, every node (primaries and replicas) gets them.
+    servers = [server for _, _, server in node_servers(connect(url))] if args.apply else []
     created = {}
     for role in roles:
         password = secrets.token_urlsafe(32) if args.apply else None
         arguments = setuser_arguments(namespace, role, password)
-        if client is not None:
-            client.execute_command("ACL", "SETUSER", *arguments)
+        for server in servers:
+            server.execute_command("ACL", "SETUSER", *arguments)
+        if servers:
             created[arguments[0]] = password
         elif not args.json:
             print(f"# {role}: {ROLES[role].summary}")
@@ -286,7 +309,8 @@ def cmd_acl(args: argparse.Namespace) -> None:
             | ({"passwords": created} if created else {})
         )
     elif created:
-        print("created (the passwords are shown once, store them now):")
+        where = f" on each of {len(servers)} nodes" if len(servers) > 1 else ""
+        print(f"created{where} (the passwords are shown once, store them now):")
         for user, password in created.items():
             print(f"{user} {password}")
 

@@ -28,7 +28,7 @@ from ..client.client import AsyncClient, Client
 from ..client.connect import asyncio_twin
 from ..constants import DEFAULTS
 from ..errors import AgentfnError, AgentLapsed
-from .common import CliError, Command, address, connect, listen, missing_extra
+from .common import CliError, Command, address, connect, listen, missing_extra, setup_logging
 
 A2A_PORT = 8322
 
@@ -47,14 +47,18 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 def _clients(args: argparse.Namespace) -> tuple[Client, AsyncClient]:
     """A sync client (the reachability and library checks run on it now) and an asyncio
-    client for the server's event loop."""
+    client for the server's event loop, sharing the agent secrets the sync one registers with."""
     url = args.url or os.environ.get("REDIS_URL")
     if not url:
         raise CliError("no Redis to talk to: pass --url redis://host:port or set REDIS_URL")
     sync = Client(connect(url), args.namespace)
     sync.check_library()
     twin = asyncio_twin(url, sync.connection, decode_responses=True)
-    return sync, AsyncClient(twin, args.namespace)
+    client = AsyncClient(twin, args.namespace)
+    client.agent_secrets = (
+        sync.agent_secrets
+    )  # the server's agent registers on sync, reads on client
+    return sync, client
 
 
 def _serve(app: Any, sock: Any, announce: str) -> None:
@@ -92,7 +96,7 @@ def cmd_mcp(args: argparse.Namespace) -> None:
     agent_id = args.agent_id or f"mcp-{socket.gethostname()}-{os.getpid()}"
     sync, client = _clients(args)
     server = build_server(client, agent_id)
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging("WARNING")
     with registered(sync, agent_id):
         if args.http is None:
             server.run("stdio")
@@ -161,7 +165,7 @@ def cmd_a2a(args: argparse.Namespace) -> None:
     _, client = _clients(args)
     sock = listen(args.host, args.port)
     url = args.public_url or f"{address(sock)}/"
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging("WARNING")
     _serve(build_app(client, url), sock, f"agentfn a2a: serving {url} (namespace {args.namespace})")
 
 

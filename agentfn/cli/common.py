@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -14,8 +15,9 @@ import redis
 from .. import keys
 from ..client.connect import connect as agentfn_connect
 from ..client.routing import describe
+from ..errors import permission_denied
 from ..server import temporary_server_url
-from ..urls import URL_FORM, describe_redis_error, redact_url, url_problem
+from ..urls import URL_FORM, describe_redis_error, redact_url, url_problem, url_user
 
 #: One subcommand: setup(parser) adds its arguments, handler(args) runs it, and its help line.
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]
@@ -46,7 +48,12 @@ def given_url(url: str | None) -> str | None:
 
 def redis_error_text(error: BaseException, shown_url: str) -> str:
     """A Redis error met talking to ``shown_url`` (redacted) in words: an unreachable or refusing
-    server as describe_redis_error says it; a cluster's (MOVED, CLUSTERDOWN...) named."""
+    server as describe_redis_error says it; a cluster's (MOVED, CLUSTERDOWN...) named; an ACL
+    refusal as what the URL's user may not do, pointing at `agentfn acl`."""
+    if isinstance(error, redis.exceptions.NoPermissionError):
+        refusal = permission_denied(str(error), url_user(shown_url))
+        if refusal is not None:
+            return str(refusal)
     if isinstance(error, redis.ResponseError) and not isinstance(
         error, redis.exceptions.AuthenticationError
     ):
@@ -112,6 +119,21 @@ def log_level(text: str) -> str:
             f"{text!r} is not a log level: choose {', '.join(LOG_LEVELS)}"
         )
     return text.upper()
+
+
+#: Libraries that log every HTTP request (httpx at INFO: "HTTP Request: POST ...", for each call
+#: of a RemoteAgent or an MCP/A2A client; httpcore at DEBUG): shown only at --log-level DEBUG.
+HTTP_LOGGERS = ("httpx", "httpcore")
+
+
+def setup_logging(level: str, log_format: str | None = None) -> None:
+    """agentfn's logging for a command: the root logger at ``level`` (logging.basicConfig, so
+    nothing changes when the root has handlers already), the HTTP_LOGGERS at WARNING unless
+    ``level`` is DEBUG."""
+    logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
+    if level != "DEBUG":
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def positive_seconds(text: str) -> float:

@@ -17,12 +17,13 @@ from typing import NoReturn
 
 import redis
 
+from .. import keys
 from ..client.routing import describe
-from ..errors import AgentfnError
-from ..urls import describe_redis_error, redact_text, redact_url
+from ..errors import AgentfnError, permission_denied
+from ..urls import describe_redis_error, redact_text, redact_url, url_user
 from ..version import __version__
 from . import acl, bridges, cluster, library, ops, watch, worker
-from .common import CliError, Command, UsageError
+from .common import CliError, Command, UsageError, setup_logging
 from .demo import command as demo
 
 #: Every subcommand, in the order `agentfn --help` lists them.
@@ -67,11 +68,16 @@ def _report(error: BaseException, text: str, debug: bool) -> None:
     print(redact_text(f"agentfn: {text}"), file=sys.stderr)
 
 
+def _shown_url(args: argparse.Namespace) -> str:
+    """The Redis the command talked to (--url, else REDIS_URL), its password redacted."""
+    return redact_url(str(getattr(args, "url", None) or os.environ.get("REDIS_URL") or "redis"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = str(getattr(args, "log_level", "") or "").upper() == "DEBUG"
     if debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging("DEBUG", "%(levelname)s %(name)s: %(message)s")
     try:
         args.handler(args)
     except UsageError as error:
@@ -82,8 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as error:
         # Lost (or refused) after the command had connected: said as at connect time.
-        url = getattr(args, "url", None) or os.environ.get("REDIS_URL") or "redis"
-        _report(error, describe_redis_error(error, redact_url(str(url))), debug)
+        _report(error, describe_redis_error(error, _shown_url(args)), debug)
+        return 1
+    except redis.exceptions.NoPermissionError as error:  # an ACL user lacking a permission
+        namespace = keys.resolve_namespace(getattr(args, "namespace", None))
+        refusal = permission_denied(str(error), url_user(_shown_url(args)), None, namespace)
+        _report(error, str(refusal or f"redis: {describe(error)}"), debug)
         return 1
     except redis.RedisError as error:
         _report(error, f"redis: {describe(error)}", debug)

@@ -44,6 +44,7 @@ from .common import (
     namespace_of,
     positive_seconds,
     redis_error_text,
+    setup_logging,
 )
 
 log = logging.getLogger("agentfn.worker")
@@ -192,9 +193,7 @@ def _interrupt(*_: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    setup_logging(args.log_level, "%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     namespace = namespace_of(args)

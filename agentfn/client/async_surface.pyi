@@ -26,9 +26,16 @@ class AsyncApi:
         *,
         ttl_ms: int | None = None,
         metadata: dict[str, Any] | None = None,
+        secret: str | None = None,
     ) -> AgentInfo: ...
-    async def agent_heartbeat(self, agent_id: str, *, ttl_ms: int | None = None) -> AgentInfo: ...
-    async def agent_deregister(self, agent_id: str) -> int: ...
+    async def agent_heartbeat(
+        self,
+        agent_id: str,
+        *,
+        ttl_ms: int | None = None,
+        secret: str | None = None,
+    ) -> AgentInfo: ...
+    async def agent_deregister(self, agent_id: str, *, secret: str | None = None) -> int: ...
     async def agent_find(
         self,
         capability: str | None = None,
@@ -65,6 +72,7 @@ class AsyncApi:
         count: int = 10,
         *,
         ack: Sequence[str] = (),
+        secret: str | None = None,
     ) -> InboxRead: ...
     async def read_messages(
         self,
@@ -72,8 +80,9 @@ class AsyncApi:
         count: int = 10,
         *,
         ack: Sequence[str] = (),
+        secret: str | None = None,
     ) -> list[Message]: ...
-    async def ack(self, agent_id: str, *message_ids: str) -> int: ...
+    async def ack(self, agent_id: str, *message_ids: str, secret: str | None = None) -> int: ...
     async def receive(
         self,
         agent_id: str,
@@ -81,6 +90,7 @@ class AsyncApi:
         *,
         count: int = 10,
         ack: Sequence[str] = (),
+        secret: str | None = None,
     ) -> list[Message]: ...
     def messages(
         self,
@@ -88,6 +98,7 @@ class AsyncApi:
         *,
         count: int = 10,
         timeout: float | None = None,
+        secret: str | None = None,
     ) -> AsyncIterator[Message]: ...
     async def request(
         self,
@@ -99,6 +110,7 @@ class AsyncApi:
         *,
         ttl_ms: int | None = None,
         allow_unregistered: bool = False,
+        secret: str | None = None,
     ) -> Message: ...
 
     # TasksApi (agentfn/client/api/tasks.py)
@@ -125,11 +137,12 @@ class AsyncApi:
         count: int = 1,
         *,
         lease_ms: int | None = None,
+        secret: str | None = None,
     ) -> ClaimResult: ...
     async def complete(
         self,
         task_id: str,
-        token: int,
+        token: str,
         result: Any,
         *,
         next: int = 0,
@@ -139,7 +152,7 @@ class AsyncApi:
     async def fail(
         self,
         task_id: str,
-        token: int,
+        token: str,
         error: str,
         *,
         retry: bool = True,
@@ -149,7 +162,7 @@ class AsyncApi:
     async def extend(
         self,
         task_id: str,
-        token: int,
+        token: str,
         lease_ms: int | None = None,
     ) -> ExtendResult: ...
     async def cancel(self, task_id: str) -> str: ...

@@ -20,9 +20,9 @@ from typing import Any
 
 import redis
 
-from ..errors import NotReplicated, library_error
+from ..errors import NotReplicated
 from .api.base import Parser, build_call
-from .client import Client, _ClientBase
+from .client import Client, _ClientBase, _translate
 from .routing import Retries, not_run
 
 
@@ -37,6 +37,7 @@ class Batch(_ClientBase):
 
     def __init__(self, client: Client) -> None:
         super().__init__(client.route, client.namespace, check_library=False)
+        self.agent_secrets = client.agent_secrets
         self._waits = False
         self.replication_error: NotReplicated | None = None
         """Set by receive when the durability option is on and too few replicas acknowledged."""
@@ -107,11 +108,11 @@ class Batch(_ClientBase):
         """Read the replies of the calls ``write_to`` wrote; results as ``execute(raise_on_error=False)``."""
         calls, self._calls = self._calls, []
         results: list[Any] = []
-        for _, parse in calls:
+        for command, parse in calls:
             try:
                 reply = connection.read_response()
             except redis.ResponseError as error:
-                results.append(library_error(str(error)) or error)
+                results.append(_translate(error, self, command[1]))
                 continue
             results.append(self._finish(reply, parse))
         self.replication_error = None

@@ -15,7 +15,14 @@ import redis.asyncio
 from redis.cluster import ClusterNode, RedisCluster
 
 from .. import keys
-from ..errors import LibraryNotReady, NotReplicated, is_missing_function, library_error
+from ..errors import (
+    ErrorCode,
+    LibraryNotReady,
+    NotReplicated,
+    is_missing_function,
+    library_error,
+    permission_denied,
+)
 from ..library.info import LibraryInfo, compatibility_problem
 from ..replies import decode_reply
 from ..urls import url_of
@@ -28,7 +35,18 @@ from .api.workflows import WorkflowsApi
 from .routing import Durability, Route
 
 
-def _translate(error: redis.ResponseError, client: _ClientCore) -> Exception:
+def _translate(error: redis.ResponseError, client: _ClientCore, function: str) -> Exception:
+    """The exception for an error reply to a call of ``function``: the library's coded error,
+    an ACL refusal (also wrapped in INTERNAL when Redis 7.0 refused a command the function
+    runs) as PermissionDenied, a missing library as LibraryNotReady; else the error itself."""
+    # Only Redis's own refusal, or INTERNAL around one: a library error may quote user text.
+    if isinstance(error, redis.exceptions.NoPermissionError) or str(error).startswith(
+        ErrorCode.INTERNAL.value + " "
+    ):
+        user = client.route.connection_kwargs().get("username")
+        refusal = permission_denied(str(error), user, function, client.namespace)
+        if refusal is not None:
+            return refusal
     ours = library_error(str(error))
     if ours is not None:
         return ours
@@ -43,7 +61,7 @@ def _translate(error: redis.ResponseError, client: _ClientCore) -> Exception:
 def _raise_unless_missing(error: redis.ResponseError, client: _ClientCore) -> None:
     """agentfn_version failed: return when the library is not loaded, else raise the error, translated."""
     if not is_missing_function(error):
-        raise _translate(error, client) from None
+        raise _translate(error, client, "agentfn_version") from None
 
 
 class _ClientCore:
@@ -70,6 +88,7 @@ class _ClientCore:
         if wait_replicas > 0:
             self.route.durability = Durability(wait_replicas, wait_timeout_ms)
         self._library_checked = not check_library
+        self.agent_secrets: dict[str, str] = {}
         # A connection that already decodes to str needs no walk over every reply.
         self.decodes_replies = bool(self.route.connection_kwargs().get("decode_responses"))
 
@@ -140,7 +159,7 @@ class Client(_ClientBase):
         try:
             reply = self.route.execute(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error, self) from None
+            raise _translate(error, self, name) from None
         except NotReplicated as error:
             error.result = self._finish(error.reply, parse)
             raise
@@ -167,15 +186,17 @@ class AsyncClient(_AsyncApi, _ClientCore):
         parse: Parser | None = None,
     ) -> Any:
         command, args = build_call(name, self.root, positional, options)
-        return self._send(command, args, parse)
+        return self._send(name, command, args, parse)
 
-    async def _send(self, command: str, args: list[str | int], parse: Parser | None) -> Any:
+    async def _send(
+        self, name: str, command: str, args: list[str | int], parse: Parser | None
+    ) -> Any:
         if not self._library_checked:
             await self.check_library()
         try:
             reply = await self.route.execute_async(command, *args)
         except redis.ResponseError as error:
-            raise _translate(error, self) from None
+            raise _translate(error, self, name) from None
         except NotReplicated as error:
             error.result = self._finish(error.reply, parse)
             raise
@@ -265,10 +286,12 @@ def sync_twin(client: Client | AsyncClient) -> Client:
             )
         )
     durability = client.route.durability
-    return Client(
+    sync = Client(
         twin,
         client.namespace,
         check_library=not client._library_checked,
         wait_replicas=durability.replicas if durability else 0,
         wait_timeout_ms=durability.timeout_ms if durability else 1000,
     )
+    sync.agent_secrets = client.agent_secrets  # the agents either registered: known to both
+    return sync

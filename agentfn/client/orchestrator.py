@@ -24,17 +24,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from ..constants import WorkflowPolicy, WorkflowState
 from ..errors import AgentfnError, InvalidState
-from .api.steps import is_async
 from .api.workflows import WorkflowInfo
+from .client import AsyncClient, Client
 
 #: Accepted spellings of a step's fields (as multi-agent tutorials name them) -> ours.
 _ALIASES = {"agent_type": "capability", "task_data": "input"}
 
 Definition = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+class _CreateOptions(TypedDict):
+    """The options of the create_workflow call that starts a definition (mypy checks them)."""
+
+    policy: WorkflowPolicy | str
+    workflow_id: str | None
+    chain: bool
+    context: Mapping[str, Any] | None
+    retention_ms: int | None
 
 
 class WorkflowFailed(AgentfnError):
@@ -82,7 +92,11 @@ class Orchestrator:
     """Runs workflows through a Client (sync) or an AsyncClient (every method returns an awaitable)."""
 
     def __init__(
-        self, client: Any, *, timeout: float | None = None, retention_ms: int | None = None
+        self,
+        client: Client | AsyncClient,
+        *,
+        timeout: float | None = None,
+        retention_ms: int | None = None,
     ) -> None:
         self.client = client
         self.timeout = timeout
@@ -122,7 +136,7 @@ class Orchestrator:
     ) -> dict[str, Any]:
         """The results (an awaitable of them on an AsyncClient, typed as the sync client sees it)."""
         options = definition if isinstance(definition, Mapping) else {}
-        create = dict(
+        create = _CreateOptions(
             policy=options.get("policy", WorkflowPolicy.FAIL_FAST),
             workflow_id=options.get("id"),
             chain=chain,
@@ -130,30 +144,30 @@ class Orchestrator:
             retention_ms=self.retention_ms,
         )
         wait = timeout if timeout is not None else self.timeout
-        if is_async(self.client.redis):
-            return self._run_async(steps, create, wait)  # type: ignore[return-value]
+        if isinstance(self.client, AsyncClient):
+            return _run_async(self.client, steps, create, wait)  # type: ignore[return-value]
         workflow_id = self.client.create_workflow(steps, **create)
         try:
             info = self.client.wait_workflow(workflow_id, wait)
-        except (
-            TimeoutError
-        ):  # cancel what nobody waits for (it may have just finished: InvalidState)
+        except TimeoutError:  # cancel what nobody waits for (it may have just finished)
             with contextlib.suppress(InvalidState):
                 self.client.cancel_workflow(workflow_id)
             raise
         return _results(info)
 
-    async def _run_async(
-        self, steps: list[dict[str, Any]], create: dict[str, Any], wait: float | None
-    ) -> dict[str, Any]:
-        workflow_id = await self.client.create_workflow(steps, **create)
-        try:
-            info = await self.client.wait_workflow(workflow_id, wait)
-        except TimeoutError:
-            with contextlib.suppress(InvalidState):
-                await self.client.cancel_workflow(workflow_id)
-            raise
-        return _results(info)
+
+async def _run_async(
+    client: AsyncClient, steps: list[dict[str, Any]], create: _CreateOptions, wait: float | None
+) -> dict[str, Any]:
+    """Orchestrator._run on an AsyncClient."""
+    workflow_id = await client.create_workflow(steps, **create)
+    try:
+        info = await client.wait_workflow(workflow_id, wait)
+    except TimeoutError:
+        with contextlib.suppress(InvalidState):
+            await client.cancel_workflow(workflow_id)
+        raise
+    return _results(info)
 
 
 def _results(info: WorkflowInfo) -> dict[str, Any]:

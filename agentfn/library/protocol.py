@@ -134,3 +134,13 @@ def load_specs(directory: Path | None = None) -> dict[str, FunctionSpec]:
             raise HeaderError(f"{path}: header names {spec.name}, the file is {path.stem}")
         specs[spec.name] = spec
     return specs
+
+
+def agent_functions() -> frozenset[str]:
+    """The functions an agent calls as itself (protocol 3.0): those whose second positional
+    argument, after ``agent_id``, is its ``secret`` (read from the headers)."""
+    return frozenset(
+        name
+        for name, spec in load_specs().items()
+        if [param.name for param in spec.argv[:2]] == ["agent_id", "secret"]
+    )

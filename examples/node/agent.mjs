@@ -4,20 +4,29 @@
 //   REDIS_URL=redis://127.0.0.1:6379 AGENTFN_NAMESPACE=default node agent.mjs --id node-1 --capability word_count
 //
 // The loop every agent runs, in any language (docs/PROTOCOL.md has each function):
-//   1. agentfn_agent_register: announce the agent and its capability, with a liveness TTL.
+//   0. Make a secret: 16 random bytes from the platform's CSPRNG, as hex. Every call that acts as
+//      the agent (register, heartbeat, claim, deregister; inbox reads and acks) passes it right
+//      after the agent id; the library keeps only its SHA-1, and refuses a wrong one with DENIED.
+//      Never print or log it.
+//   1. agentfn_agent_register: announce the agent and its capability, with a liveness TTL. While
+//      an agent of the same id is live under another secret (an earlier process that did not
+//      deregister), the reply is DENIED: this agent says so and exits; run it again once the
+//      old registration has lapsed (its TTL), or give it another --id.
 //   2. agentfn_task_claim: take a task. When none is ready, the reply names the streams to wait
 //      on and the ids to wait from: XREAD BLOCK on exactly those, so a task submitted between
 //      the claim and the XREAD still wakes the agent. Then claim again.
-//   3. Handle the task, then agentfn_task_complete with its token (the attempt number: a stale
-//      worker's result is refused with STALE). A handler that throws fails the task with
-//      agentfn_task_fail RETRY yes, so it is retried with backoff. (A handler that may outlive
-//      the task's timeout_ms renews its lease with agentfn_task_extend; this one is quick.)
+//   3. Handle the task, then agentfn_task_complete with its token (`<attempt>-<40 hex>`, derived
+//      from the secret: a stale worker's result is refused with STALE, a forged one with
+//      DENIED). A handler that throws fails the task with agentfn_task_fail RETRY yes, so it is
+//      retried with backoff. (A handler that may outlive the task's timeout_ms renews its lease
+//      with agentfn_task_extend; this one is quick.)
 //   4. agentfn_agent_heartbeat at least every third of the TTL (the XREAD timeout sees to it).
 //   5. On SIGTERM or SIGINT: agentfn_agent_deregister (held tasks are handed back at once), exit.
 //
 // The handler here counts the words of payload.text and of the `text` of every result its
 // workflow step received from its dependencies (the task's inputs). One JSON line per event
 // goes to stdout: {"event":"registered",...}, {"event":"completed",...}, {"event":"stopped"}.
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createClient } from 'redis';
 
@@ -32,6 +41,8 @@ const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const root = `agentfn:{${process.env.AGENTFN_NAMESPACE ?? 'default'}}`;
 const agentId = options.id;
 const ttlMs = Number(options['ttl-ms']);
+/** Proves this process is the agent: fresh for each process, never printed. */
+const secret = randomBytes(16).toString('hex');
 
 /** What this agent does with one task: returns the result (any JSON value). */
 function handle(task) {
@@ -66,7 +77,7 @@ function record(flat) {
   return object;
 }
 
-/** The code of a library error reply (`CODE message`): STALE, LAPSED, NOTFOUND... */
+/** The code of a library error reply (`CODE message`): STALE, LAPSED, NOTFOUND, DENIED... */
 const errorCode = (error) => String(error?.message ?? '').split(' ', 1)[0];
 
 const emit = (event, fields = {}) => console.log(JSON.stringify({ event, agent: agentId, ...fields }));
@@ -117,21 +128,29 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   });
 }
 
-const register = () => fcall('agentfn_agent_register', agentId, options.capability, 'TTL_MS', ttlMs,
+const register = () => fcall('agentfn_agent_register', agentId, secret, options.capability, 'TTL_MS', ttlMs,
   'METADATA', JSON.stringify({ language: 'node', pid: process.pid }));
 
-/** Call a function that needs a live agent; one that lapsed (say, it was paused) registers again. */
+/** Call a function that acts as the live agent; one that lapsed (say, it was paused) registers again. */
 async function asLiveAgent(name, ...args) {
   try {
-    return await fcall(name, agentId, ...args);
+    return await fcall(name, agentId, secret, ...args);
   } catch (error) {
     if (errorCode(error) !== 'LAPSED') throw error;
     await register();
-    return fcall(name, agentId, ...args);
+    return fcall(name, agentId, secret, ...args);
   }
 }
 
-await register();
+try {
+  await register();
+} catch (error) {
+  if (errorCode(error) !== 'DENIED') throw error;
+  // The message names the agent and says until when it stays live; it never contains a secret.
+  console.error(`agent ${agentId} is live in another process: ${error.message}`);
+  await Promise.all([redis.close(), blocking.close()]);
+  process.exit(1);
+}
 emit('registered', { capability: options.capability });
 let lastHeartbeat = Date.now(); // a local interval only: deadlines themselves are the server's
 while (!stopping) {
@@ -149,6 +168,6 @@ while (!stopping) {
     lastHeartbeat = Date.now();
   }
 }
-await fcall('agentfn_agent_deregister', agentId);
+await fcall('agentfn_agent_deregister', agentId, secret);
 emit('stopped');
 await redis.close();

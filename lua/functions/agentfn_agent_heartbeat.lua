@@ -1,24 +1,26 @@
 -- agentfn_agent_heartbeat: extend a live agent's liveness.
 --
--- Invariant: only a live agent can extend its liveness; a lapsed agent gets LAPSED and must
+-- Invariant: only the agent (its secret) can extend its liveness, and only while it is live; a lapsed agent gets LAPSED and must
 -- register again (its tasks were handed back when it lapsed). The new deadline is the server
 -- clock plus the TTL, written to the live set and to every capability index together.
 --
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] agent_id: the agent's id
+-- ARGV[2] secret: the secret it registered with
 -- OPTION TTL_MS ms: a new liveness time to live in ms (default: the registered one)
 -- returns: the agent record, flat (as agentfn_agent_register)
--- errors: BADARG, NOTFOUND, LAPSED, VERSION
--- example: FCALL agentfn_agent_heartbeat 1 agentfn:{default} researcher-1
+-- errors: BADARG, NOTFOUND, DENIED, LAPSED, VERSION
+-- example: FCALL agentfn_agent_heartbeat 1 agentfn:{default} researcher-1 5f0c6a1e9b2d4c7f8a3e1d0b9c8a7f6e
 local function agentfn_agent_heartbeat(keys, args)
   local root, namespace = check_root(keys)
-  check_arity(args, 1, 'agent_id')
+  check_arity(args, 2, 'agent_id, secret')
   local agent_id = check_id(args[1], 'agent_id')
-  local options = parse_options(args, 2, {TTL_MS = OPT.positive_duration})
+  local secret = check_secret(args[2])
+  local options = parse_options(args, 3, {TTL_MS = OPT.positive_duration})
   check_schema(root, namespace)
   local now = now_ms()
-  local agent = live_agent(root, agent_id, now)
+  local agent = live_agent(root, agent_id, now, secret)
 
   local ttl_ms = options.TTL_MS or agent.ttl_ms
   local expires_ms = now + ttl_ms

@@ -1,7 +1,9 @@
 -- agentfn_task_complete: finish a running attempt with its result (and claim the next tasks).
 --
--- Invariant: only the current attempt completes a task: the token must be the task's attempt
--- and the task running under it, else STALE and nothing changes. Completing acknowledges the
+-- Invariant: only the current attempt's holder completes a task: the token's attempt must be
+-- the task's (else STALE), the token the one its claim returned (else DENIED), and the task
+-- running under it (else STALE); nothing changes on a refusal. With NEXT, the tasks claimed
+-- get tokens derived from the token presented. Completing acknowledges the
 -- stream entry (agentfn_reap trims it), drops the lease, stores the result and expires the task
 -- after its retention. If the task was canceled while running, the reply says canceled and the result is
 -- discarded. With INPUT_REQUIRED (workflow tasks only) the attempt ends without a result and the
@@ -10,7 +12,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
--- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[2] token: the token the claim returned, <attempt>-<40 hex>
 -- ARGV[3] result: the task's result, JSON text (at most 64 KiB); still required with
 --   INPUT_REQUIRED, where it is ignored (pass null)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
@@ -21,9 +23,9 @@
 --   input-required until agentfn_wf_signal
 -- returns: flat array: id, state (completed, or canceled), and with NEXT n > 0: next, [the
 --   agentfn_task_claim reply]
--- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, DENIED, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed (or none for a canceled task), then as agentfn_task_claim
--- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1 '{"answer":42}' NEXT 1 LEASE_MS 60000
+-- example: FCALL agentfn_task_complete 1 agentfn:{default} t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e '{"answer":42}' NEXT 1 LEASE_MS 60000
 
 -- The options' checkers (built once, not on every call).
 local TASK_COMPLETE_OPTIONS = {NEXT = TASK.next_option, INPUT_REQUIRED = OPT.json, LEASE_MS = OPT.positive_duration}

@@ -1,6 +1,7 @@
 -- agentfn_task_fail: end a running attempt with an error: retry it, dead-letter it, or fail it.
 --
--- Invariant: only the current attempt fails a task (token as agentfn_task_complete, else STALE).
+-- Invariant: only the current attempt's holder fails a task (token as agentfn_task_complete:
+-- STALE or DENIED).
 -- The error joins the task's history. With RETRY yes and attempts left, the task is queued
 -- again after the backoff (backoff_ms * 2^(attempt-1), at most backoff_max_ms, on the server
 -- clock; state delayed, or queued when the delay is 0). Out of attempts it is dead: an entry in
@@ -10,7 +11,7 @@
 -- flags: none
 -- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
 -- ARGV[1] task_id: the task's id
--- ARGV[2] token: the fencing token the claim returned (the attempt number)
+-- ARGV[2] token: the token the claim returned, <attempt>-<40 hex>
 -- ARGV[3] error: what went wrong, UTF-8 text of at most 8192 bytes
 -- OPTION RETRY yes|no: whether the task may be retried (default yes)
 -- OPTION NEXT n: then claim up to n tasks for the same agent, 0 to 50 (default 0)
@@ -20,9 +21,9 @@
 --   canceled while running), due_ms (when it will be ready again; '' unless delayed or queued),
 --   attempt (the attempt that failed), max_attempts (the task's attempts in all),
 --   and with NEXT n > 0: next, [the agentfn_task_claim reply]
--- errors: BADARG, LIMIT, NOTFOUND, STALE, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG, LIMIT, NOTFOUND, STALE, DENIED, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.delayed, task.queued, task.failed or task.dead, then as agentfn_task_claim
--- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1 'rate limited' RETRY yes
+-- example: FCALL agentfn_task_fail 1 agentfn:{default} t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e 'rate limited' RETRY yes
 
 -- The options' checkers (built once, not on every call).
 local TASK_FAIL_OPTIONS = {RETRY = OPT.yes_no, NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}

@@ -5,7 +5,7 @@
 -- first command of the current call that is not in CALL.READS (a write or a PUBLISH) before
 -- passing it on. Its other fields pass on to the global's (the load-time sandbox has no
 -- setmetatable, and the global is the load-time API while the library loads, the full one when
--- a function runs): the library uses only these three.
+-- a function runs): the library uses only these four.
 local CALL = {wrote = false}
 CALL.READS = {EXISTS = true, GET = true, HGET = true, HGETALL = true, HMGET = true, HEXISTS = true,
   HLEN = true, LRANGE = true, LLEN = true, SMEMBERS = true, SISMEMBER = true, SCARD = true, TIME = true,
@@ -20,6 +20,7 @@ local redis = {
     return redis.call(command, ...)
   end,
   error_reply = function(message) return redis.error_reply(message) end,
+  sha1hex = function(text) return redis.sha1hex(text) end,
   register_function = function(spec) return redis.register_function(spec) end,
 }
 

@@ -6,9 +6,10 @@ local SETTLE = {}
 
 -- The fields SETTLE.load reads: those SETTLE.finish, SETTLE.cancel and TASK.check_token use, and
 -- with `failing`, those SETTLE.after_failure uses as well (cancel_requested is read apart).
-local SETTLE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms', 'idempotency_key'}
+local SETTLE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms', 'idempotency_key',
+  'token_sha1'}
 local SETTLE_FAILURE_FIELDS = {'state', 'attempt', 'agent', 'stream', 'entry', 'workflow', 'retention_ms',
-  'idempotency_key', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
+  'idempotency_key', 'token_sha1', 'max_attempts', 'backoff_ms', 'backoff_max_ms', 'capability', 'errors'}
 
 -- SETTLE.load(root, task_id, failing): the task fields the settling helpers read ('' for unset),
 -- as one table; with `failing` also those SETTLE.after_failure reads. Every completion reads
@@ -20,10 +21,10 @@ function SETTLE.load(root, task_id, failing)
   local values = redis.call('HMGET', key, unpack(failing and SETTLE_FAILURE_FIELDS or SETTLE_FIELDS))
   local task = {state = values[1] or '', attempt = values[2] or '', cancel_requested = '', agent = values[3] or '',
     stream = values[4] or '', entry = values[5] or '', workflow = values[6] or '', retention_ms = values[7] or '',
-    idempotency_key = values[8] or ''}
+    idempotency_key = values[8] or '', token_sha1 = values[9] or ''}
   if failing then
-    task.max_attempts, task.backoff_ms, task.backoff_max_ms = values[9] or '', values[10] or '', values[11] or ''
-    task.capability, task.errors = values[12] or '', values[13] or ''
+    task.max_attempts, task.backoff_ms, task.backoff_max_ms = values[10] or '', values[11] or '', values[12] or ''
+    task.capability, task.errors = values[13] or '', values[14] or ''
   end
   if task.state == STATE.CANCELED then
     task.cancel_requested = redis.call('HGET', key, 'cancel_requested') or ''
@@ -135,17 +136,19 @@ end
 -- shared prologue of agentfn_task_complete and agentfn_task_fail after check_root, all before
 -- the first write: the arguments (task_id, token and a third value that check_third(value) checks; arity_names
 -- names them), the options (`checkers` as parse_options takes them), the schema, then the task
--- (SETTLE.load, `failing` as there) and the fencing rule (TASK.check_token).
+-- (SETTLE.load, `failing` as there) and the fencing rule (TASK.check_token). The task table
+-- keeps the token presented (task.token: the key of the tasks NEXT claims).
 -- Returns task_id, task, canceled (the attempt was canceled while running), options.
 function SETTLE.open_attempt(root, namespace, args, arity_names, check_third, checkers, failing)
   check_arity(args, 3, arity_names)
   local task_id = check_id(args[1], 'task_id')
-  local token = TASK.token_arg(args[2])
+  local attempt, token = TASK.token_arg(args[2])
   check_third(args[3])
   local options = parse_options(args, 4, checkers)
   check_schema(root, namespace)
   local task = SETTLE.load(root, task_id, failing)
-  return task_id, task, TASK.check_token(task, task_id, token), options
+  task.token = token
+  return task_id, task, TASK.check_token(task, task_id, attempt, token), options
 end
 
 -- SETTLE.next_agent(root, task, options, now): with NEXT n > 0, the live agent that claims next
@@ -156,11 +159,13 @@ end
 
 -- SETTLE.reply(root, task, agent, options, now, reply): the reply of an ended attempt (a flat
 -- array), with `next, <the agentfn_task_claim reply>` appended when `agent` (from
--- SETTLE.next_agent) claims its next tasks, under the LEASE_MS option.
+-- SETTLE.next_agent) claims its next tasks, under the LEASE_MS option, their tokens derived
+-- from the token presented (task.token: its presenter proved it holds the attempt).
 function SETTLE.reply(root, task, agent, options, now, reply)
   if agent then
     reply[#reply + 1] = 'next'
-    reply[#reply + 1] = TASK.claim(root, task.agent, agent.capabilities, options.NEXT, options.LEASE_MS, now)
+    reply[#reply + 1] = TASK.claim(root, task.agent, agent.capabilities, options.NEXT, options.LEASE_MS, now,
+      task.token)
   end
   return reply
 end

@@ -4,26 +4,57 @@
 -- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
 -- text later fails after the call committed. No writes.
 --
--- Kept fast (Lua's pattern matcher costs ~10 ns a byte, a plain string.find runs at memchr's
--- speed): one anchored pattern run over the whole text finds any control character other than
--- \t \n \r (invalid anywhere) and any non-ASCII byte (then JSON.check_utf8 runs); the one pass
--- over the structure then finds the end of each string with plain finds (the closing quote, and
--- the next backslash, \t, \n, \r, each remembered until passed), makes no table per value, and
--- one table of keys per nesting depth (reused by the objects met at that depth).
+-- Kept fast (Lua's pattern matcher costs ~10 ns a position tried, ~3 ns a byte in an anchored
+-- run of a class whose first range matches, a plain string.find runs at memchr's speed): one
+-- anchored run over the whole text finds any control character other than \t \n \r (invalid
+-- anywhere) and any non-ASCII byte (then JSON.well_formed runs: one gsub per form of character
+-- that occurs; the slow search for the first bad byte only on a refusal); the one pass over the
+-- structure then finds the end of each string with plain finds (the closing quote, and the next
+-- backslash, \t, \n, \r, each remembered until passed), makes no table per value, and one table
+-- of keys per nesting depth (reused by the objects met at that depth).
 local JSON = {}
 do
-  -- string.find, .byte, .sub, set by the first check (the load-time sandbox has no `string`).
-  local find, byte, sub, NOWHERE
+  -- string.find, .byte, .sub, .gsub, set by the first check (the load-time sandbox has no
+  -- `string`).
+  local find, byte, sub, gsub, NOWHERE
   local function bind()
-    find, byte, sub, NOWHERE = string.find, string.byte, string.sub, math.huge
+    find, byte, sub, gsub, NOWHERE = string.find, string.byte, string.sub, string.gsub, math.huge
   end
 
-  -- The bytes that never occur in UTF-8; the lead bytes of 3- and 4-byte forms; of 4-byte forms.
-  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252', '\253',
-    '\254', '\255'}
+  -- The bytes JSON allows outside strings and in them, printable ASCII first (the pattern
+  -- matcher tries a class's ranges in order): no control character but \t \n \r, no non-ASCII.
+  local PLAIN_RUN = '^[ -\127\t\n\r]*'
+
+  -- The bytes that never occur in UTF-8; the lead bytes of 4-byte forms, of 3-byte forms, of
+  -- either, of 2-byte forms.
+  local NEVER = {'\192', '\193', '\245', '\246', '\247', '\248', '\249', '\250', '\251', '\252',
+    '\253', '\254', '\255'}
   local LEADS4 = {'\240', '\241', '\242', '\243', '\244'}
-  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233', '\234',
-    '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  local LEADS3 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233',
+    '\234', '\235', '\236', '\237', '\238', '\239'}
+  local LEADS34 = {'\224', '\225', '\226', '\227', '\228', '\229', '\230', '\231', '\232', '\233',
+    '\234', '\235', '\236', '\237', '\238', '\239', '\240', '\241', '\242', '\243', '\244'}
+  local LEADS2 = {'\194', '\195', '\196', '\197', '\198', '\199', '\200', '\201', '\202', '\203',
+    '\204', '\205', '\206', '\207', '\208', '\209', '\210', '\211', '\212', '\213', '\214',
+    '\215', '\216', '\217', '\218', '\219', '\220', '\221', '\222', '\223'}
+  -- The fast path (JSON.well_formed): each form of a multi-byte character, longest first, as the
+  -- lead bytes one of which must occur for it to be looked for and the pattern of one character
+  -- whose lead byte and continuation bytes are in range (the second byte's narrower range after
+  -- E0, ED, F0, F4 is SECOND_BYTE's).
+  local FORMS = {
+    {LEADS4, '[\240-\244][\128-\191][\128-\191][\128-\191]'},
+    {LEADS3, '[\224-\239][\128-\191][\128-\191]'},
+    {LEADS2, '[\194-\223][\128-\191]'},
+  }
+  -- The lead bytes whose second byte has a narrower range than 80-BF, each with the pattern of
+  -- the lead byte and a second byte out of that range: overlong 3- and 4-byte forms, surrogates,
+  -- beyond U+10FFFF.
+  local SECOND_BYTE = {
+    {'\224', '\224[\128-\159]'},
+    {'\237', '\237[\160-\191]'},
+    {'\240', '\240[\128-\143]'},
+    {'\244', '\244[\144-\191]'},
+  }
   -- Each other way UTF-8 can break: a pattern, the offset of the bad byte in its match, whether
   -- it looks at the text's last 3 bytes only, and the bytes one of which must occur for it to
   -- match (nil: it always runs).
@@ -39,17 +70,26 @@ do
     {'[\194-\223][\128-\191][\128-\191]', 0, false}, -- a lead byte with too many
     {'[\224-\239][\128-\191][\128-\191][\128-\191]', 0, false, LEADS34},
     {'[\240-\244][\128-\191][\128-\191][\128-\191][\128-\191]', 0, false, LEADS4},
-    {'\224[\128-\159]', 0, false, {'\224'}}, -- overlong 3-byte form
-    {'\237[\160-\191]', 0, false, {'\237'}}, -- a surrogate
-    {'\240[\128-\143]', 0, false, {'\240'}}, -- overlong 4-byte form
-    {'\244[\144-\191]', 0, false, {'\244'}}, -- beyond U+10FFFF
   }
+  for index = 1, #SECOND_BYTE do -- overlong 3-byte, surrogate, overlong 4-byte, beyond U+10FFFF
+    BROKEN[#BROKEN + 1] = {SECOND_BYTE[index][2], 0, false, {SECOND_BYTE[index][1]}}
+  end
 
   -- The escapes other than \u, by the byte after the backslash: " \ / b f n r t.
   local ESCAPES = {[34] = true, [92] = true, [47] = true, [98] = true, [102] = true, [110] = true,
     [114] = true, [116] = true}
   -- The literals, by their first byte.
   local LITERALS = {[116] = 'true', [102] = 'false', [110] = 'null'}
+
+  -- occurs(text, chars): whether any of the one-byte strings occurs in `text`.
+  local function occurs(text, chars)
+    for index = 1, #chars do
+      if find(text, chars[index], 1, true) then
+        return true
+      end
+    end
+    return false
+  end
 
   -- JSON.fail(what, reason, at): the BADARG refusal naming the argument and the byte offset.
   local function fail(what, reason, at)
@@ -68,26 +108,41 @@ do
     return first
   end
 
-  -- JSON.check_utf8(text, what, reason): raise BADARG unless `text` is well-formed UTF-8 (RFC
-  -- 3629). Rather than decode it character by character, look for each way it can be broken
-  -- (NEVER, BROKEN), one pattern run each; a form's patterns run only when its lead bytes occur
-  -- (plain finds tell). The error names the first bad byte.
-  function JSON.check_utf8(text, what, reason)
+  -- JSON.well_formed(text): `text` with each character of 2 to 4 bytes that is well-formed UTF-8
+  -- (RFC 3629) replaced by '.', or nil when a lead byte's second byte is out of its range. ASCII
+  -- bytes stay as they are, so any non-ASCII byte left over is part of no well-formed character.
+  -- One gsub per form whose lead bytes occur, longest form first (a match starts at a lead byte
+  -- and takes its continuation bytes, and the '.' of an earlier form joins no later match; so
+  -- when nothing non-ASCII is left, the text is ASCII and well-formed characters end to end).
+  function JSON.well_formed(text)
     if not find then
       bind()
     end
-    local _, ascii = find(text, '^[^\128-\255]*')
-    if ascii >= #text then
-      return
+    for index = 1, #SECOND_BYTE do
+      if find(text, SECOND_BYTE[index][1], 1, true) and find(text, SECOND_BYTE[index][2]) then
+        return nil
+      end
     end
-    local bad, occurs = first_of(text, NEVER), {}
+    for index = 1, #FORMS do
+      if occurs(text, FORMS[index][1]) then
+        text = gsub(text, FORMS[index][2], '.')
+      end
+    end
+    return text
+  end
+
+  -- first_broken(text): the position of the first byte of `text` that breaks UTF-8. Rather
+  -- than decode it character by character, look for each way it can be broken (NEVER, BROKEN),
+  -- one pattern run each; a form's patterns run only when its lead bytes occur (plain finds tell).
+  local function first_broken(text)
+    local bad, seen = first_of(text, NEVER), {}
     local tail = sub(text, -3)
     for index = 1, #BROKEN do
       local pattern, offset, at_end, leads = BROKEN[index][1], BROKEN[index][2], BROKEN[index][3], BROKEN[index][4]
-      if leads and occurs[leads] == nil then
-        occurs[leads] = first_of(text, leads) ~= nil
+      if leads and seen[leads] == nil then
+        seen[leads] = occurs(text, leads)
       end
-      if not leads or occurs[leads] then
+      if not leads or seen[leads] then
         local at = find(at_end and tail or text, pattern)
         at = at and at + offset + (at_end and #text - #tail or 0)
         if at and (not bad or at < bad) then
@@ -95,8 +150,30 @@ do
         end
       end
     end
+    return bad
+  end
+
+  -- JSON.check_utf8(text, what): raise BADARG unless `text` is well-formed UTF-8 (RFC 3629),
+  -- naming the first bad byte. Text that JSON.well_formed reduces to ASCII is; any other is
+  -- searched by first_broken.
+  function JSON.check_utf8(text, what)
+    if not find then
+      bind()
+    end
+    local _, ascii = find(text, '^[^\128-\255]*')
+    if ascii >= #text then
+      return
+    end
+    local reduced = JSON.well_formed(text)
+    if reduced then
+      _, ascii = find(reduced, '^[^\128-\255]*')
+      if ascii >= #reduced then
+        return
+      end
+    end
+    local bad = first_broken(text)
     if bad then
-      raise(ERR.BADARG, what .. (reason or ' is not valid UTF-8') .. ' at byte ' .. (bad - 1))
+      raise(ERR.BADARG, what .. ' is not valid UTF-8 at byte ' .. (bad - 1))
     end
   end
 
@@ -238,13 +315,24 @@ do
     if not find then
       bind()
     end
-    local _, plain = find(text, '^[^%z\1-\8\11\12\14-\31\128-\255]*')
+    local _, plain = find(text, PLAIN_RUN)
     if plain < #text then
-      local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
-      if control then
-        fail(what, 'raw control character', control)
+      -- Non-ASCII text (or a control character): well-formed characters as '.', the rest plain
+      -- as a whole; else find the first control character or bad byte the slow way.
+      local reduced, reach = JSON.well_formed(text), -1
+      if reduced then
+        _, reach = find(reduced, PLAIN_RUN)
       end
-      JSON.check_utf8(text, what, ' is not valid JSON: invalid UTF-8')
+      if not reduced or reach < #reduced then
+        local control = find(text, '[%z\1-\8\11\12\14-\31]', plain + 1)
+        if control then
+          fail(what, 'raw control character', control)
+        end
+        local bad = first_broken(text)
+        if bad then
+          fail(what, 'invalid UTF-8', bad)
+        end
+      end
     end
     next_backslash, next_newline, next_return, next_tab = 0, 0, 0, 0
     -- Per open container, by depth: the object's serial number, or false for an array; the key

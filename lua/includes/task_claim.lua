@@ -2,7 +2,7 @@
 -- agentfn_task_complete and agentfn_task_fail.
 --
 -- The parts below share `claim`, the state of one claim: root, agent_id, goal (how many tasks at
--- most), lease_ms (nil: each task's timeout_ms), ms and ms_text (the call's time and its text,
+-- most), lease_ms (nil: each task's timeout_ms), key (what the tokens derive from: TASK.token), ms and ms_text (the call's time and its text,
 -- converted once: every number passed to redis.call is converted on each call, so they pass
 -- text), and tasks (the claimed tasks so far). They read from a `source`: {key = a work stream,
 -- capability, priority}. A capability's stream holds only tasks of its capability and priority
@@ -38,11 +38,12 @@ function TASK.take(claim, source, entry_id, task_id)
   end
   local attempt = string.format('%d', tonumber(task[3]) + 1)
   local deadline = ms_text(claim.ms + (claim.lease_ms or tonumber(task[4])))
+  local token = TASK.token(claim.key, task_id, attempt)
   redis.call('HSET', key, 'state', STATE.RUNNING, 'attempt', attempt, 'agent', claim.agent_id,
-    'started_ms', claim.ms_text, 'lease_deadline_ms', deadline)
+    'started_ms', claim.ms_text, 'lease_deadline_ms', deadline, 'token_sha1', redis.sha1hex(token))
   emit(claim.root, 'task.running', {'task', task_id, 'agent', claim.agent_id})
   return {'id', task_id, 'capability', source.capability or task[10], 'payload', task[5], 'attempt', attempt,
-    'token', attempt, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
+    'token', token, 'lease_deadline_ms', deadline, 'priority', source.priority or task[11],
     'workflow', task[6] or '', 'step', task[7] or '', 'inputs', task[8] or '', 'timeout_ms', task[4],
     'traceparent', task[9] or ''}, deadline
 end
@@ -215,14 +216,15 @@ function TASK.wait_list(root, agent_id, capabilities)
   return wait
 end
 
--- TASK.claim(root, agent_id, capabilities, count, lease_ms, now): promote due delayed tasks,
+-- TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key): promote due delayed tasks,
 -- then claim up to `count` tasks for a live agent (`capabilities`: its stored comma-separated
--- list; `lease_ms`: nil for each task's timeout_ms). Returns the claim reply: 'tasks', [task...],
+-- list; `lease_ms`: nil for each task's timeout_ms; `key`: what their tokens derive from, the
+-- agent's secret or the token presented to complete/fail NEXT, see TASK.token). Returns the claim reply: 'tasks', [task...],
 -- 'wait', [key, id, ...], 'next_due_ms', ms|''. wait and next_due_ms are filled whenever fewer
 -- than `count` tasks were claimed (every stream was drained: they are what the caller blocks on
 -- for its remaining slots); next_due_ms is the earliest due time in the delayed set.
-function TASK.claim(root, agent_id, capabilities, count, lease_ms, now)
-  local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, ms = now,
+function TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key)
+  local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, key = key, ms = now,
     ms_text = ms_text(now), tasks = {}}
   TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
   local names = split_csv(capabilities)

@@ -36,9 +36,22 @@ function TASK.priority_option(value, name) return check_enum(value, name, PRIORI
 function TASK.attempts_option(value, name) return check_int(value, name, 1, LIMITS.max_attempts) end
 function TASK.next_option(value, name) return check_int(value, name, 0, LIMITS.claim_count) end
 
--- TASK.token_arg(value): a fencing token (an attempt number, 1 or more).
+-- TASK.token_arg(value): a claim token, <attempt>-<40 hex> (the attempt: 1 or more, no leading
+-- zero). Returns the attempt (a number) and the token. The message never shows the value.
 function TASK.token_arg(value)
-  return check_int(value, 'token', 1, math.huge)
+  local attempt, hex = string.match(value, '^(%d+)%-(%x+)$')
+  if not attempt or #hex ~= 40 or #attempt > 15 or string.sub(attempt, 1, 1) == '0' then
+    raise(ERR.BADARG, 'token must be <attempt>-<40 hex digits>, as the claim returned it')
+  end
+  return tonumber(attempt), value
+end
+
+-- TASK.token(key, task_id, attempt): the token of an attempt claimed with `key` (the claimer's
+-- secret, or for the tasks the NEXT option of complete/fail claims, the token presented there):
+-- <attempt>-sha1hex(key:task_id:attempt). Only the claimer can compute it; the task keeps only
+-- its sha1 (token_sha1).
+function TASK.token(key, task_id, attempt)
+  return attempt .. '-' .. redis.sha1hex(key .. ':' .. task_id .. ':' .. attempt)
 end
 
 -- TASK.stream(root, capability, priority, to): the stream a task is queued in.
@@ -110,18 +123,24 @@ function TASK.load(root, task_id, names)
   return task
 end
 
--- TASK.check_token(task, task_id, token): the fencing rule, before any write. NOTFOUND when the
--- task does not exist; STALE unless `token` is the current attempt and the task is running
--- under it. Returns true when that attempt was canceled while running (the caller replies
--- `canceled` and writes nothing), false when it is running. `task` needs state, attempt and
--- cancel_requested.
-function TASK.check_token(task, task_id, token)
+-- TASK.check_token(task, task_id, attempt, token): the fencing rule, before any write (`attempt`,
+-- `token` from TASK.token_arg). NOTFOUND when the task does not exist; STALE unless `attempt` is
+-- the current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is
+-- not its holder; a task claimed before 3.0 has none: its attempt can only end by its lease);
+-- STALE unless the task is running under it. Returns true when that attempt was canceled while
+-- running (the caller replies `canceled` and writes nothing), false when it is running. `task`
+-- needs state, attempt, token_sha1 and cancel_requested. Messages never show the token.
+function TASK.check_token(task, task_id, attempt, token)
   if task.state == '' then
     raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
   end
-  if tonumber(task.attempt) ~= token then
-    raise(ERR.STALE, 'token ' .. token .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
+  if tonumber(task.attempt) ~= attempt then
+    raise(ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
       .. task.attempt)
+  end
+  if redis.sha1hex(token) ~= task.token_sha1 then
+    raise(ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
+      .. ' returned')
   end
   if task.state == STATE.RUNNING then
     return false
@@ -129,7 +148,7 @@ function TASK.check_token(task, task_id, token)
   if task.state == STATE.CANCELED and task.cancel_requested == '1' then
     return true
   end
-  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under token ' .. token
+  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
     .. ' (state ' .. task.state .. ')')
 end
 

@@ -76,6 +76,15 @@ local function check_id(value, what)
   return check_token(value, what, '^[%w_%.%-@]+$', LIMITS.id_length, 'letters, digits, _ . - @')
 end
 
+-- check_secret(value): an agent's secret: 32 to 128 bytes of letters, digits, _ - (hex or
+-- base64url; its entropy is the caller's duty). The message never shows the value.
+local function check_secret(value)
+  if type(value) ~= 'string' or #value < 32 or #value > 128 or not string.find(value, '^[%w_%-]+$') then
+    raise(ERR.BADARG, 'secret must be 32 to 128 bytes of letters, digits, _ - (e.g. 32 hex digits)')
+  end
+  return value
+end
+
 -- check_capability(value, what): a capability name: letters, digits, _ . -.
 local function check_capability(value, what)
   return check_token(value, what, '^[%w_%.%-]+$', LIMITS.capability_length, 'letters, digits, _ . -')

@@ -5,9 +5,9 @@
 //
 // The same steps as lifecycle.sh: load the library (FUNCTION LOAD), initialise the namespace
 // (EVAL each migration), then call every function of the library, one FCALL per transition:
-//   1. register an agent, heartbeat, find it by capability
+//   1. register an agent with a secret, heartbeat, find it by capability; a wrong secret is DENIED
 //   2. wait for work (XREAD BLOCK on what an empty claim names), submit a task, claim it, renew
-//      its lease, complete it, read it back
+//      its lease, complete it, read it back; a forged token is DENIED, an attempt number BADARG
 //   3. failures: fail with RETRY yes and claim again; run out of attempts (dead) and requeue;
 //      cancel a queued task; run the reaper
 //   4. a three-step workflow (fetch -> summarize -> publish): claim and complete each step as it
@@ -21,7 +21,13 @@
 // `OPTION value` pairs; it replies with flat field/value arrays (`record` turns one into an
 // object) or arrays of them, the same under RESP2 and RESP3 (node-redis 6 speaks RESP3).
 // Values read from stored records are strings; counts a call computes may be integers, so
-// compare numbers with Number(). Errors are `CODE message` (e.g. STALE, NOTFOUND).
+// compare numbers with Number(). Errors are `CODE message` (e.g. STALE, NOTFOUND, DENIED).
+//
+// The agent proves who it is with a secret: 16 bytes from the platform's CSPRNG, as hex, passed
+// right after the agent id to every call that acts as the agent (register, heartbeat, claim,
+// deregister, msg_read, msg_ack). The library stores only its SHA-1. The echo of the calls on
+// stderr shows it as <secret>: a secret is never printed.
+import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +41,9 @@ const migrations = process.env.AGENTFN_MIGRATIONS
   ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
 const root = `agentfn:{${namespace}}`;
 const agent = 'node-agent-1';
+const secret = randomBytes(16).toString('hex');
+const wrongSecret = randomBytes(16).toString('hex'); // what another member of the namespace might try
+const hidden = new Set([secret, wrongSecret]);
 
 const redis = createClient({ url });
 redis.on('error', (error) => console.error('redis:', error.message));
@@ -42,7 +51,7 @@ await redis.connect();
 
 /** fcall(name, ...args): FCALL with the namespace root as the one key; fcallReadOnly for no-writes functions. */
 const caller = (command) => (name, ...args) => {
-  console.error(`${command} ${name} 1 ${root} ${args.join(' ')}`);
+  console.error(`${command} ${name} 1 ${root} ${args.map((arg) => (hidden.has(arg) ? '<secret>' : arg)).join(' ')}`);
   return redis.sendCommand([command, name, '1', root, ...args.map(String)]);
 };
 const fcall = caller('FCALL');
@@ -61,9 +70,25 @@ function expect(what, actual, expected) {
 
 const report = (name, value) => console.log(`${name}=${value}`);
 
+/** The code of a library error reply (`CODE message`). */
+const errorCode = (error) => String(error?.message ?? '').split(' ', 1)[0];
+
+/** A call that must be refused with this code; a refusal changes nothing and never echoes a secret. */
+async function expectRefused(what, code, call) {
+  let message;
+  try {
+    await call;
+  } catch (error) {
+    message = String(error.message);
+  }
+  if (message === undefined) throw new Error(`${what} succeeded, expected ${code}`);
+  expect(what, errorCode({ message }), code);
+  for (const value of hidden) if (message.includes(value)) throw new Error(`${what}: the refusal shows a secret`);
+}
+
 /** Claim one task for the agent: the claim reply is {tasks: [task, ...], wait, next_due_ms}. */
 async function claimOne() {
-  const claim = record(await fcall('agentfn_task_claim', agent, 'COUNT', 1));
+  const claim = record(await fcall('agentfn_task_claim', agent, secret, 'COUNT', 1));
   expect('tasks claimed', claim.tasks.length, 1);
   return record(claim.tasks[0]);
 }
@@ -87,10 +112,14 @@ expect('schema_version', version.schema_version, version.library_schema_version)
 
 // --- 1. Register an agent with the capabilities it handles -----------------------------------
 // It stays live while it heartbeats within its TTL (judged by the server's clock).
-const registered = record(await fcall('agentfn_agent_register', agent, 'echo,fetch,summarize,publish',
+const registered = record(await fcall('agentfn_agent_register', agent, secret, 'echo,fetch,summarize,publish',
   'TTL_MS', 60000, 'METADATA', JSON.stringify({ language: 'node' })));
 expect('agent status', registered.status, 'live');
-expect('heartbeat', record(await fcall('agentfn_agent_heartbeat', agent, 'TTL_MS', 60000)).status, 'live');
+expect('heartbeat', record(await fcall('agentfn_agent_heartbeat', agent, secret, 'TTL_MS', 60000)).status, 'live');
+// Without the secret nobody else can act as the agent, nor take its id while it is live.
+await expectRefused('heartbeat with a wrong secret', 'DENIED', fcall('agentfn_agent_heartbeat', agent, wrongSecret));
+await expectRefused('register of a live id with another secret', 'DENIED',
+  fcall('agentfn_agent_register', agent, wrongSecret, 'echo'));
 const found = (await fcallReadOnly('agentfn_agent_find', 'echo', 'LIMIT', 10)).map(record);
 expect('agents found for echo', found.map((a) => a.id).join(), agent);
 report('agent', agent);
@@ -99,7 +128,7 @@ report('agent', agent);
 // An idle agent's claim returns no task but the streams to wait on, each with an id. XREAD BLOCK
 // on exactly those from exactly those ids returns as soon as a task lands in one of them after
 // the claim (here it lands before the XREAD, and still wakes it: no lost wake-up). Then claim.
-const idle = record(await fcall('agentfn_task_claim', agent, 'COUNT', 1));
+const idle = record(await fcall('agentfn_task_claim', agent, secret, 'COUNT', 1));
 expect('tasks for an idle agent', idle.tasks.length, 0);
 const streams = idle.wait.filter((_, i) => i % 2 === 0); // wait is [stream, id, stream, id, ...]
 const ids = idle.wait.filter((_, i) => i % 2 === 1);
@@ -110,7 +139,18 @@ const [[[, entry]]] = Object.values(woke);
 expect('task that woke the agent', record(entry).task, submitted.id);
 let task = await claimOne();
 expect('claimed task', task.id, submitted.id);
-// The token (the attempt number) fences the result: a stale worker's completion is refused.
+// The token (`<attempt>-<40 hex>`, derived from the secret) fences the result: a stale worker's
+// completion is refused (STALE), and so is a forged one: the attempt number alone is not a token
+// (BADARG), the right attempt with other hex is not this attempt's (DENIED).
+expect('token', /^1-[0-9a-f]{40}$/.test(task.token), true);
+await expectRefused('complete with the attempt number', 'BADARG',
+  fcall('agentfn_task_complete', task.id, task.attempt, '"forged"'));
+const forged = `${task.attempt}-${randomBytes(20).toString('hex')}`;
+await expectRefused('complete with a forged token', 'DENIED',
+  fcall('agentfn_task_complete', task.id, forged, '"forged"'));
+await expectRefused('fail with a forged token', 'DENIED', fcall('agentfn_task_fail', task.id, forged, 'forged'));
+const afterForgeries = record(await fcallReadOnly('agentfn_task_get', task.id));
+expect(`state of ${task.id} after the forgeries`, afterForgeries.state, 'running');
 // A long handler renews its lease before it runs out; canceled 1 would tell it to stop.
 const extended = record(await fcall('agentfn_task_extend', task.id, task.token, 'LEASE_MS', 60000));
 expect('canceled', Number(extended.canceled), 0);
@@ -213,18 +253,20 @@ const sent = record(await fcall('agentfn_msg_send', 'operator', agent, 'question
   'TTL_MS', 60000));
 const reached = record(record(await fcall('agentfn_msg_broadcast', 'operator', 'echo', 'announce',
   JSON.stringify({ text: 'new plan' }))).reached); // {agent id: message id}
-let inbox = record(await fcall('agentfn_msg_read', agent, 'COUNT', 10));
+await expectRefused('inbox read with a wrong secret', 'DENIED', fcall('agentfn_msg_read', agent, wrongSecret));
+let inbox = record(await fcall('agentfn_msg_read', agent, secret, 'COUNT', 10));
 const messages = inbox.messages.map(record);
 expect('messages read', messages.map((m) => m.id).join(), `${sent.id},${reached[agent]}`);
 expect('content', JSON.parse(messages[0].content).text, 'ready?');
-const acked = record(await fcall('agentfn_msg_ack', agent, messages.map((m) => m.id).join()));
+const acked = record(await fcall('agentfn_msg_ack', agent, secret, messages.map((m) => m.id).join()));
 expect('messages removed by the ack', Number(acked.removed), 2);
-inbox = record(await fcall('agentfn_msg_read', agent));
+inbox = record(await fcall('agentfn_msg_read', agent, secret));
 expect('messages left after the ack', inbox.messages.length, 0);
 report('message', sent.id);
 report('broadcast', reached[agent]);
 
 // --- 6. The agent leaves -----------------------------------------------------------------------
-expect('tasks handed back', Number(record(await fcall('agentfn_agent_deregister', agent)).released), 0);
+await expectRefused('deregister with a wrong secret', 'DENIED', fcall('agentfn_agent_deregister', agent, wrongSecret));
+expect('tasks handed back', Number(record(await fcall('agentfn_agent_deregister', agent, secret)).released), 0);
 
 await redis.close();

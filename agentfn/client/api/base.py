@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any, TypeVar, overload
 
+from ...errors import AgentfnError
 from ...library.protocol import load_specs
 from ...replies import pairs
 
@@ -79,6 +80,22 @@ class ApiBase:
     return an awaitable of that (typed so by the generated client/async_surface.pyi), and on
     Batch they queue the call and return None.
     """
+
+    agent_secrets: dict[str, str]
+    """The secret of each agent registered through this client (kept in memory only; a Batch
+    shares its client's). The agent-side methods fall back to it when not given ``secret=``."""
+
+    def _agent_secret(self, agent_id: str, secret: str | None) -> str:
+        """The secret to present for an agent: ``secret``, else the one this client registered
+        it with; AgentfnError when there is neither."""
+        if secret is not None:
+            return secret
+        known = self.agent_secrets.get(agent_id)
+        if known is None:
+            raise AgentfnError(
+                f"no secret for agent {agent_id}: pass secret= or register it with this client"
+            )
+        return known
 
     @overload
     def _call(

@@ -157,11 +157,16 @@ def _deadline(timeout: float | None) -> float | None:
 
 
 def _receive_steps(
-    api: MessagesApi, agent_id: str, timeout: float | None, count: int, ack: Sequence[str]
+    api: MessagesApi,
+    agent_id: str,
+    timeout: float | None,
+    count: int,
+    ack: Sequence[str],
+    secret: str,
 ) -> Generator[Step, Any, list[Message]]:
     deadline = _deadline(timeout)
     while True:
-        read: InboxRead = yield lambda: api.read_inbox(agent_id, count, ack=ack)
+        read: InboxRead = yield lambda: api.read_inbox(agent_id, count, ack=ack, secret=secret)
         ack = ()
         block = _block_ms(deadline)
         if read.messages or block is None:
@@ -188,6 +193,7 @@ def _request_steps(
     timeout: float,
     ttl_ms: int | None,
     allow_unregistered: bool,
+    secret: str,
 ) -> Generator[Step, Any, Message]:
     inbox = keys.inbox(api.namespace, from_agent)
     newest = yield lambda: api.redis.execute_command("XREVRANGE", inbox, "+", "-", "COUNT", 1)
@@ -208,27 +214,27 @@ def _request_steps(
         for entry_id, fields in xread_entries(reply):
             last_id = entry_id
             if fields.get("reply_to") == request_id:
-                yield lambda: api.ack(from_agent, entry_id)
+                yield lambda: api.ack(from_agent, entry_id, secret=secret)
                 return Message.from_fields(entry_id, from_agent, fields)
     raise no_reply(to, request_id, timeout)
 
 
 def _iterate_sync(
-    api: MessagesApi, agent_id: str, count: int, timeout: float | None
+    api: MessagesApi, agent_id: str, count: int, timeout: float | None, secret: str
 ) -> Iterator[Message]:
-    while batch := api.receive(agent_id, timeout, count=count):
+    while batch := api.receive(agent_id, timeout, count=count, secret=secret):
         for message in batch:
             yield message
-            api.ack(agent_id, message.id)
+            api.ack(agent_id, message.id, secret=secret)
 
 
 async def _iterate_async(
-    api: MessagesApi, agent_id: str, count: int, timeout: float | None
+    api: MessagesApi, agent_id: str, count: int, timeout: float | None, secret: str
 ) -> AsyncIterator[Message]:
-    while batch := await api.receive(agent_id, timeout, count=count):  # type: ignore[misc]
+    while batch := await api.receive(agent_id, timeout, count=count, secret=secret):  # type: ignore[misc]
         for message in batch:
             yield message
-            await api.ack(agent_id, message.id)  # type: ignore[misc]
+            await api.ack(agent_id, message.id, secret=secret)  # type: ignore[misc]
 
 
 class MessagesApi(ApiBase):
@@ -289,40 +295,77 @@ class MessagesApi(ApiBase):
             Broadcast.from_reply,
         )
 
-    def read_inbox(self, agent_id: str, count: int = 10, *, ack: Sequence[str] = ()) -> InboxRead:
+    def read_inbox(
+        self,
+        agent_id: str,
+        count: int = 10,
+        *,
+        ack: Sequence[str] = (),
+        secret: str | None = None,
+    ) -> InboxRead:
         """agentfn_msg_read: unacknowledged messages first, then new ones, with the wait position.
 
         ``ack``: ids of handled messages to acknowledge first, in the same round trip.
+        ``secret``: the agent's (registered) secret, by default the one this client registered
+        it with, as for every method that reads or acknowledges an inbox.
         """
         return self._call(
-            "agentfn_msg_read", [agent_id], _read_options(count, ack), InboxRead.from_reply
+            "agentfn_msg_read",
+            [agent_id, self._agent_secret(agent_id, secret)],
+            _read_options(count, ack),
+            InboxRead.from_reply,
         )
 
     def read_messages(
-        self, agent_id: str, count: int = 10, *, ack: Sequence[str] = ()
+        self,
+        agent_id: str,
+        count: int = 10,
+        *,
+        ack: Sequence[str] = (),
+        secret: str | None = None,
     ) -> list[Message]:
         """agentfn_msg_read: up to ``count`` messages; each comes back until it is acknowledged."""
-        return self._call("agentfn_msg_read", [agent_id], _read_options(count, ack), _messages)
+        return self._call(
+            "agentfn_msg_read",
+            [agent_id, self._agent_secret(agent_id, secret)],
+            _read_options(count, ack),
+            _messages,
+        )
 
-    def ack(self, agent_id: str, *message_ids: str) -> int:
+    def ack(self, agent_id: str, *message_ids: str, secret: str | None = None) -> int:
         """agentfn_msg_ack: take messages out of the inbox for good; returns how many were still in it."""
         if not message_ids:
             raise TypeError("ack needs at least one message id")
         return self._call(
-            "agentfn_msg_ack", [agent_id, ",".join(message_ids)], None, one_field("removed", as_int)
+            "agentfn_msg_ack",
+            [agent_id, self._agent_secret(agent_id, secret), ",".join(message_ids)],
+            None,
+            one_field("removed", as_int),
         )
 
     def receive(
-        self, agent_id: str, timeout: float | None, *, count: int = 10, ack: Sequence[str] = ()
+        self,
+        agent_id: str,
+        timeout: float | None,
+        *,
+        count: int = 10,
+        ack: Sequence[str] = (),
+        secret: str | None = None,
     ) -> list[Message]:
         """Up to ``count`` messages, blocking (XREAD BLOCK, no polling) up to ``timeout`` seconds
         (None: until one comes) while the inbox has none; [] on timeout. Acknowledge what you
         handle: with ack() or, in the same round trip as the next read, with ``ack``.
         """
-        return drive(self.redis, _receive_steps(self, agent_id, timeout, count, ack))
+        secret = self._agent_secret(agent_id, secret)
+        return drive(self.redis, _receive_steps(self, agent_id, timeout, count, ack, secret))
 
     def messages(
-        self, agent_id: str, *, count: int = 10, timeout: float | None = None
+        self,
+        agent_id: str,
+        *,
+        count: int = 10,
+        timeout: float | None = None,
+        secret: str | None = None,
     ) -> Iterator[Message]:
         """Iterate over messages as they arrive (``async for`` on AsyncClient).
 
@@ -331,9 +374,10 @@ class MessagesApi(ApiBase):
         unacknowledged and come back on the next read. The iteration ends when no message
         came for ``timeout`` seconds (None: never).
         """
+        secret = self._agent_secret(agent_id, secret)
         if is_async(self.redis):
-            return _iterate_async(self, agent_id, count, timeout)  # type: ignore[return-value]
-        return _iterate_sync(self, agent_id, count, timeout)
+            return _iterate_async(self, agent_id, count, timeout, secret)  # type: ignore[return-value]
+        return _iterate_sync(self, agent_id, count, timeout, secret)
 
     def request(
         self,
@@ -345,6 +389,7 @@ class MessagesApi(ApiBase):
         *,
         ttl_ms: int | None = None,
         allow_unregistered: bool = False,
+        secret: str | None = None,
     ) -> Message:
         """Send a request and wait for its reply; raises TimeoutError after ``timeout`` seconds.
 
@@ -356,10 +401,13 @@ class MessagesApi(ApiBase):
 
         While an :class:`agentfn.Agent` with message handlers serves ``from_agent``, its mailroom
         reads that inbox and takes the replies: request through ``agent.request()`` then.
+        ``from_agent`` must be registered: acknowledging the reply takes its secret (``secret``,
+        by default the one this client registered it with).
         """
+        secret = self._agent_secret(from_agent, secret)
         return drive(
             self.redis,
             _request_steps(
-                self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered
+                self, from_agent, to, type, content, timeout, ttl_ms, allow_unregistered, secret
             ),
         )

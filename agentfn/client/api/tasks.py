@@ -38,8 +38,9 @@ class ClaimedTask:
     payload: Any
     """The submitted payload, decoded from JSON."""
     attempt: int
-    token: int
-    """The fencing token (the attempt number) that complete, fail and extend must present."""
+    token: str
+    """The claim token, ``<attempt>-<40 hex>``, that complete, fail and extend must present: only
+    the claimer can know it (it derives from the agent's secret; the library keeps its SHA-1)."""
     lease_deadline_ms: int
     """When the lease ends on the server clock, unless extended."""
     priority: str
@@ -69,7 +70,7 @@ class ClaimedTask:
             capability=fields["capability"],
             payload=payload,
             attempt=as_int(fields["attempt"]),
-            token=as_int(fields["token"]),
+            token=fields["token"],
             lease_deadline_ms=as_int(fields["lease_deadline_ms"]),
             priority=fields["priority"],
             workflow=as_optional_text(fields["workflow"]),
@@ -307,11 +308,19 @@ class TasksApi(ApiBase):
             one_field("id"),
         )
 
-    def claim(self, agent_id: str, count: int = 1, *, lease_ms: int | None = None) -> ClaimResult:
-        """agentfn_task_claim: claim up to ``count`` tasks for a live agent (never blocks)."""
+    def claim(
+        self,
+        agent_id: str,
+        count: int = 1,
+        *,
+        lease_ms: int | None = None,
+        secret: str | None = None,
+    ) -> ClaimResult:
+        """agentfn_task_claim: claim up to ``count`` tasks for a live agent (never blocks);
+        ``secret``: by default the one this client registered the agent with."""
         return self._call(
             "agentfn_task_claim",
-            [agent_id],
+            [agent_id, self._agent_secret(agent_id, secret)],
             {"COUNT": count, "LEASE_MS": lease_ms},
             ClaimResult.from_reply,
         )
@@ -319,7 +328,7 @@ class TasksApi(ApiBase):
     def complete(
         self,
         task_id: str,
-        token: int,
+        token: str,
         result: Any,
         *,
         next: int = 0,
@@ -347,7 +356,7 @@ class TasksApi(ApiBase):
     def fail(
         self,
         task_id: str,
-        token: int,
+        token: str,
         error: str,
         *,
         retry: bool = True,
@@ -367,7 +376,7 @@ class TasksApi(ApiBase):
             FailResult.from_reply,
         )
 
-    def extend(self, task_id: str, token: int, lease_ms: int | None = None) -> ExtendResult:
+    def extend(self, task_id: str, token: str, lease_ms: int | None = None) -> ExtendResult:
         """agentfn_task_extend: renew the lease; ``canceled`` tells the worker to stop."""
         return self._call(
             "agentfn_task_extend", [task_id, token], {"LEASE_MS": lease_ms}, ExtendResult.from_reply
