@@ -98,7 +98,7 @@ EDITS = [
     (
         "includes/task_claim.lua",
         "  if #claim.tasks >= count then",
-        "  PROF.mark('c8 claim: read direct + queue streams (EXISTS, XREADGROUP, TASK.take, ZADD)')",
+        "  PROF.mark('c8 claim: read direct + queue streams (SMISMEMBER, XREADGROUP, TASK.take, ZADD)')",
         "",
     ),
     (
@@ -112,7 +112,7 @@ EDITS = [
         "includes/settle.lua",
         "  check_schema(root, namespace)",
         "  PROF.mark('c1 validate arguments')",
-        "  PROF.mark('c2 check_schema (HGET)')",
+        "  PROF.mark('c2 check_schema (MGET)')",
     ),
     (
         "functions/agentfn_task_complete.lua",
@@ -148,7 +148,7 @@ EDITS = [
         "functions/agentfn_task_submit.lua",
         "  check_schema(root, namespace)",
         "  PROF.mark('s1 validate arguments')",
-        "  PROF.mark('s2 check_schema (HGET)')",
+        "  PROF.mark('s2 check_schema (MGET)')",
     ),
     (
         "includes/task_core.lua",

@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = '28e1be9386a8d1f013d8fc99a81eb2871f23e6d127cacf12f4698e0a471b7035'
+local CODE_SHA = 'd524062a0769b3453c32cd30aa589bac306d0ccd02074685376bafa844d83208'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -23,6 +23,13 @@ local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_m
 local function raise(code, message)
   error({agentfn_code = code, message = message}, 0)
 end
+
+-- failure_code(failure): the code (NOGROUP, NOPERM...) of a Redis error that pcall caught from
+-- redis.call, or nil: a table {err = '<CODE> ...'} on Redis 7.2 and later, a string on 7.0.
+local function failure_code(failure)
+  local text = type(failure) == 'table' and failure.err or failure
+  return type(text) == 'string' and string.match(text, '^(%u+) ') or nil
+end
 -- include: includes/guard.lua
 -- The library-wide guard: no raw Redis or Lua error ever reaches a caller, and no refusal after a
 -- write goes unnoticed.
@@ -36,7 +43,8 @@ local CALL = {wrote = false}
 CALL.READS = {EXISTS = true, GET = true, HGET = true, HGETALL = true, HMGET = true, HEXISTS = true,
   HLEN = true, LRANGE = true, LLEN = true, SMEMBERS = true, SISMEMBER = true, SCARD = true, TIME = true,
   TYPE = true, PTTL = true, PEXPIRETIME = true, XINFO = true, XLEN = true, XPENDING = true, XRANGE = true,
-  XREVRANGE = true, ZRANGE = true, ZRANK = true, ZSCORE = true, ZCARD = true, ZCOUNT = true}
+  XREVRANGE = true, ZRANGE = true, ZRANK = true, ZSCORE = true, ZCARD = true, ZCOUNT = true,
+  MGET = true, SMISMEMBER = true}
 local redis = {
   call = function(command, ...)
     if not CALL.wrote and not CALL.READS[command] then
@@ -119,6 +127,7 @@ end
 -- Every key shares the root's hash tag, so a namespace lives in one cluster slot.
 local K = {}
 function K.meta(root) return root .. ':meta' end
+function K.schema(root) return root .. ':schema' end
 function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only
@@ -591,17 +600,24 @@ local function check_root(keys)
 end
 
 -- check_schema(root, namespace): the namespace was migrated to the schema this library expects,
--- and (on Redis Cluster) its slot is not being moved. The root key never exists, so one command
--- on it and the meta key fails on a node that imports or exports the slot (Redis refuses a
--- multi-key command with a missing key there): MOVING, before any write, instead of running
--- against a half-moved namespace. Elsewhere it is a cheap read.
+-- and (on Redis Cluster) its slot is not being moved, in one read: MGET of the root and of the
+-- schema key. The root key never exists, so this multi-key command fails on a node that imports
+-- or exports the slot (Redis refuses a multi-key command with a missing key there): MOVING,
+-- before any write, instead of running against a half-moved namespace. Elsewhere it reads the
+-- schema key, which the migration runner's record script sets with the meta hash's
+-- schema_version; a namespace recorded without it (an older runner, or schema_version written
+-- by hand) is checked by the HGET of that field, one command more.
 local function check_schema(root, namespace)
-  local ok, failure = pcall(function() return redis.call('EXISTS', root, K.meta(root)) end)
+  local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if type(failure) == 'table' and type(failure.err) == 'string' and string.find(failure.err, '^NOPERM ') then
-      error(failure) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+    local text = type(reply) == 'table' and reply.err or tostring(reply)
+    if failure_code(reply) == 'NOPERM' or string.find(text, "can't run this command", 1, true) then
+      error(reply, 0) -- an ACL refusal (NOPERM; on Redis 7.0 an ERR saying so), not a move
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
+  end
+  if tonumber(reply[2]) == SCHEMA_VERSION then
+    return
   end
   local deployed = tonumber(redis.call('HGET', K.meta(root), 'schema_version') or '0')
   if deployed ~= SCHEMA_VERSION then
@@ -1159,8 +1175,14 @@ end
 -- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
 -- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
-  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
-    'STREAMS', source.key, '>')
+  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT',
+    string.format('%d', count), 'STREAMS', source.key, '>')
+  if not ok then -- NOGROUP: the stream (or its group) was deleted outside the library: nothing to read
+    if failure_code(reply) == 'NOGROUP' then
+      return 0
+    end
+    error(reply, 0)
+  end
   if not reply then
     return 0
   end
@@ -1188,10 +1210,27 @@ function TASK.deliver(claim, source, count)
   return #entries
 end
 
+-- TASK.listed(root, streams): the set (a table: stream -> true) of those of `streams` that
+-- exist, from one SMISMEMBER of the namespace's work streams K.streams instead of an EXISTS
+-- each: the library adds a work stream to K.streams when it creates it (TASK.enqueue) and
+-- removes it when it deletes it (REAP.drop_stream), so membership is existence. (A stream
+-- deleted by hand is still listed until the reaper's next visit: TASK.deliver reads nothing
+-- from it.)
+function TASK.listed(root, streams)
+  local flags = redis.call('SMISMEMBER', K.streams(root), unpack(streams))
+  local listed = {}
+  for index, stream in ipairs(streams) do
+    if flags[index] == 1 then
+      listed[stream] = true
+    end
+  end
+  return listed
+end
+
 -- TASK.read(claim, source): claim from one stream until claim.tasks holds claim.goal tasks or
--- the stream has no undelivered entry.
+-- the stream has no undelivered entry (claim.listed: the streams that exist, TASK.listed).
 function TASK.read(claim, source)
-  if redis.call('EXISTS', source.key) == 0 then
+  if not claim.listed[source.key] then
     return
   end
   while #claim.tasks < claim.goal do
@@ -1239,7 +1278,7 @@ end
 function TASK.read_oldest_first(claim, sources)
   local heads = {}
   for index, source in ipairs(sources) do
-    heads[index] = TASK.next_undelivered(source.key)
+    heads[index] = claim.listed[source.key] and TASK.next_undelivered(source.key) or nil
   end
   while #claim.tasks < claim.goal do
     local best
@@ -1309,8 +1348,9 @@ function TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key)
   local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, key = key, ms = now,
     ms_text = ms_text(now), tasks = {}}
   TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
-  TASK.read(claim, {key = K.direct(root, agent_id)})
   local names = split_csv(capabilities)
+  claim.listed = TASK.listed(root, TASK.streams_of(root, agent_id, names))
+  TASK.read(claim, {key = K.direct(root, agent_id)})
   for _, priority in ipairs(PRIORITIES) do
     if #claim.tasks >= count then
       break

@@ -144,7 +144,8 @@ def test_lifecycle_under_each_role(
 
 def test_roles_are_derived_from_the_code() -> None:
     by_function = acl.lua_commands(render_library().source)
-    assert by_function["agentfn_task_get"] == {"EXISTS", "HGET", "HMGET"}  # EXISTS: MOVING probe
+    # MGET: the schema check (and MOVING probe); HGET: its fallback to meta's schema_version
+    assert by_function["agentfn_task_get"] == {"MGET", "HGET", "HMGET"}
     assert {"XADD", "HSET", "XGROUP|CREATE"} <= by_function["agentfn_task_submit"]
     observer = acl.role_commands("observer")
     assert "fcall" not in observer and "hset" not in observer and "fcall_ro" in observer

@@ -134,7 +134,9 @@ def test_agent_churn_leaves_only_live_work(deployed):
     wait_until(r, max(finished, server_ms(r)) + 1)
     reap_until_quiet(r)
 
-    assert keys_by_type(r) == Counter({("meta", "hash"): 1, ("events", "stream"): 1})
+    assert keys_by_type(r) == Counter(
+        {("meta", "hash"): 1, ("schema", "string"): 1, ("events", "stream"): 1}
+    )
 
 
 def _pipelined_reads(r: redis.Redis, calls: list[tuple[str, ...]]) -> list[Any]:

@@ -215,6 +215,35 @@ def test_old_library_refuses_a_namespace_on_a_newer_schema(r, upgraded_migration
         migrate(r, "default")
 
 
+def test_schema_check_is_one_read_and_meta_decides_without_the_schema_key(deployed):
+    """Every function checks the schema with one MGET of the root and the schema key (recorded
+    with meta's schema_version); a namespace recorded without that key (schema_version written by
+    hand, as the peers' examples do) or with a stale one is checked by meta's field instead."""
+    r = deployed
+    schema_key, meta = f"{ROOT}:schema", keys.meta("default")
+    assert r.get(schema_key) == str(LATEST)
+    r.config_resetstat()
+    with pytest.raises(redis.ResponseError, match="^NOTFOUND"):
+        fcall(r, "agentfn_task_get", "t404")
+    stats = r.info("commandstats")
+    assert stats["cmdstat_mget"]["calls"] == 1
+    assert "cmdstat_hget" not in stats and "cmdstat_exists" not in stats
+
+    for schema in (None, str(LATEST - 1)):  # missing, then stale: meta's field decides
+        if schema is None:
+            r.delete(schema_key)
+        else:
+            r.set(schema_key, schema)
+        with pytest.raises(redis.ResponseError, match="^NOTFOUND"):  # the check passed
+            fcall(r, "agentfn_task_get", "t404")
+        r.hset(meta, "schema_version", LATEST - 1)
+        with pytest.raises(
+            redis.ResponseError, match=f"^VERSION namespace default has schema {LATEST - 1},"
+        ):
+            fcall(r, "agentfn_task_get", "t404")
+        r.hset(meta, "schema_version", LATEST)
+
+
 def test_migration_is_resumable_after_interruption(r, upgraded_migrations):
     deploy(r, "default")
     client = agentfn.Client(r, "default")

@@ -149,6 +149,27 @@ def test_several_capabilities_take_the_oldest_entry_within_a_priority(deployed):
     assert claimed_ids(deployed, "a1", "COUNT", "10") == ["t3", "t5", "t4"]
 
 
+def test_a_claim_learns_which_streams_exist_in_one_read(deployed):
+    """One SMISMEMBER of the work streams index instead of an EXISTS per stream; a stream deleted
+    (or its group destroyed) outside the library is read as empty, not as an error."""
+    register(deployed, "a1", "x,y")
+    for capability, priority in [("x", "low"), ("y", "low"), ("x", "high"), ("y", "normal")]:
+        submit(deployed, capability, "1", "PRIORITY", priority)
+    deployed.config_resetstat()
+    assert claimed_ids(deployed, "a1", "COUNT", "10") == ["t3", "t4", "t1", "t2"]
+    stats = deployed.info("commandstats")
+    assert stats["cmdstat_smismember"]["calls"] == 1
+    # Several capabilities peek at each listed stream (EXISTS, XINFO GROUPS): 4 of the 6 exist.
+    assert stats["cmdstat_exists"]["calls"] == 4
+    submit(deployed, "x", "2")
+    submit(deployed, "y", "3", "PRIORITY", "high")
+    deployed.delete(f"{QUEUE}:x:normal")  # still listed in the index: deleted by hand
+    deployed.xgroup_destroy(f"{QUEUE}:y:high", "agentfn")
+    register(deployed, "a2", "x")
+    assert claimed_ids(deployed, "a2") == []
+    assert claimed_ids(deployed, "a1") == []
+
+
 def test_direct_tasks_come_first_and_only_to_their_agent(deployed, raw):
     register(deployed, "a1", "x")
     register(deployed, "a2", "x")

@@ -176,7 +176,8 @@ ROLES: dict[str, Role] = {
 }
 
 _DEFINITION = re.compile(r"^\s*(?:local\s+)?function\s+([A-Za-z_][\w.:]*)\s*\(", re.M)
-_CALL = re.compile(r"redis\.call\(\s*'([A-Z]+)'(?:\s*,\s*'([A-Z]+)')?")
+#: ``redis.call('X', ...)``, or ``pcall(redis.call, 'X', ...)`` (a call whose error is handled).
+_CALL = re.compile(r"redis\.call(?:\(|\s*,)\s*'([A-Z]+)'(?:\s*,\s*'([A-Z]+)')?")
 _COMMENT = re.compile(r"(?m)(?:^|(?<=[ \t]))--[^\n]*")
 _CHUNKED = re.compile(r"call_chunked\(\s*'([A-Z]+)'")
 

@@ -4,7 +4,10 @@ A migration is ``migrations/NNNN_name.lua``: a Lua script run with EVAL and KEYS
 namespace root. It must be idempotent. A migration with much data to move works in batches:
 it returns ``'more'`` until it returns ``'done'``, so an interrupted run resumes where it stopped.
 After ``'done'`` the runner records ``schema_version = NNNN`` in the namespace's meta hash, only
-if the recorded version is still NNNN - 1. One process migrates a namespace at a time (a lock).
+if the recorded version is still NNNN - 1, and sets the schema key ``agentfn:{ns}:schema`` to
+NNNN as well (the library checks that key first: one read that also detects a cluster slot being
+moved; see check_schema in lua/includes/validate.lua). One process migrates a namespace at a
+time (a lock).
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ LOCK_TTL_MS = 60_000
 #: Most batches one migration may ask for before the runner gives up.
 MAX_BATCHES = 1_000_000
 
-# Records the new schema version if the namespace is still at the previous one.
+# Records the new schema version if the namespace is still at the previous one: in the meta hash
+# (KEYS[1]) and in the schema key beside it (same hash tag, so the same cluster slot).
 RECORD_SCRIPT = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'schema_version') or '0')
 if current == tonumber(ARGV[1]) - 1 then
   local time = redis.call('TIME')
   redis.call('HSET', KEYS[1], 'schema_version', ARGV[1], 'migrated_ms',
     tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+  redis.call('SET', (string.gsub(KEYS[1], ':meta$', ':schema')), ARGV[1])
   return 1
 end
 return 0

@@ -24,6 +24,7 @@ _RECORD_HEADER = """\
 -- Record a namespace's new schema version after its migration NNNN returned 'done', only if the
 -- namespace is still at NNNN - 1 (as agentfn's migration runner does).
 -- KEYS[1] the namespace's meta hash, agentfn:{<namespace>}:meta; ARGV[1] NNNN as a number.
+-- Sets schema_version in the meta hash and the schema key agentfn:{<namespace>}:schema.
 -- returns 1 when recorded, 0 when the namespace was not at NNNN - 1.
 """
 

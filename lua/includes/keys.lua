@@ -2,6 +2,7 @@
 -- Every key shares the root's hash tag, so a namespace lives in one cluster slot.
 local K = {}
 function K.meta(root) return root .. ':meta' end
+function K.schema(root) return root .. ':schema' end
 function K.reap_lock(root) return root .. ':reap-lock' end
 function K.agent(root, agent_id) return root .. ':agent:' .. agent_id end
 function K.agent_tasks(root, agent_id) return root .. ':agent:' .. agent_id .. ':tasks' end -- before 2.0 only

@@ -54,8 +54,14 @@ end
 -- holdings are read back with XPENDING, see release_agent_tasks). Returns how many entries the
 -- stream delivered (skipped ones included; fewer than count: it is drained).
 function TASK.deliver(claim, source, count)
-  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT', string.format('%d', count),
-    'STREAMS', source.key, '>')
+  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', GROUP, claim.agent_id, 'COUNT',
+    string.format('%d', count), 'STREAMS', source.key, '>')
+  if not ok then -- NOGROUP: the stream (or its group) was deleted outside the library: nothing to read
+    if failure_code(reply) == 'NOGROUP' then
+      return 0
+    end
+    error(reply, 0)
+  end
   if not reply then
     return 0
   end
@@ -83,10 +89,27 @@ function TASK.deliver(claim, source, count)
   return #entries
 end
 
+-- TASK.listed(root, streams): the set (a table: stream -> true) of those of `streams` that
+-- exist, from one SMISMEMBER of the namespace's work streams K.streams instead of an EXISTS
+-- each: the library adds a work stream to K.streams when it creates it (TASK.enqueue) and
+-- removes it when it deletes it (REAP.drop_stream), so membership is existence. (A stream
+-- deleted by hand is still listed until the reaper's next visit: TASK.deliver reads nothing
+-- from it.)
+function TASK.listed(root, streams)
+  local flags = redis.call('SMISMEMBER', K.streams(root), unpack(streams))
+  local listed = {}
+  for index, stream in ipairs(streams) do
+    if flags[index] == 1 then
+      listed[stream] = true
+    end
+  end
+  return listed
+end
+
 -- TASK.read(claim, source): claim from one stream until claim.tasks holds claim.goal tasks or
--- the stream has no undelivered entry.
+-- the stream has no undelivered entry (claim.listed: the streams that exist, TASK.listed).
 function TASK.read(claim, source)
-  if redis.call('EXISTS', source.key) == 0 then
+  if not claim.listed[source.key] then
     return
   end
   while #claim.tasks < claim.goal do
@@ -134,7 +157,7 @@ end
 function TASK.read_oldest_first(claim, sources)
   local heads = {}
   for index, source in ipairs(sources) do
-    heads[index] = TASK.next_undelivered(source.key)
+    heads[index] = claim.listed[source.key] and TASK.next_undelivered(source.key) or nil
   end
   while #claim.tasks < claim.goal do
     local best
@@ -204,8 +227,9 @@ function TASK.claim(root, agent_id, capabilities, count, lease_ms, now, key)
   local claim = {root = root, agent_id = agent_id, goal = count, lease_ms = lease_ms, key = key, ms = now,
     ms_text = ms_text(now), tasks = {}}
   TASK.promote_due(root, claim.ms_text, LIMITS.promote_batch)
-  TASK.read(claim, {key = K.direct(root, agent_id)})
   local names = split_csv(capabilities)
+  claim.listed = TASK.listed(root, TASK.streams_of(root, agent_id, names))
+  TASK.read(claim, {key = K.direct(root, agent_id)})
   for _, priority in ipairs(PRIORITIES) do
     if #claim.tasks >= count then
       break

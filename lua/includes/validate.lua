@@ -20,17 +20,24 @@ local function check_root(keys)
 end
 
 -- check_schema(root, namespace): the namespace was migrated to the schema this library expects,
--- and (on Redis Cluster) its slot is not being moved. The root key never exists, so one command
--- on it and the meta key fails on a node that imports or exports the slot (Redis refuses a
--- multi-key command with a missing key there): MOVING, before any write, instead of running
--- against a half-moved namespace. Elsewhere it is a cheap read.
+-- and (on Redis Cluster) its slot is not being moved, in one read: MGET of the root and of the
+-- schema key. The root key never exists, so this multi-key command fails on a node that imports
+-- or exports the slot (Redis refuses a multi-key command with a missing key there): MOVING,
+-- before any write, instead of running against a half-moved namespace. Elsewhere it reads the
+-- schema key, which the migration runner's record script sets with the meta hash's
+-- schema_version; a namespace recorded without it (an older runner, or schema_version written
+-- by hand) is checked by the HGET of that field, one command more.
 local function check_schema(root, namespace)
-  local ok, failure = pcall(function() return redis.call('EXISTS', root, K.meta(root)) end)
+  local ok, reply = pcall(redis.call, 'MGET', root, K.schema(root))
   if not ok then
-    if type(failure) == 'table' and type(failure.err) == 'string' and string.find(failure.err, '^NOPERM ') then
-      error(failure) -- an ACL refusal: the guard reports it as Redis's own NOPERM
+    local text = type(reply) == 'table' and reply.err or tostring(reply)
+    if failure_code(reply) == 'NOPERM' or string.find(text, "can't run this command", 1, true) then
+      error(reply, 0) -- an ACL refusal (NOPERM; on Redis 7.0 an ERR saying so), not a move
     end
     raise(ERR.MOVING, 'namespace ' .. namespace .. ' is being moved between cluster nodes: retry')
+  end
+  if tonumber(reply[2]) == SCHEMA_VERSION then
+    return
   end
   local deployed = tonumber(redis.call('HGET', K.meta(root), 'schema_version') or '0')
   if deployed ~= SCHEMA_VERSION then

@@ -16,7 +16,7 @@ import pytest
 import agentfn
 
 from .agents import counting_echo
-from .nodes import LocalCluster, lowest_slot, namespace_in_slot, reshard_one_slot
+from .nodes import LocalCluster, Node, lowest_slot, namespace_in_slot, reshard_one_slot
 from .waiting import wait_all_completed
 
 
@@ -105,9 +105,18 @@ def test_slot_moved_to_a_node_without_the_library_is_named_then_repaired(
     assert client.get_task(task_id).state == "queued"
 
 
+def _migrate_keys(source: Node, target: Node, names: list[str], asking: bool = False) -> None:
+    """MIGRATE keys of a slot in the middle of a move (``asking``: from the importing node)."""
+    with source.client(single_connection_client=True) as node:
+        if asking:
+            node.execute_command("ASKING")
+        node.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *names)
+
+
 def test_a_half_moved_slot_is_never_written(cluster: LocalCluster) -> None:
-    """While MIGRATING (nothing moved yet), a call waits and, out of retries, says so in a
-    coded error; a peer following ASK gets MOVING; neither node gets a key."""
+    """While MIGRATING, a call waits and, out of retries, says so in a coded error; a peer
+    following ASK gets MOVING, also when the keys that say the schema (meta and schema) moved
+    first; no other key is written on either node."""
     source, target = cluster.primaries()[1], cluster.primaries()[2]
     slot = lowest_slot(source)
     namespace = namespace_in_slot(slot, prefix="half")
@@ -135,6 +144,16 @@ def test_a_half_moved_slot_is_never_written(cluster: LocalCluster) -> None:
             assert "MOVING namespace" in peer.stdout + peer.stderr, peer
             assert old.cluster("countkeysinslot", slot) == before
             assert new.cluster("countkeysinslot", slot) == 0
+            # The schema's keys moved first: the importing node can read the schema, and still
+            # refuses (the functions' first read is multi-key with the root, which never exists).
+            version_keys = [f"{client.root}:meta", f"{client.root}:schema"]
+            _migrate_keys(source, target, version_keys)
+            peer = subprocess.run(peer.args, capture_output=True, text=True, timeout=30)
+            assert "MOVING namespace" in peer.stdout + peer.stderr, peer
+            assert old.cluster("countkeysinslot", slot) == before - 2
+            assert new.cluster("countkeysinslot", slot) == 2
+            old.cluster("setslot", slot, "stable")  # the owner again: it takes them back
+            _migrate_keys(target, source, version_keys, asking=True)
         finally:
             new.cluster("setslot", slot, "stable")
             old.cluster("setslot", slot, "stable")
