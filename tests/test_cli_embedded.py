@@ -94,7 +94,10 @@ def test_interrupted_owner_stops_its_server(signum):
     pid, port, directory = child.stdout.readline().split()
     assert redis.Redis(port=int(port)).ping()
     child.send_signal(signum)
-    child.communicate(timeout=30)
+    # stdin stays open until the child has exited: closing it (communicate) would let a child that
+    # is slow to take the signal read EOF and leave its `with` block normally, a race on load
+    child.wait(timeout=30)
+    child.communicate()
     assert child.returncode != 0
     assert_gone(int(pid), int(port), directory)
 
