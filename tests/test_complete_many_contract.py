@@ -43,7 +43,7 @@ def test_many_attempts_complete_in_one_call(deployed):
     for task_id in ids:
         record = get(deployed, task_id)
         assert record["state"] == "completed" and record["result"] == json.dumps({"r": task_id})
-        assert record["entry"] == "" and 0 < deployed.pttl(f"{ROOT}:task:{task_id}")
+        assert record["entry"] == "" and deployed.pttl(f"{ROOT}:task:{task_id}") > 0
     assert deployed.zcard(f"{ROOT}:leases") == 0 and held(deployed, "a1") == []
     for capability in ("x", "y"):
         assert deployed.xpending(f"{QUEUE}:{capability}:normal", "agentfn")["pending"] == 0
@@ -69,7 +69,9 @@ def test_each_item_is_refused_alone_and_the_others_complete(deployed, raw):
         ("t99", token_of("t99", 1), '"ghost"'),
         (t4, token_of(t4, 1), '"late"'),
     )
-    results = {task_id: (state, error.split(" ", 1)[0]) for task_id, state, error in reply["results"]}
+    results = {
+        task_id: (state, error.split(" ", 1)[0]) for task_id, state, error in reply["results"]
+    }
     assert results == {
         t1: ("completed", ""),
         t2: ("refused", "STALE"),
@@ -115,8 +117,18 @@ def test_malformed_calls_are_refused_whole_and_change_nothing(deployed, raw):
         ("BADARG", ["2", *good, *second, "NEXT", "51"]),
         ("BADARG", ["2", *good, *second, "NEXT"]),
         ("BADARG", ["2", *good, t3, token_of(t3, 1, "a2"), '"ok"', "NEXT", "1"]),  # two agents
-        ("LIMIT", ["2", t1, token_of(t1, 1), json.dumps("a" * 40_000), t2, token_of(t2, 1),
-                   json.dumps("b" * 30_000)]),  # fmt: skip
+        (
+            "LIMIT",
+            [
+                "2",
+                t1,
+                token_of(t1, 1),
+                json.dumps("a" * 40_000),
+                t2,
+                token_of(t2, 1),
+                json.dumps("b" * 30_000),
+            ],
+        ),  # fmt: skip
     ]
     for code, args in cases:
         assert_refused(deployed, raw, code, "agentfn_task_complete_many", *args)
@@ -165,9 +177,7 @@ def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
     [t1] = running(deployed, "a1", "x", 1)
     wait_until(deployed, int(agent["expires_ms"]))
     item = (t1, token_of(t1, 1), '"ok"')
-    assert_refused(
-        deployed, raw, "LAPSED", "agentfn_task_complete_many", 1, *item, "NEXT", "1"
-    )
+    assert_refused(deployed, raw, "LAPSED", "agentfn_task_complete_many", 1, *item, "NEXT", "1")
     assert complete_many(deployed, item)["results"] == [(t1, "completed", "")]
 
 

@@ -28,7 +28,7 @@
 --   state completed, canceled (canceled while running), or refused with error the refusal as
 --   an error reply's text, <CODE> <message> (NOTFOUND, STALE or DENIED; '' otherwise)], and
 --   with NEXT n > 0 and an item accepted: next, [the agentfn_task_claim reply]
--- errors: BADARG (also a task named twice, or NEXT with items of several agents), LIMIT, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG (also a task named twice, or next claims asked for items of several agents), LIMIT, LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed for each item completed, then as agentfn_task_claim
 -- example: FCALL agentfn_task_complete_many 1 agentfn:{default} 2 t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e '{"answer":42}' t43 1-0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d null NEXT 2
 
