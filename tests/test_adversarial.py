@@ -10,8 +10,8 @@ duplicate and valueless options, ids of the wrong kind or with ``: { } * \\n``, 
 (short, long, odd characters: BADARG), claim tokens that are stale (STALE), forged (the right attempt
 with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length:
 BADARG); a function that takes many items (``ARGV[1] count``) is driven with one item, the running
-task's, and may refuse an item in its reply instead (nothing changes). AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000 for a long run),
-AGENTFN_ADVERSARIAL_SEED the seed.
+task's, and may refuse an item in its reply instead (nothing changes). AGENTFN_ADVERSARIAL_CASES
+sets how many cases (default 1,500; 50,000 for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
 """
 
 from __future__ import annotations
