@@ -314,12 +314,6 @@ def drain_batched(client: agentfn.Client, agent_id: str, many: bool = False) -> 
         tasks = batch.execute()[-1].next.tasks
 
 
-def has_function(connection: redis.Redis, name: str) -> bool:
-    """Whether the loaded agentfn library has the function ``name``."""
-    (library,) = connection.function_list("agentfn")
-    return any(function["name"] == name for function in library["functions"])
-
-
 def lifecycle(
     connection: redis.Redis, source: str, count: int, traceparent: str | None = None
 ) -> dict[str, float]:
@@ -386,7 +380,7 @@ def lifecycle(
         "lifecycle batched",
         lambda: (_submit(client, count, True, traceparent), drain_batched(client, "profiler")),
     )
-    if has_function(connection, "agentfn_task_complete_many"):
+    if "function_name = 'agentfn_task_complete_many'" in source:  # the library has it
         whole(
             "lifecycle batched, complete_many",
             lambda: (
