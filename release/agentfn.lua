@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = '8df75a929d7702af61d2f39acaa6de6ce549bb50c4070a94fce9bb75dbd2e80d'
+local CODE_SHA = 'a72a07789fcf2754f6b1ff6189aaf3d6a6ef234c2b2fcfbc27732bfb0655af77'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -3583,7 +3583,8 @@ end
 -- running replies canceled and its result is discarded. Each completed task is finished as by
 -- agentfn_task_complete (result, retention, its own task.completed event, its workflow step
 -- moves on); the entries of one stream are acknowledged by one XACK and the leases dropped by
--- one ZREM. With NEXT n the agent holding the accepted items (those completed or canceled: all
+-- one ZREM. At most one item may be a workflow's task (its step's completion may enqueue up to
+-- workflow_steps steps: one per call keeps the call as short as agentfn_task_complete's). With NEXT n the agent holding the accepted items (those completed or canceled: all
 -- one agent's, else BADARG) claims its next tasks, their tokens derived from the token of the
 -- first accepted item (as a NEXT of agentfn_task_complete derives them from the token
 -- presented); with no item accepted nothing is claimed. INPUT_REQUIRED is agentfn_task_complete's alone.
@@ -3602,7 +3603,8 @@ end
 --   state completed, canceled (canceled while running), or refused with error the refusal as
 --   an error reply's text, <CODE> <message> (NOTFOUND, STALE or DENIED; '' otherwise)], and
 --   with NEXT n > 0 and an item accepted: next, [the agentfn_task_claim reply]
--- errors: BADARG (also a task named twice, or next claims asked for items of several agents), LIMIT, LAPSED (claiming next for an agent that lapsed), VERSION
+-- errors: BADARG (also a task named twice, or next claims asked for items of several agents), LIMIT (also two
+--   workflow tasks), LAPSED (claiming next for an agent that lapsed), VERSION
 -- events: task.completed for each item completed, then as agentfn_task_claim
 -- example: FCALL agentfn_task_complete_many 1 agentfn:{default} 2 t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e '{"answer":42}' t43 1-0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d null NEXT 2
 
@@ -3642,9 +3644,15 @@ local function agentfn_task_complete_many(keys, args)
   check_schema(root, namespace)
 
   -- Read phase: every item's task and verdict, before the first write.
-  local results, done_ids, done_tasks, done_items, first = {}, {}, {}, {}, nil
+  local results, done_ids, done_tasks, done_items, first, step = {}, {}, {}, {}, nil, nil
   for index, item in ipairs(items) do
     local task = SETTLE.load(root, item.task_id, false)
+    if task.workflow ~= '' then
+      if step then
+        raise(ERR.LIMIT, 'one workflow task per call: ' .. step .. ' and ' .. item.task_id .. ' are steps')
+      end
+      step = item.task_id
+    end
     task.token = item.token
     local code, detail = TASK.token_refusal(task, item.task_id, item.attempt, item.token)
     local state, error_text = STATE.COMPLETED, ''
@@ -3674,22 +3682,9 @@ local function agentfn_task_complete_many(keys, args)
   if #done_ids > 0 then
     TASK.unlink_all(root, done_ids, done_tasks)
   end
-  local hooked = false
   for index, task in ipairs(done_tasks) do
-    local task_id = done_ids[index]
-    -- A workflow hook that ran for an earlier item may have canceled this task (its workflow
-    -- failed): it is then reported canceled, as a completion after it would be.
-    if hooked and task.workflow ~= '' and redis.call('HGET', K.task(root, task_id), 'state') ~= STATE.RUNNING then
-      for position = 1, #results, 3 do
-        if results[position] == task_id then
-          results[position + 1] = STATE.CANCELED
-        end
-      end
-    else
-      SETTLE.finish(root, task_id, task, STATE.COMPLETED, 'completed', now,
-        {'entry', '', 'result', done_items[index].result})
-      hooked = hooked or task.workflow ~= ''
-    end
+    SETTLE.finish(root, done_ids[index], task, STATE.COMPLETED, 'completed', now,
+      {'entry', '', 'result', done_items[index].result})
   end
   return SETTLE.reply(root, first or {}, agent, options, now, {'results', results})
 end

@@ -3,6 +3,7 @@ several tasks in one complete_many within its limits, everything else one call e
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from agentfn.agent.executors import Outcome
@@ -10,13 +11,26 @@ from agentfn.agent.settling import group_completions
 from agentfn.constants import LIMITS
 
 
-def finished(*outcomes: Outcome) -> list[tuple[Any, Outcome]]:
-    """Outcomes paired with a stand-in for their Running (grouping reads only the outcome)."""
-    return [(f"t{index}", outcome) for index, outcome in enumerate(outcomes, start=1)]
+def finished(*outcomes: Outcome, workflow: int = 0) -> list[tuple[Any, Outcome]]:
+    """Outcomes paired with a stand-in for their Running (grouping reads only its task's id and
+    workflow); the task numbered ``workflow`` is a workflow's step."""
+    return [
+        (
+            SimpleNamespace(
+                task=SimpleNamespace(id=f"t{n}", workflow="w1" if n == workflow else None)
+            ),
+            outcome,
+        )
+        for n, outcome in enumerate(outcomes, start=1)
+    ]
 
 
 def ids(calls: list[list[tuple[Any, Outcome]]]) -> list[list[str]]:
-    return [[running for running, _ in call] for call in calls]
+    return [[running.task.id for running, _ in call] for call in calls]
+
+
+def single_ids(singles: list[tuple[Any, Outcome]]) -> list[str]:
+    return [running.task.id for running, _ in singles]
 
 
 def test_completions_group_and_the_rest_go_one_call_each():
@@ -28,9 +42,11 @@ def test_completions_group_and_the_rest_go_one_call_each():
             Outcome("complete", prompt={"q": 1}),  # an input request: complete's own option
             Outcome("complete", result={1, 2}),  # not JSON-serialisable: finish_call fails it
             Outcome("complete", result="é"),
+            Outcome("complete", result=7),  # a workflow's step: complete_many takes one at most
+            workflow=7,
         )
     )
-    assert [running for running, _ in singles] == ["t2", "t4", "t5"]
+    assert single_ids(singles) == ["t2", "t4", "t5", "t7"]
     assert ids(groups) == [["t1", "t3", "t6"]]
 
 
@@ -38,7 +54,7 @@ def test_a_lone_completion_is_a_plain_complete():
     singles, groups = group_completions(
         finished(Outcome("complete", result=1), Outcome("fail", error="x"))
     )
-    assert [running for running, _ in singles] == ["t2", "t1"] and groups == []
+    assert single_ids(singles) == ["t2", "t1"] and groups == []
 
 
 def test_groups_keep_to_the_item_and_byte_limits():
@@ -53,4 +69,4 @@ def test_groups_keep_to_the_item_and_byte_limits():
         )
     )
     assert ids(groups) == [["t1", "t2", "t3"]]
-    assert [running for running, _ in singles] == ["t5", "t4"]
+    assert single_ids(singles) == ["t5", "t4"]

@@ -181,8 +181,8 @@ def test_next_refuses_a_lapsed_agent_before_writing(deployed, raw):
     assert complete_many(deployed, item)["results"] == [(t1, "completed", "")]
 
 
-def test_workflow_steps_move_on_for_each_item(deployed):
-    register(deployed, "a1", CAPABILITY)
+def test_a_workflow_step_moves_on_and_one_per_call(deployed, raw):
+    register(deployed, "a1", f"{CAPABILITY},x")
     create(
         deployed,
         {
@@ -193,11 +193,14 @@ def test_workflow_steps_move_on_for_each_item(deployed):
             ]
         },
     )
-    tasks = claim(deployed, "a1", "COUNT", "2")["tasks"]
-    reply = complete_many(
-        deployed, *[(task["id"], task["token"], json.dumps(task["step"])) for task in tasks]
-    )
+    a, b = claim(deployed, "a1", "COUNT", "2")["tasks"]
+    [plain] = running(deployed, "a1", "x", 1)
+    items = [(task["id"], task["token"], json.dumps(task["step"])) for task in (a, b)]
+    # Two steps in one call: refused whole (a step's hook may enqueue a workflow's every step).
+    assert_refused(deployed, raw, "LIMIT", "agentfn_task_complete_many", 2, *items[0], *items[1])
+    reply = complete_many(deployed, items[0], (plain, token_of(plain, 1), '"plain"'))
     assert [state for _, state, _ in reply["results"]] == ["completed", "completed"]
+    assert complete_many(deployed, items[1])["results"][0][1] == "completed"
     assert states(deployed, "w1") == {"a": "completed", "b": "completed", "c": "queued"}
     [joined] = claim(deployed, "a1", "COUNT", "2")["tasks"]
     assert joined["step"] == "c" and json.loads(joined["inputs"]) == {"a": "a", "b": "b"}

@@ -51,10 +51,11 @@ def item_results(call: Call, result: Any) -> list[Any]:
 
 
 def group_completions(finished: Sequence[tuple[Running, Outcome]]) -> tuple[Call, list[Call]]:
-    """Split finished outcomes into those sent one call each (failures, input requests, results
-    that are not JSON-serialisable or too large for one call) and groups of completions that one
-    agentfn_task_complete_many each ends (at most complete_count items whose results total at
-    most json_bytes; a group of one is sent as a plain complete)."""
+    """Split finished outcomes into those sent one call each (failures, input requests, a
+    workflow's tasks: complete_many takes one at most, results that are not JSON-serialisable or
+    too large for one call) and groups of completions that one agentfn_task_complete_many each
+    ends (at most complete_count items whose results total at most json_bytes; a group of one is
+    sent as a plain complete)."""
     singles: Call = []
     groups: list[Call] = []
     group: Call = []
@@ -64,7 +65,8 @@ def group_completions(finished: Sequence[tuple[Running, Outcome]]) -> tuple[Call
             length = len(json_text(outcome.result).encode()) if outcome.kind == "complete" else -1
         except (TypeError, ValueError):  # finish_call fails the attempt instead
             length = -1
-        if outcome.prompt is not None or not 0 <= length <= LIMITS["json_bytes"]:
+        step = outcome.prompt is not None or running.task.workflow
+        if step or not 0 <= length <= LIMITS["json_bytes"]:
             singles.append((running, outcome))
             continue
         if len(group) == LIMITS["complete_count"] or size + length > LIMITS["json_bytes"]:
