@@ -20,6 +20,8 @@ from .client.api.registry import AgentInfo
 from .client.api.tasks import (
     ClaimedTask,
     ClaimResult,
+    CompletedItem,
+    CompleteManyResult,
     CompleteResult,
     ExtendResult,
     FailResult,
@@ -76,6 +78,8 @@ __all__ = [
     "ClaimResult",
     "ClaimedTask",
     "Client",
+    "CompletedItem",
+    "CompleteManyResult",
     "CompleteResult",
     "Conflict",
     "CycleError",

@@ -240,6 +240,20 @@ def scenario_complete(b: Bench) -> float:
     )
 
 
+def scenario_complete_many(b: Bench) -> float:
+    """complete_count items whose results total json_bytes, NEXT claim_count."""
+    count = LIMITS["complete_count"]
+    _agents(b, 1, ["x"])
+    b.submit_many("x", count)
+    claimed = b.claim("a0", count)
+    b.submit_many("x", LIMITS["claim_count"])
+    result = json.dumps("x" * (LIMITS["json_bytes"] // count - 2))
+    items = [value for task_id, token in claimed for value in (task_id, token, result)]
+    return b.timed(
+        "agentfn_task_complete_many", str(count), *items, "NEXT", str(LIMITS["claim_count"])
+    )
+
+
 def scenario_fail(b: Bench) -> float:
     """The longest error with NEXT claim_count."""
     task_id, token = _one_running(b, LIMITS["claim_count"])
@@ -427,6 +441,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[Bench], float]]] = {
     "agentfn_task_complete": (
         f"{JSON_SIZE} result, NEXT {LIMITS['claim_count']}",
         scenario_complete,
+    ),
+    "agentfn_task_complete_many": (
+        f"{LIMITS['complete_count']} items, {JSON_SIZE} of results, NEXT {LIMITS['claim_count']}",
+        scenario_complete_many,
     ),
     "agentfn_task_fail": (f"8 KiB error, NEXT {LIMITS['claim_count']}", scenario_fail),
     "agentfn_task_extend": ("", scenario_extend),

@@ -14,9 +14,11 @@ figure. Run alone: ``.venv/bin/python bench/lua_profile.py [--tasks N]``.
 ``--lifecycle`` measures the shipped library instead (no probes): per function, the FCALL's
 usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU per task
 (INFO used_cpu_sys + used_cpu_user) over whole lifecycles (submit, claim, complete), one at a
-time and batched. ``--compare REV`` runs the same figures for lua/ as of git revision REV (e.g.
-HEAD; several, comma-separated) on the same private server, interleaved with this checkout's,
-to show a change's effect: ``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
+time and batched (a pipeline of completes, and with a library that has it one
+agentfn_task_complete_many per round trip). ``--compare REV`` runs the same figures for lua/ as
+of git revision REV (e.g. HEAD; several, comma-separated) on the same private server,
+interleaved with this checkout's, to show a change's effect:
+``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
 ``--traced`` adds a column for this checkout with every task submitted with a TRACEPARENT (what
 an OpenTelemetry-traced submitter sends), to show what carrying the trace context costs.
 """
@@ -295,13 +297,17 @@ def _submit(
         batch.execute()
 
 
-def drain_batched(client: agentfn.Client, agent_id: str) -> None:
-    """Claim COUNT 100 (at most the claim limit), then complete the claimed tasks in one pipeline
-    whose last call carries NEXT as many (as the runtime does at concurrency 100), until the queue
-    is empty."""
+def drain_batched(client: agentfn.Client, agent_id: str, many: bool = False) -> None:
+    """Claim COUNT 100 (at most the claim limit), then complete the claimed tasks, NEXT as many,
+    until the queue is empty: in one pipeline of completes whose last call carries NEXT, or with
+    ``many`` in one agentfn_task_complete_many (as the runtime does at concurrency 100)."""
     count = min(BATCH, LIMITS["claim_count"])
     tasks = client.claim(agent_id, count).tasks
     while tasks:
+        if many:
+            done = client.complete_many([(task.id, task.token, None) for task in tasks], next=count)
+            tasks = done.next.tasks if done.next else []
+            continue
         batch = agentfn.Batch(client)
         for index, task in enumerate(tasks):
             batch.complete(task.id, task.token, None, next=count if index == len(tasks) - 1 else 0)
@@ -374,6 +380,14 @@ def lifecycle(
         "lifecycle batched",
         lambda: (_submit(client, count, True, traceparent), drain_batched(client, "profiler")),
     )
+    if "function_name = 'agentfn_task_complete_many'" in source:  # the library has it
+        whole(
+            "lifecycle batched, complete_many",
+            lambda: (
+                _submit(client, count, True, traceparent),
+                drain_batched(client, "profiler", many=True),
+            ),
+        )
     connection.flushall()
     return figures
 
@@ -393,9 +407,13 @@ def compare(
             runs[name].append(lifecycle(connection, source, count, traceparent))
     names = list(sources)
     rows = [f"| figure | {' | '.join(names)} |", "| --- |" + " ---: |" * len(names)]
-    for figure in runs[names[0]][0]:
+    figures = list(dict.fromkeys(figure for name in names for figure in runs[name][0]))
+    for figure in figures:
         cells = []
         for name in names:
+            if figure not in runs[name][0]:  # a library without the function it measures
+                cells.append("-")
+                continue
             value = min(run[figure] for run in runs[name])
             cells.append(f"{value:.2f}" if "calls" in figure else f"{value:.1f}")
         rows.append(f"| {figure} | {' | '.join(cells)} |")

@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = 'd524062a0769b3453c32cd30aa589bac306d0ccd02074685376bafa844d83208'
+local CODE_SHA = 'a72a07789fcf2754f6b1ff6189aaf3d6a6ef234c2b2fcfbc27732bfb0655af77'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -14,7 +14,7 @@ local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
 local STEP_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', INPUT_REQUIRED = 'input-required', QUEUED = 'queued', SKIPPED = 'skipped', WAITING = 'waiting'}
 local WF_POLICY = {CONTINUE = 'continue', FAIL_FAST = 'fail_fast'}
-local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
+local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, complete_count = 100, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
 local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_max_ms = 60000, backoff_ms = 1000, dead_retention_ms = 86400000, delayed_wake_max = 100, direct_grace_ms = 300000, events_max = 10000, inbox_max = 10000, max_attempts = 3, retention_ms = 86400000, task_timeout_ms = 30000}
 
 -- include: includes/raise.lua
@@ -972,33 +972,44 @@ function TASK.load(root, task_id, names)
   return task
 end
 
--- TASK.check_token(task, task_id, attempt, token): the fencing rule, before any write (`attempt`,
--- `token` from TASK.token_arg). NOTFOUND when the task does not exist; STALE unless `attempt` is
--- the current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is
--- not its holder; a task claimed before 3.0 has none: its attempt can only end by its lease);
--- STALE unless the task is running under it. Returns true when that attempt was canceled while
--- running (the caller replies `canceled` and writes nothing), false when it is running. `task`
--- needs state, attempt, token_sha1 and cancel_requested. Messages never show the token.
-function TASK.check_token(task, task_id, attempt, token)
+-- TASK.token_refusal(task, task_id, attempt, token): the fencing rule as a verdict, no writes
+-- (`attempt`, `token` from TASK.token_arg; `task` needs state, attempt, token_sha1 and
+-- cancel_requested). NOTFOUND when the task does not exist; STALE unless `attempt` is the
+-- current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is not
+-- its holder; a task claimed before 3.0 has none: its attempt can only end by its lease); STALE
+-- unless the task is running under it. Returns the code and message of the refusal, or nil and
+-- whether that attempt was canceled while running (the caller replies `canceled` and writes
+-- nothing). Messages never show the token.
+function TASK.token_refusal(task, task_id, attempt, token)
   if task.state == '' then
-    raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
+    return ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist'
   end
   if tonumber(task.attempt) ~= attempt then
-    raise(ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
-      .. task.attempt)
+    return ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
+      .. task.attempt
   end
   if redis.sha1hex(token) ~= task.token_sha1 then
-    raise(ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
-      .. ' returned')
+    return ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
+      .. ' returned'
   end
   if task.state == STATE.RUNNING then
-    return false
+    return nil, false
   end
   if task.state == STATE.CANCELED and task.cancel_requested == '1' then
-    return true
+    return nil, true
   end
-  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
-    .. ' (state ' .. task.state .. ')')
+  return ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
+    .. ' (state ' .. task.state .. ')'
+end
+
+-- TASK.check_token(task, task_id, attempt, token): TASK.token_refusal before any write, raised:
+-- returns true when the attempt was canceled while running, false when it is running.
+function TASK.check_token(task, task_id, attempt, token)
+  local code, detail = TASK.token_refusal(task, task_id, attempt, token)
+  if code then
+    raise(code, detail)
+  end
+  return detail
 end
 
 -- TASK.retry_delay(backoff_ms, backoff_max_ms, attempt): the wait before retrying after failed
@@ -1019,6 +1030,30 @@ function TASK.unlink(root, task_id, task)
     TASK.mark_trim(root, task.stream)
   end
   redis.call('ZREM', K.leases(root), task_id)
+end
+
+-- TASK.unlink_all(root, task_ids, tasks): TASK.unlink of many running attempts at once (`tasks`:
+-- tables as TASK.unlink takes, in the order of `task_ids`): one XACK per stream for all its
+-- entries (the stream joins the trim index once) and one ZREM of all their leases.
+function TASK.unlink_all(root, task_ids, tasks)
+  local entries, streams = {}, {}
+  for index = 1, #task_ids do
+    local task = tasks[index]
+    if task.entry ~= '' then
+      local list = entries[task.stream]
+      if not list then
+        list = {}
+        entries[task.stream] = list
+        streams[#streams + 1] = task.stream
+      end
+      list[#list + 1] = task.entry
+    end
+  end
+  for _, stream in ipairs(streams) do
+    redis.call('XACK', stream, GROUP, unpack(entries[stream]))
+    TASK.mark_trim(root, stream)
+  end
+  redis.call('ZREM', K.leases(root), unpack(task_ids))
 end
 
 -- TASK.delay(root, task_id, due_text): put a task in the delayed set, due at `due_text` (ms, as
@@ -3536,6 +3571,123 @@ local function agentfn_task_complete(keys, args)
   end
   return SETTLE.reply(root, task, agent, options, now, {'id', task_id, 'state', state})
 end
+-- function: functions/agentfn_task_complete_many.lua
+-- agentfn_task_complete_many: finish many running attempts with their results in one call (and claim the next tasks).
+--
+-- Invariant: each item is held to agentfn_task_complete's rules (fencing: only the current
+-- attempt's holder completes it), and the call is all-or-nothing on its input: every argument
+-- is checked before the first write, so a malformed one (or a task named twice) refuses the
+-- whole call and nothing changes. Then every item's task is read and checked before the first
+-- write: an item refused by its task's state (NOTFOUND, STALE, DENIED) is reported in its place
+-- in the reply and changes nothing, and the other items complete; an item canceled while
+-- running replies canceled and its result is discarded. Each completed task is finished as by
+-- agentfn_task_complete (result, retention, its own task.completed event, its workflow step
+-- moves on); the entries of one stream are acknowledged by one XACK and the leases dropped by
+-- one ZREM. At most one item may be a workflow's task (its step's completion may enqueue up to
+-- workflow_steps steps: one per call keeps the call as short as agentfn_task_complete's). With NEXT n the agent holding the accepted items (those completed or canceled: all
+-- one agent's, else BADARG) claims its next tasks, their tokens derived from the token of the
+-- first accepted item (as a NEXT of agentfn_task_complete derives them from the token
+-- presented); with no item accepted nothing is claimed. INPUT_REQUIRED is agentfn_task_complete's alone.
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] count: how many items follow, 1 to 100; each item is three arguments, task_id token
+--   result (ARGV[2] to ARGV[4] are the first item's, the next three the second's, and so on)
+-- ARGV[2] task_id: an item's task id (a task may be named once per call)
+-- ARGV[3] token: the token the claim of that task returned, <attempt>-<40 hex>
+-- ARGV[4] result: that task's result, JSON text (the results of one call: at most 64 KiB in all)
+-- OPTION NEXT n: then claim up to n tasks for the agent holding the items, 0 to 50 (default 0)
+-- OPTION LEASE_MS ms: the lease of each task NEXT claims, as agentfn_task_claim's LEASE_MS
+--   (default: each task's timeout_ms; ignored without NEXT)
+-- returns: flat array: results, [id, state, error, one triple per item in the order given:
+--   state completed, canceled (canceled while running), or refused with error the refusal as
+--   an error reply's text, <CODE> <message> (NOTFOUND, STALE or DENIED; '' otherwise)], and
+--   with NEXT n > 0 and an item accepted: next, [the agentfn_task_claim reply]
+-- errors: BADARG (also a task named twice, or next claims asked for items of several agents), LIMIT (also two
+--   workflow tasks), LAPSED (claiming next for an agent that lapsed), VERSION
+-- events: task.completed for each item completed, then as agentfn_task_claim
+-- example: FCALL agentfn_task_complete_many 1 agentfn:{default} 2 t42 1-9a3c0e5d1b7f2a4c6e8d0b1a3c5e7f9d2b4a6c8e '{"answer":42}' t43 1-0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d null NEXT 2
+
+-- The options' checkers (built once, not on every call).
+local TASK_COMPLETE_MANY_OPTIONS = {NEXT = TASK.next_option, LEASE_MS = OPT.positive_duration}
+
+-- complete_many_items(args): the items, checked (none written yet): count, then count triples,
+-- then the options. Returns the items ({task_id, attempt, token, result}) and the options.
+local function complete_many_items(args)
+  if #args < 1 then
+    raise(ERR.BADARG, 'expected count, then count items of task_id, token, result')
+  end
+  local count = check_int(args[1], 'count', 1, LIMITS.complete_count)
+  check_arity(args, 1 + 3 * count, 'count, then ' .. count .. ' items of task_id, token, result')
+  local items, named, total = {}, {}, 0
+  for index = 1, count do
+    local base = 3 * index - 1
+    local task_id = check_id(args[base], 'task_id of item ' .. index)
+    if named[task_id] then
+      raise(ERR.BADARG, 'task ' .. task_id .. ' is named twice (items ' .. named[task_id] .. ' and ' .. index .. ')')
+    end
+    named[task_id] = index
+    local attempt, token = TASK.token_arg(args[base + 1])
+    total = total + #args[base + 2]
+    if total > LIMITS.json_bytes then
+      raise(ERR.LIMIT, 'the results of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
+    end
+    check_json(args[base + 2], 'result of item ' .. index)
+    items[index] = {task_id = task_id, attempt = attempt, token = token, result = args[base + 2]}
+  end
+  return items, parse_options(args, 2 + 3 * count, TASK_COMPLETE_MANY_OPTIONS)
+end
+
+local function agentfn_task_complete_many(keys, args)
+  local root, namespace = check_root(keys)
+  local items, options = complete_many_items(args)
+  check_schema(root, namespace)
+
+  -- Read phase: every item's task and verdict, before the first write.
+  local results, done_ids, done_tasks, done_items, first, step = {}, {}, {}, {}, nil, nil
+  for index, item in ipairs(items) do
+    local task = SETTLE.load(root, item.task_id, false)
+    if task.workflow ~= '' then
+      if step then
+        raise(ERR.LIMIT, 'one workflow task per call: ' .. step .. ' and ' .. item.task_id .. ' are steps')
+      end
+      step = item.task_id
+    end
+    task.token = item.token
+    local code, detail = TASK.token_refusal(task, item.task_id, item.attempt, item.token)
+    local state, error_text = STATE.COMPLETED, ''
+    if code then
+      state, error_text = 'refused', code .. ' ' .. detail
+    else
+      if detail then
+        state = STATE.CANCELED
+      else
+        local done = #done_ids + 1
+        done_ids[done], done_tasks[done], done_items[done] = item.task_id, task, item
+      end
+      if not first then
+        first = task
+      elseif options.NEXT and options.NEXT > 0 and task.agent ~= first.agent then
+        raise(ERR.BADARG, 'NEXT claims for one agent: the items are held by ' .. first.agent .. ' and '
+          .. task.agent)
+      end
+    end
+    local position = 3 * index - 2
+    results[position], results[position + 1], results[position + 2] = item.task_id, state, error_text
+  end
+  local now = now_ms()
+  local agent = first and SETTLE.next_agent(root, first, options, now)
+
+  -- Write phase: the deliveries of all at once, then each task's record, event and workflow.
+  if #done_ids > 0 then
+    TASK.unlink_all(root, done_ids, done_tasks)
+  end
+  for index, task in ipairs(done_tasks) do
+    SETTLE.finish(root, done_ids[index], task, STATE.COMPLETED, 'completed', now,
+      {'entry', '', 'result', done_items[index].result})
+  end
+  return SETTLE.reply(root, first or {}, agent, options, now, {'results', results})
+end
 -- function: functions/agentfn_task_extend.lua
 -- agentfn_task_extend: renew the lease of a running attempt.
 --
@@ -3994,6 +4146,7 @@ redis.register_function{function_name = 'agentfn_reap', callback = guard(agentfn
 redis.register_function{function_name = 'agentfn_task_cancel', callback = guard(agentfn_task_cancel)}
 redis.register_function{function_name = 'agentfn_task_claim', callback = guard(agentfn_task_claim)}
 redis.register_function{function_name = 'agentfn_task_complete', callback = guard(agentfn_task_complete)}
+redis.register_function{function_name = 'agentfn_task_complete_many', callback = guard(agentfn_task_complete_many)}
 redis.register_function{function_name = 'agentfn_task_extend', callback = guard(agentfn_task_extend)}
 redis.register_function{function_name = 'agentfn_task_fail', callback = guard(agentfn_task_fail)}
 redis.register_function{function_name = 'agentfn_task_get', callback = guard(agentfn_task_get), flags = {'no-writes'}}

@@ -9,8 +9,9 @@ duplicate and valueless options, ids of the wrong kind or with ``: { } * \\n``, 
 64-bit range, agent secrets that are wrong (another agent's, a fresh one: DENIED) or malformed
 (short, long, odd characters: BADARG), claim tokens that are stale (STALE), forged (the right attempt
 with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length:
-BADARG). AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000 for a long run),
-AGENTFN_ADVERSARIAL_SEED the seed.
+BADARG); a function that takes many items (``ARGV[1] count``) is driven with one item, the running
+task's, and may refuse an item in its reply instead (nothing changes). AGENTFN_ADVERSARIAL_CASES
+sets how many cases (default 1,500; 50,000 for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def populate(r: redis.Redis) -> dict[str, Any]:
         ],
         "wrong_secrets": [a2, secrets.token_hex(16), a1[:-1] + ("0" if a1[-1] != "0" else "1")],
         "finished_task": done["id"],
+        "count": "1",  # the items of a function that takes many (one: the running task's)
     }
 
 
@@ -159,7 +161,7 @@ def kind_of(param: Param, option: bool) -> str:
         return "secret"
     if param.name == "token":
         return "token"
-    if value in ("n", "ms"):
+    if value in ("n", "ms") or param.name == "count":
         return "int"
     if param.name == "message_ids" or value == "message_ids":
         return "ids"
@@ -410,7 +412,9 @@ def one_case(spec: FunctionSpec, pool: dict[str, Any], rng: random.Random) -> Ca
     options: list[Any] = []
     for option in chosen:
         options += [option.name, valid_value(option, True, pool)]
-    expect = "unchanged" if spec.read_only else "refused"
+    # A function that takes many items refuses a stale, forged or unknown item in its reply
+    # (the others would complete): a success that changes nothing.
+    expect = "unchanged" if spec.read_only or spec.item_args else "refused"
     keys = [ROOT]
     mutations = ["keys", "arity", "unknown_option"]
     if spec.argv:

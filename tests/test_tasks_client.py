@@ -13,6 +13,7 @@ import agentfn
 from agentfn import (
     ClaimedTask,
     ClaimResult,
+    CompleteManyResult,
     CompleteResult,
     ExtendResult,
     FailResult,
@@ -269,3 +270,61 @@ def test_a_batch_cut_short_leaves_no_reply_for_the_next_call(client, r):
     with pytest.raises(ValueError, match="not a number"):
         batch.execute()
     assert client.get_task(good).id == good  # on the same pool; else WAIT's reply (0)
+
+
+def test_complete_many_reports_each_item_and_claims_next(client):
+    client.agent_register("a1", ["x"])
+    for n in range(4):
+        client.submit("x", {"n": n})
+    first, second = client.claim("a1", 2).tasks
+    done = client.complete_many(
+        [
+            (first.id, first.token, {"r": 1}),
+            ("t404", second.token, None),  # refused alone: the others complete
+            (second.id, second.token, [2]),
+        ],
+        next=3,
+        lease_ms=60_000,
+    )
+    assert isinstance(done, CompleteManyResult)
+    assert [(item.id, item.state) for item in done.items] == [
+        (first.id, "completed"),
+        ("t404", "refused"),
+        (second.id, "completed"),
+    ]
+    assert isinstance(done.items[1].error, NotFound) and done.items[0].error is None
+    assert client.get_task(first.id).result == {"r": 1} and client.get_task(second.id).result == [2]
+    assert done.next is not None and [task.payload for task in done.next.tasks] == [
+        {"n": 2},
+        {"n": 3},
+    ]
+    # The tasks NEXT claimed complete with their tokens, through a Batch as well.
+    batch = agentfn.Batch(client)
+    batch.complete_many([(task.id, task.token, "ok") for task in done.next.tasks])
+    batch.complete_many([(first.id, first.token, "again")])
+    again, stale = batch.execute()
+    assert [item.state for item in again.items] == ["completed", "completed"]
+    assert isinstance(stale.items[0].error, StaleToken)
+    with pytest.raises(BadArgument):  # malformed: the whole call is refused
+        client.complete_many([(first.id, "1", "x")])
+    with pytest.raises(TypeError):  # no item: nothing to send
+        client.complete_many([])
+
+
+def test_async_client_completes_many(deployed, redis_url):
+    async def scenario() -> list[str]:
+        connection = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        client = agentfn.AsyncClient(connection, "default")
+        try:
+            await client.agent_register("a1", ["x"])
+            for n in range(2):
+                await client.submit("x", n)
+            tasks = (await client.claim("a1", 2)).tasks
+            done = await client.complete_many(
+                [(task.id, task.token, task.payload) for task in tasks]
+            )
+            return [item.state for item in done.items]
+        finally:
+            await connection.aclose()
+
+    assert asyncio.run(scenario()) == ["completed", "completed"]

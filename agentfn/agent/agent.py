@@ -17,10 +17,11 @@ is discarded (async handlers are cancelled; sync ones see ``task.interrupted``).
 
 How it runs (agentfn/agent/runtime.py): every task transition is one library call. A finished task
 is completed with ``NEXT`` so that the same round trip claims the next one; several finished at
-once go out in one pipeline, and a second pipeline may go out before the first one's replies
-are read. An idle agent blocks in ``XREAD BLOCK`` on the streams its last claim named, from the
-ids that claim returned (no polling, no lost wake-up). A maintenance thread heartbeats, renews
-leases, enforces timeouts and runs the namespace's reaper (one agent at a time, under a lock).
+once go out in one pipeline (their completions in one ``agentfn_task_complete_many``), and a
+second pipeline may go out before the first one's replies are read. An idle agent blocks in
+``XREAD BLOCK`` on the streams its last claim named, from the ids that claim returned (no
+polling, no lost wake-up). A maintenance thread heartbeats, renews leases, enforces timeouts
+and runs the namespace's reaper (one agent at a time, under a lock).
 Stopping stops claiming, lets running handlers finish within the grace period, then
 deregisters, which hands every task still held back at once.
 

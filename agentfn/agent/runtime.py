@@ -60,7 +60,7 @@ from .maintenance import Maintenance
 from .recovery import Recovery
 from .registration import register_waiting
 from .running import Running
-from .settling import Flight, finish_call, log_failed_attempt
+from .settling import Flight, item_results, log_failed_attempt, send_outcomes
 from .types import AgentSettings, TaskContext
 from .waiter import WORK, Waiter
 
@@ -395,27 +395,16 @@ class Runtime:
         self._accept(claim, asked)
 
     def _send(self) -> None:
-        """Send every finished outcome in one pipeline, the last call carrying NEXT <free slots>;
-        its replies are read by _receive (another pipeline may go out meanwhile)."""
+        """Send every finished outcome in one pipeline (completions of several tasks in one
+        complete_many), the last call carrying NEXT <free slots>; its replies are read by
+        _receive (another pipeline may go out meanwhile)."""
         finished, self._unsent = self._unsent, []
         for running, _ in finished:
             self.running.pop(running.task.id, None)
         wanted = 0 if self.stopping else min(self._free(), LIMITS["claim_count"])
         batch = Batch(self.client)
-        sent = [
-            (
-                running,
-                finish_call(
-                    batch,
-                    running,
-                    outcome,
-                    wanted if index == len(finished) - 1 else 0,
-                    self.agent.lease_ms,
-                ),
-            )
-            for index, (running, outcome) in enumerate(finished)
-        ]
-        self._flights.append(Flight(batch, sent, wanted))
+        calls = send_outcomes(batch, finished, wanted, self.agent.lease_ms)
+        self._flights.append(Flight(batch, calls, wanted))
         self._reserved += wanted
         if self._connection is None:
             self._connection_pool = self.client.redis.connection_pool
@@ -434,13 +423,26 @@ class Runtime:
             log.warning("agent %s: %s", self.agent_id, flight.batch.replication_error)
         self._flights.popleft()
         self._reserved -= flight.wanted
-        for (running, outcome), result in zip(flight.finished, results, strict=True):
-            if isinstance(result, Exception):
-                self._refused(running, outcome, result)
-            elif outcome.kind == "fail":
-                log_failed_attempt(
-                    self.agent_id, running, outcome, result, self.clock.until(result.due_ms or 0)
-                )
+        lapsed: list[tuple[Running, Outcome]] = []
+        for call, call_result in zip(flight.calls, results, strict=True):
+            for (running, outcome), result in zip(
+                call, item_results(call, call_result), strict=True
+            ):
+                if isinstance(result, AgentLapsed):  # only a call with NEXT checks the agent
+                    lapsed.append((running, outcome))
+                elif isinstance(result, Exception):
+                    self._refused(running, outcome, result)
+                elif outcome.kind == "fail":
+                    log_failed_attempt(
+                        self.agent_id,
+                        running,
+                        outcome,
+                        result,
+                        self.clock.until(result.due_ms or 0),
+                    )
+        if lapsed:  # registered again once, and sent again
+            self._relogin()
+            self._unsent += lapsed
         last = results[-1]
         if flight.wanted and not isinstance(last, Exception) and last.next is not None:
             self._accept(last.next, flight.wanted)
@@ -457,10 +459,7 @@ class Runtime:
 
     def _refused(self, running: Running, outcome: Outcome, error: Exception) -> None:
         task = running.task
-        if isinstance(error, AgentLapsed):  # only a call with NEXT checks the agent: send it again
-            self._relogin()
-            self._unsent.append((running, outcome))
-        elif isinstance(error, (StaleToken, Denied, NotFound)):
+        if isinstance(error, (StaleToken, Denied, NotFound)):
             log.info(
                 "agent %s: outcome of task %s attempt %d discarded: %s",
                 self.agent_id,

@@ -143,6 +143,7 @@ ROLES: dict[str, Role] = {
                 "agent_find",
                 "task_claim",
                 "task_complete",
+                "task_complete_many",
                 "task_fail",
                 "task_extend",
                 "task_get",

@@ -9,7 +9,14 @@ from ..constants import Priority, WorkflowPolicy
 from ..library.info import LibraryInfo
 from .api.messages import Broadcast, InboxRead, Message
 from .api.registry import AgentInfo
-from .api.tasks import ClaimResult, CompleteResult, ExtendResult, FailResult, TaskInfo
+from .api.tasks import (
+    ClaimResult,
+    CompleteManyResult,
+    CompleteResult,
+    ExtendResult,
+    FailResult,
+    TaskInfo,
+)
 from .api.workflows import WorkflowContext, WorkflowInfo, WorkflowStep
 
 class AsyncApi:
@@ -149,6 +156,13 @@ class AsyncApi:
         input_required: Any = None,
         lease_ms: int | None = None,
     ) -> CompleteResult: ...
+    async def complete_many(
+        self,
+        items: Sequence[tuple[str, str, Any]],
+        *,
+        next: int = 0,
+        lease_ms: int | None = None,
+    ) -> CompleteManyResult: ...
     async def fail(
         self,
         task_id: str,

@@ -5,6 +5,9 @@ function, states its invariant, and lists ``flags``, ``KEYS[i]``, ``ARGV[i]``, `
 ``returns``, ``errors``, ``events`` and ``example``. This module parses those blocks; the renderer
 registers functions from them, the client checks its calls against them, and docs/PROTOCOL.md
 is generated from them, so the three cannot drift apart.
+
+A function that takes many items names its first positional ``ARGV[1] count``: ``count`` items
+follow, each of the other ARGV entries in turn (FunctionSpec.item_args of them per item).
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ class FunctionSpec:
     def read_only(self) -> bool:
         """True when the function is registered with the no-writes flag (callable by FCALL_RO)."""
         return "no-writes" in self.flags
+
+    @property
+    def item_args(self) -> int:
+        """For a function that takes many items (``ARGV[1] count``, then ``count`` groups of the
+        other ARGV entries): the arguments of one item; 0 for any other function."""
+        return len(self.argv) - 1 if self.argv and self.argv[0].name == "count" else 0
 
 
 _ITEM = re.compile(

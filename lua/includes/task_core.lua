@@ -123,33 +123,44 @@ function TASK.load(root, task_id, names)
   return task
 end
 
--- TASK.check_token(task, task_id, attempt, token): the fencing rule, before any write (`attempt`,
--- `token` from TASK.token_arg). NOTFOUND when the task does not exist; STALE unless `attempt` is
--- the current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is
--- not its holder; a task claimed before 3.0 has none: its attempt can only end by its lease);
--- STALE unless the task is running under it. Returns true when that attempt was canceled while
--- running (the caller replies `canceled` and writes nothing), false when it is running. `task`
--- needs state, attempt, token_sha1 and cancel_requested. Messages never show the token.
-function TASK.check_token(task, task_id, attempt, token)
+-- TASK.token_refusal(task, task_id, attempt, token): the fencing rule as a verdict, no writes
+-- (`attempt`, `token` from TASK.token_arg; `task` needs state, attempt, token_sha1 and
+-- cancel_requested). NOTFOUND when the task does not exist; STALE unless `attempt` is the
+-- current attempt; DENIED unless sha1hex(token) is the attempt's token_sha1 (the caller is not
+-- its holder; a task claimed before 3.0 has none: its attempt can only end by its lease); STALE
+-- unless the task is running under it. Returns the code and message of the refusal, or nil and
+-- whether that attempt was canceled while running (the caller replies `canceled` and writes
+-- nothing). Messages never show the token.
+function TASK.token_refusal(task, task_id, attempt, token)
   if task.state == '' then
-    raise(ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist')
+    return ERR.NOTFOUND, 'task ' .. task_id .. ' does not exist'
   end
   if tonumber(task.attempt) ~= attempt then
-    raise(ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
-      .. task.attempt)
+    return ERR.STALE, 'attempt ' .. attempt .. ' of task ' .. task_id .. ' is stale: the task is at attempt '
+      .. task.attempt
   end
   if redis.sha1hex(token) ~= task.token_sha1 then
-    raise(ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
-      .. ' returned')
+    return ERR.DENIED, 'task ' .. task_id .. ': the token is not the one the claim of attempt ' .. attempt
+      .. ' returned'
   end
   if task.state == STATE.RUNNING then
-    return false
+    return nil, false
   end
   if task.state == STATE.CANCELED and task.cancel_requested == '1' then
-    return true
+    return nil, true
   end
-  raise(ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
-    .. ' (state ' .. task.state .. ')')
+  return ERR.STALE, 'task ' .. task_id .. ' is no longer running under attempt ' .. attempt
+    .. ' (state ' .. task.state .. ')'
+end
+
+-- TASK.check_token(task, task_id, attempt, token): TASK.token_refusal before any write, raised:
+-- returns true when the attempt was canceled while running, false when it is running.
+function TASK.check_token(task, task_id, attempt, token)
+  local code, detail = TASK.token_refusal(task, task_id, attempt, token)
+  if code then
+    raise(code, detail)
+  end
+  return detail
 end
 
 -- TASK.retry_delay(backoff_ms, backoff_max_ms, attempt): the wait before retrying after failed
@@ -170,6 +181,30 @@ function TASK.unlink(root, task_id, task)
     TASK.mark_trim(root, task.stream)
   end
   redis.call('ZREM', K.leases(root), task_id)
+end
+
+-- TASK.unlink_all(root, task_ids, tasks): TASK.unlink of many running attempts at once (`tasks`:
+-- tables as TASK.unlink takes, in the order of `task_ids`): one XACK per stream for all its
+-- entries (the stream joins the trim index once) and one ZREM of all their leases.
+function TASK.unlink_all(root, task_ids, tasks)
+  local entries, streams = {}, {}
+  for index = 1, #task_ids do
+    local task = tasks[index]
+    if task.entry ~= '' then
+      local list = entries[task.stream]
+      if not list then
+        list = {}
+        entries[task.stream] = list
+        streams[#streams + 1] = task.stream
+      end
+      list[#list + 1] = task.entry
+    end
+  end
+  for _, stream in ipairs(streams) do
+    redis.call('XACK', stream, GROUP, unpack(entries[stream]))
+    TASK.mark_trim(root, stream)
+  end
+  redis.call('ZREM', K.leases(root), unpack(task_ids))
 end
 
 -- TASK.delay(root, task_id, due_text): put a task in the delayed set, due at `due_text` (ms, as

@@ -156,6 +156,11 @@ const extended = record(await fcall('agentfn_task_extend', task.id, task.token, 
 expect('canceled', Number(extended.canceled), 0);
 expect(`state of ${task.id}`, (await complete(task, { echo: 'hello' })).state, 'completed');
 expect(`result of ${task.id}`, record(await fcallReadOnly('agentfn_task_get', task.id)).result, '{"echo":"hello"}');
+// Several attempts may end in one agentfn_task_complete_many (count, then task_id token result
+// per item); an item it refuses (this attempt again, completed already: STALE) changes nothing.
+const again = record(await fcall('agentfn_task_complete_many', 1, task.id, task.token, '"again"'));
+expect(`complete_many of ${task.id} again`, again.results[1], 'refused');
+expect(`result of ${task.id}`, record(await fcallReadOnly('agentfn_task_get', task.id)).result, '{"echo":"hello"}');
 report('task_completed', task.id);
 
 // --- 3. Failures ------------------------------------------------------------------------------

@@ -124,6 +124,11 @@ expect "canceled" "$(fcall agentfn_task_extend "$task" "$token" LEASE_MS 60000 |
 completed=$(fcall agentfn_task_complete "$task" "$token" '{"echo":"hello"}')
 expect "state of $task" "$(field state <<<"$completed")" completed
 expect "result of $task" "$(fcall_ro agentfn_task_get "$task" | field result)" '{"echo":"hello"}'
+# Several attempts may end in one agentfn_task_complete_many (count, then task_id token result
+# per item); an item it refuses (this attempt again, completed already: STALE) changes nothing.
+again=$(fcall agentfn_task_complete_many 1 "$task" "$token" '"again"')
+expect "complete_many of $task again" "$(field "$task" <<<"$again")" refused
+expect "result of $task" "$(fcall_ro agentfn_task_get "$task" | field result)" '{"echo":"hello"}'
 report task_completed "$task"
 
 # --- 3. Failures ------------------------------------------------------------------------------

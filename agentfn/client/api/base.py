@@ -59,7 +59,13 @@ def build_call(
     spec = load_specs().get(name)
     if spec is None:
         raise TypeError(f"the library has no function {name}")
-    if len(positional) != len(spec.argv):
+    if spec.item_args:
+        items, rest = divmod(len(positional) - 1, spec.item_args)
+        if rest or items < 1 or positional[0] != items:
+            raise TypeError(
+                f"{name} takes a count, then that many items of {spec.item_args} values"
+            )
+    elif len(positional) != len(spec.argv):
         raise TypeError(f"{name} takes {len(spec.argv)} positional values, got {len(positional)}")
     args: list[str | int] = [name, 1, root]
     args.extend(encode_value(value) for value in positional)

@@ -1,4 +1,4 @@
-"""Task routing: agentfn_task_submit, _claim, _complete, _fail, _extend, _cancel, _get, _requeue,
+"""Task routing: agentfn_task_submit, _claim, _complete, _complete_many, _fail, _extend, _cancel, _get, _requeue,
 agentfn_reap.
 
 Payloads, results, prompts and inputs travel as JSON text; these methods encode what they send
@@ -7,10 +7,12 @@ with :func:`json.dumps` (so a plain string is sent as a JSON string) and decode 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ...constants import Priority
+from ...errors import LibraryError, library_error
 from ...replies import as_int, as_json, as_optional_int, as_optional_text, as_stored_json, pairs
 from ..tracing import traceparent_option
 from .base import ApiBase, json_text, one_field
@@ -121,6 +123,41 @@ class CompleteResult:
     def from_reply(cls, reply: Any) -> CompleteResult:
         fields = pairs(reply)
         return cls(id=fields["id"], state=fields["state"], next=_next_claim(fields))
+
+
+@dataclass(frozen=True)
+class CompletedItem:
+    """One item of what agentfn_task_complete_many returned."""
+
+    id: str
+    state: str
+    """completed, canceled (canceled while running: the result was discarded), or refused."""
+    error: LibraryError | None = None
+    """For a refused item, why (NotFound, StaleToken or Denied): nothing changed for it."""
+
+
+@dataclass(frozen=True)
+class CompleteManyResult:
+    """What agentfn_task_complete_many returned: one item per attempt, in the order given."""
+
+    items: list[CompletedItem]
+    next: ClaimResult | None
+    """The holder's next claim when ``next`` > 0 was asked for and an item was accepted."""
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> CompleteManyResult:
+        fields = pairs(reply)
+        flat = fields["results"]
+        items = [
+            CompletedItem(flat[i], flat[i + 1], _refusal(flat[i + 2]) if flat[i + 2] else None)
+            for i in range(0, len(flat), 3)
+        ]
+        return cls(items=items, next=_next_claim(fields))
+
+
+def _refusal(text: str) -> LibraryError:
+    """An item's refusal (``<CODE> <message>``) as the exception a call refused so would raise."""
+    return library_error(text) or LibraryError(text)
 
 
 @dataclass(frozen=True)
@@ -351,6 +388,27 @@ class TasksApi(ApiBase):
                 "LEASE_MS": lease_ms if next else None,
             },
             CompleteResult.from_reply,
+        )
+
+    def complete_many(
+        self,
+        items: Sequence[tuple[str, str, Any]],
+        *,
+        next: int = 0,
+        lease_ms: int | None = None,
+    ) -> CompleteManyResult:
+        """agentfn_task_complete_many: finish many attempts in one call, each item a (task_id,
+        token, result). An item refused by its task's state (NOTFOUND, STALE, DENIED) is reported
+        in its place and the others complete; a malformed item refuses the whole call.
+        ``next`` > 0 claims again for the agent holding the items, as complete's ``next``."""
+        positional: list[Any] = [len(items)]
+        for task_id, token, result in items:
+            positional += [task_id, token, json_text(result)]
+        return self._call(
+            "agentfn_task_complete_many",
+            positional,
+            {"NEXT": next or None, "LEASE_MS": lease_ms if next else None},
+            CompleteManyResult.from_reply,
         )
 
     def fail(
