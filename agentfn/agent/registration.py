@@ -21,6 +21,7 @@ from typing import Any
 from redis.exceptions import TimeoutError
 
 from .. import keys
+from ..client.blocking import xread_blocking
 from ..errors import Denied
 from ..replies import as_text, xread_entries
 
@@ -77,8 +78,8 @@ def _await_end(client: Any, agent_id: str, error: Denied, remaining_ms: float, l
     stream = keys.events(client.namespace)
     while (block_ms := int((local_deadline - time.monotonic()) * 1000)) > 0:
         try:
-            reply = redis.xread({stream: last_id}, count=100, block=block_ms)
-        except TimeoutError:  # a socket timeout shorter than the block: block again
+            reply = xread_blocking(redis, {stream: last_id}, block_ms)
+        except TimeoutError:  # the server did not answer within the block and a margin
             continue
         for entry_id, fields in xread_entries(reply):
             last_id = entry_id
