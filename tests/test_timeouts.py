@@ -108,11 +108,9 @@ def test_a_submit_to_a_stalled_server_is_sent_once(deployed, r, redis_url):
     connection = agentfn.connect(redis_url, socket_timeout=SOCKET_TIMEOUT_S)
     submitter = agentfn.Client(connection, "default")
     submitter.check_library()
-    staller = redis.Redis(
-        host=r.connection_pool.connection_kwargs["host"],
-        port=r.connection_pool.connection_kwargs["port"],
-    )
-    stall = staller.connection_pool.get_connection()
+    kwargs = r.connection_pool.connection_kwargs
+    stall = redis.Connection(host=kwargs["host"], port=kwargs["port"], socket_timeout=10)
+    stall.connect()
     connections = r.info("stats")["total_connections_received"]
     stall.send_command("EVAL", STALL, 0)  # runs before the submit that follows it
     timed_out = False
@@ -122,8 +120,7 @@ def test_a_submit_to_a_stalled_server_is_sent_once(deployed, r, redis_url):
         timed_out = True
     finally:
         assert stall.read_response() == 1  # the stall is over: the submit, sent before, ran
-        staller.connection_pool.release(stall)
-        staller.close()
+        stall.disconnect()
         connection.close()
     assert timed_out
     # Sent once: no reconnection to send it again (redis-py's Retry reconnects for each copy).
