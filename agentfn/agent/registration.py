@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import TimeoutError
 
 from .. import keys
+from ..client.blocking import xread_blocking
 from ..errors import Denied
 from ..replies import as_text, xread_entries
 
@@ -140,8 +141,8 @@ def _await_end(
     while not stopping() and (left := local_deadline - time.monotonic()) > 0:
         block_ms = max(1, int(min(left, STOP_CHECK_S) * 1000))
         try:
-            reply = redis.xread({stream: last_id}, count=100, block=block_ms)
-        except TimeoutError:  # a socket timeout shorter than the block: block again
+            reply = xread_blocking(redis, {stream: last_id}, block_ms)
+        except TimeoutError:  # the server did not answer within the block and a margin
             continue
         for entry_id, fields in xread_entries(reply):
             last_id = entry_id

@@ -233,10 +233,13 @@ def python_commands(modules: tuple[str, ...]) -> set[str]:
                 if method in PYTHON_COMMANDS:
                     found.add(PYTHON_COMMANDS[method])
             for first, second in re.findall(
-                r'(?:execute_command|_ask_any_node)\((?:\s*\w+,)?\s*"([A-Z_]+)"(?:,\s*"([A-Z]+)")?',
+                r'(?:execute_command|send_command|_ask_any_node)\((?:\s*\w+,)?\s*"([A-Z_]+)"'
+                r'(?:,\s*"([A-Z]+)")?',
                 text,
             ):
                 found.add(_command(first, second))
+            if re.search(r"\bxread_(?:blocking|args)\(", text):  # client/blocking.py's XREAD
+                found.add("XREAD")
     return found
 
 

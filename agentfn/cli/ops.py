@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import keys
+from ..client.blocking import xread_blocking
 from ..client.client import Client
 from ..client.formats import clock
 from ..client.status import NamespaceStatus, read_status
@@ -133,7 +134,7 @@ def _refreshes(session: Session, interval: float) -> Iterator[None]:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             block = max(1, min(int(left * 1000), FOLLOW_BLOCK_MS))
-            entries = xread_entries(session.redis.xread({stream: last_id}, block=block, count=1000))
+            entries = xread_entries(xread_blocking(session.redis, {stream: last_id}, block, 1000))
             if entries:
                 last_id = entries[-1][0]
                 return True
@@ -220,7 +221,7 @@ def cmd_events(args: argparse.Namespace) -> None:
                 _print_event(record, args.json)
         if not args.follow:
             return
-        reply = session.redis.xread({stream: last_id}, block=FOLLOW_BLOCK_MS, count=100)
+        reply = xread_blocking(session.redis, {stream: last_id}, FOLLOW_BLOCK_MS, 100)
         entries = xread_entries(reply)
 
 

@@ -6,7 +6,13 @@
 - ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``: the primary that the
   sentinels name for ``service`` (redis-py's Sentinel ``master_for``: it follows failovers).
 
-Options are passed to redis-py as they are (e.g. ``decode_responses=True``, ``password=...``).
+Options are passed to redis-py as they are (e.g. ``decode_responses=True``, ``password=...``),
+with one default of agentfn's own: unless ``retry`` is given, redis-py never sends a command
+again after an error (``Retry(NoBackoff(), 0)``, what redis-py did before 6.0). Since 6.0 its
+default Retry re-sends a command after a TimeoutError or a dropped connection, when the command
+may already have run: a second submit is a duplicate task, a second complete answers STALE.
+agentfn's own routing (routing.py) sends a call again only when it certainly did not run.
+docs/ARCHITECTURE.md "Timeouts and retries" says why.
 """
 
 from __future__ import annotations
@@ -20,8 +26,21 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..urls import SENTINEL_SCHEME, redact_url
+
+
+def never_resent(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for a redis-py client, with no Retry of a command that may have been sent
+    unless the caller chose a ``retry``."""
+    return {"retry": Retry(NoBackoff(), 0), **options}
+
+
+def _never_resent_async(options: dict[str, Any]) -> dict[str, Any]:
+    return {"retry": AsyncRetry(NoBackoff(), 0), **options}
 
 
 def _cluster_enabled(url: str, options: dict[str, Any]) -> bool:
@@ -64,15 +83,17 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any
 
 def connect(url: str, **options: Any) -> redis.Redis | redis.cluster.RedisCluster:
     """A connection to what ``url`` names: a server, a cluster (from any node), or a Sentinel
-    service's primary. ``options`` go to redis-py (e.g. ``decode_responses=True``)."""
+    service's primary. ``options`` go to redis-py (e.g. ``decode_responses=True``); without a
+    ``retry`` of their own, no command is sent twice (never_resent; a RedisCluster's nodes
+    already never re-send, its own retries serve only its direct commands)."""
     if url.startswith(SENTINEL_SCHEME + "://"):
         sentinels, service, auth = _sentinel_parts(url)
-        sentinel = redis.sentinel.Sentinel(sentinels, **options)
-        primary: redis.Redis = sentinel.master_for(service, **auth, **options)
+        sentinel = redis.sentinel.Sentinel(sentinels, **never_resent(options))
+        primary: redis.Redis = sentinel.master_for(service, **auth, **never_resent(options))
         return primary
     if _cluster_enabled(url, options):
         return redis.cluster.RedisCluster.from_url(url, **options)
-    return redis.Redis.from_url(url, **options)
+    return redis.Redis.from_url(url, **never_resent(options))
 
 
 def asyncio_twin(url: str, connection: Any, **options: Any) -> Any:
@@ -80,11 +101,11 @@ def asyncio_twin(url: str, connection: Any, **options: Any) -> Any:
     without awaiting: an AsyncClient initializes a cluster's slot map on its first call."""
     if url.startswith(SENTINEL_SCHEME + "://"):
         sentinels, service, auth = _sentinel_parts(url)
-        sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **options)
-        return sentinel.master_for(service, **auth, **options)
+        sentinel = redis.asyncio.sentinel.Sentinel(sentinels, **_never_resent_async(options))
+        return sentinel.master_for(service, **auth, **_never_resent_async(options))
     if isinstance(connection, redis.cluster.RedisCluster):
         return redis.asyncio.cluster.RedisCluster.from_url(url, **options)
-    return redis.asyncio.Redis.from_url(url, **options)
+    return redis.asyncio.Redis.from_url(url, **_never_resent_async(options))
 
 
 async def connect_async(
@@ -104,7 +125,7 @@ async def connect_async(
     finally:
         await probe.aclose()
     if not enabled:
-        return redis.asyncio.Redis.from_url(url, **options)
+        return redis.asyncio.Redis.from_url(url, **_never_resent_async(options))
     cluster = redis.asyncio.cluster.RedisCluster.from_url(url, **options)
     await cluster.initialize()
     return cluster

@@ -18,9 +18,12 @@ from typing import Any, Protocol
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .. import keys
 from ..replies import range_entries, xread_entries
+from .blocking import blocking_call, blocking_call_async, xread_args, xread_blocking
 
 
 class HasWaitStreams(Protocol):
@@ -30,26 +33,18 @@ class HasWaitStreams(Protocol):
     def wait_streams(self) -> Mapping[str, str]: ...
 
 
-def _xread_args(streams: Mapping[str, str], timeout_ms: float) -> list[Any]:
-    # COUNT 1: the entry itself is not needed, only the wake-up; BLOCK 0 would mean forever.
-    return [
-        "XREAD",
-        "COUNT",
-        1,
-        "BLOCK",
-        max(1, int(timeout_ms)),
-        "STREAMS",
-        *streams.keys(),
-        *streams.values(),
-    ]
+def _wake_args(streams: Mapping[str, str], timeout_ms: float) -> list[Any]:
+    # COUNT 1: the entry itself is not needed, only the wake-up.
+    return xread_args(streams, int(timeout_ms), 1)
 
 
 def wait_on_streams(client: redis.Redis, streams: Mapping[str, str], timeout_ms: float) -> bool:
     """Block until one of ``streams`` ({key: last id}) gets a newer entry or timeout_ms passes.
 
     True when an entry arrived. With no streams there is nothing that can wake the caller but
-    time, so it waits out the timeout. A socket timeout shorter than the block counts as a
-    timeout (redis-py drops that connection; the next call reconnects).
+    time, so it waits out the timeout. The read lasts its block time whatever the connection's
+    socket timeout and is never re-sent (blocking.py); a server that does not answer within
+    the block time and a margin counts as a timeout (the connection is dropped).
     """
     if timeout_ms <= 0:
         return False
@@ -57,7 +52,7 @@ def wait_on_streams(client: redis.Redis, streams: Mapping[str, str], timeout_ms:
         time.sleep(timeout_ms / 1000)
         return False
     try:
-        return bool(client.execute_command(*_xread_args(streams, timeout_ms)))
+        return bool(blocking_call(client, int(timeout_ms), *_wake_args(streams, timeout_ms)))
     except redis.TimeoutError:
         return False
 
@@ -72,7 +67,8 @@ async def wait_on_streams_async(
         await asyncio.sleep(timeout_ms / 1000)
         return False
     try:
-        return bool(await client.execute_command(*_xread_args(streams, timeout_ms)))
+        reply = await blocking_call_async(client, int(timeout_ms), *_wake_args(streams, timeout_ms))
+        return bool(reply)
     except redis.TimeoutError:
         return False
 
@@ -101,23 +97,36 @@ class BlockingConnection:
     ``client`` is a ``redis.Redis``, or a client's ``route`` (on a cluster: the primary serving
     the namespace, found again by ``reconnect()`` after a redirect, a failover or a closed
     connection). ``unblock()`` ends a blocked read from another thread (CLIENT UNBLOCK, sent on
-    the server's own pool): the read returns as on a timeout. The connection's id is looked up
-    again after a connection error, since a reconnect changes it.
+    the server's own pool): the read returns as on a timeout. The connection's id is learnt on
+    every (re)connection, since a reconnect changes it; redis-py never re-sends a command on it
+    (its Retry would re-block from scratch, on a new connection whose id nobody knows).
     """
 
     def __init__(self, client: Any) -> None:
         self._source = client
-        self._connect()
         self._id: int | None = None
+        self._connect()
 
     def _connect(self) -> None:
         control = getattr(self._source, "redis", self._source)
         pool = control.connection_pool
+        settings = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}  # never re-sent
         own_pool = redis.ConnectionPool(
-            connection_class=pool.connection_class, max_connections=1, **pool.connection_kwargs
+            connection_class=pool.connection_class, max_connections=1, **settings
         )
         self._control = control
         self.redis = redis.Redis(connection_pool=own_pool, single_connection_client=True)
+        # Each (re)connection learns its id at once: an unblock never names an earlier one.
+        connection = self.redis.connection
+        assert connection is not None  # a single-connection client holds its connection
+        connection.register_connect_callback(self._learn_id)
+
+    def _learn_id(self, connection: Any) -> None:
+        try:
+            connection.send_command("CLIENT", "ID")
+            self._id = int(connection.read_response())
+        except (redis.RedisError, OSError, ValueError):
+            self._id = None
 
     def reconnect(self) -> None:
         """After any error: find the server again (a cluster's slot owner) and learn the new id."""
@@ -212,7 +221,7 @@ class EventFollower:
         (at most BLOCK_MS); [] when none came."""
         block = max(1, min(int(timeout_s * 1000), self.BLOCK_MS))
         try:
-            reply = await self.client.xread({self.stream: self.last_id}, block=block, count=100)
+            reply = await xread_blocking(self.client, {self.stream: self.last_id}, block, 100)
         except redis.TimeoutError:
             return []
         entries = xread_entries(reply)

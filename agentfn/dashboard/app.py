@@ -44,6 +44,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import keys
 from ..client.client import Client
+from ..client.connect import asyncio_twin, never_resent
 from ..errors import AgentfnError, NotFound
 from ..replies import range_entries
 from . import rendering
@@ -70,8 +71,9 @@ class Dashboard:
         self.namespaces = [keys.validate_namespace(namespace) for namespace in namespaces]
         self.allow_actions = allow_actions
         self.csrf_token = secrets.token_urlsafe(32)
-        self.redis = redis.Redis.from_url(url, decode_responses=True)
-        self.async_redis = redis.asyncio.Redis.from_url(url, decode_responses=True)
+        # Actions write: never re-sent after a timeout (agentfn.connect's policy).
+        self.redis = redis.Redis.from_url(url, **never_resent({"decode_responses": True}))
+        self.async_redis = asyncio_twin(url, self.redis, decode_responses=True)
         self.env = rendering.environment()
         self.hubs = {
             namespace: Hub(namespace, self.async_redis, self.render_view, self.render_event_rows)

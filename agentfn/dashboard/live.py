@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio
 
 from .. import keys
+from ..client.blocking import xread_blocking
 from ..replies import range_entries, xread_entries
 from .activity import WINDOW_MS, Activity
 
@@ -137,8 +138,8 @@ class Hub:
         while True:
             waited = time.monotonic() - last_render
             block_s = max(MIN_RENDER_INTERVAL_S - waited, 0.001) if pending else TICK_S
-            reply = await self.redis.xread(
-                {stream: last_id}, block=max(int(block_s * 1000), 1), count=READ_COUNT
+            reply = await xread_blocking(
+                self.redis, {stream: last_id}, max(int(block_s * 1000), 1), READ_COUNT
             )
             entries = xread_entries(reply)
             if entries:

@@ -13,6 +13,7 @@ from rich.live import Live
 
 from ... import keys
 from ...client.api.tasks import TaskInfo
+from ...client.blocking import xread_blocking
 from ...client.client import Client
 from ...constants import TaskState, WorkflowState
 from ...replies import xread_entries
@@ -75,7 +76,7 @@ def read_events(client: redis.Redis, stream: str) -> Iterator[list[dict[str, str
     """Batches of new events (an empty batch every EVENT_BLOCK_MS when there are none)."""
     last_id = "0-0"
     while True:
-        reply = client.xread({stream: last_id}, block=EVENT_BLOCK_MS, count=200)
+        reply = xread_blocking(client, {stream: last_id}, EVENT_BLOCK_MS, 200)
         entries = xread_entries(reply)
         if entries:
             last_id = entries[-1][0]

@@ -20,13 +20,14 @@ from typing import Any
 
 from ... import keys
 from ...replies import as_int, as_json, as_text, pairs, xread_entries
+from ..blocking import xread_blocking
 from ..tracing import traceparent_option
 from ..waiting import wait_for_work
 from .base import ApiBase, json_text, one_field
 from .steps import Step, drive, is_async
 
 #: How long one XREAD BLOCK lasts when the caller waits without a timeout (then it reads and
-#: blocks again); BLOCK 0 (forever) would outlast any socket timeout.
+#: blocks again); BLOCK 0 (forever) would leave a dead server undetected.
 UNTIMED_BLOCK_MS = 60_000
 
 
@@ -208,9 +209,7 @@ def _request_steps(
     )
     deadline = _deadline(timeout)
     while (block := _block_ms(deadline)) is not None:
-        reply = yield lambda: api.redis.execute_command(
-            "XREAD", "COUNT", 100, "BLOCK", block, "STREAMS", inbox, last_id
-        )
+        reply = yield lambda: xread_blocking(api.redis, {inbox: last_id}, block, 100)
         for entry_id, fields in xread_entries(reply):
             last_id = entry_id
             if fields.get("reply_to") == request_id:
