@@ -39,6 +39,7 @@ import redis
 
 from ..client.api.tasks import ClaimedTask, ClaimResult
 from ..client.batch import Batch
+from ..client.blocking import checkout
 from ..client.client import sync_twin
 from ..client.routing import not_run
 from ..client.waiting import ServerClock
@@ -408,7 +409,7 @@ class Runtime:
         self._reserved += wanted
         if self._connection is None:
             self._connection_pool = self.client.redis.connection_pool
-            self._connection = self._connection_pool.get_connection()
+            self._connection = checkout(self._connection_pool, "FCALL")
         batch.write_to(self._connection)
 
     def _receive(self) -> None:

@@ -22,6 +22,7 @@ import redis
 
 from ..errors import NotReplicated
 from .api.base import Parser, build_call
+from .blocking import checkout
 from .client import Client, _ClientBase, _translate
 from .routing import Retries, not_run
 
@@ -88,7 +89,7 @@ class Batch(_ClientBase):
 
     def _round_trip(self) -> list[Any]:
         pool = self.redis.connection_pool
-        connection = pool.get_connection()
+        connection = checkout(pool, "FCALL")
         try:
             self.write_to(connection)
             return self.read_from(connection)

@@ -47,11 +47,13 @@ def _timed_out(command: str, deadline_s: float) -> redis.TimeoutError:
     return redis.TimeoutError(f"no reply to {command} within {deadline_s:g} s")
 
 
-def _checkout(pool: Any) -> Any:
+def checkout(pool: Any, command: str = "XREAD") -> Any:
+    """A connection from ``pool`` (redis-py before 5.3 requires the name of the command it is
+    for; later versions take none)."""
     try:
         return pool.get_connection()
-    except TypeError:  # redis-py < 5.3 requires a command name
-        return pool.get_connection("XREAD")
+    except TypeError:
+        return pool.get_connection(command)
 
 
 def blocking_call(client: redis.Redis, block_ms: int, *args: Any) -> Any:
@@ -60,7 +62,7 @@ def blocking_call(client: redis.Redis, block_ms: int, *args: Any) -> Any:
     if isinstance(client, redis.cluster.RedisCluster):  # the node serving the first key
         client = client.get_node_from_key(args[args.index("STREAMS") + 1]).redis_connection
     pool = client.connection_pool
-    connection = client.connection or _checkout(pool)
+    connection = client.connection or checkout(pool)
     try:
         connection.send_command(*args)
         deadline_s = reply_deadline_s(connection, block_ms)
