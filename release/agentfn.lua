@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = '005f1b115789c2f7af9e17afa3970ed70778fd709e533ba86e9d9279d4aa7e20'
+local CODE_SHA = '19cfbf4a1f2d13207af77712e70ed9345cb8fbf796c09ef72dc59156cb92afb0'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -3981,7 +3981,7 @@ end
 --   every task, as agentfn_task_submit's TRACEPARENT
 -- returns: flat array: the ids of the tasks created (t<number>), in the order of the items (all
 --   queued, or all delayed with DELAY_MS > 0)
--- errors: BADARG (also IDEMPOTENCY_KEY), LIMIT, NOTFOUND (TO names no registered agent), VERSION
+-- errors: BADARG (also an idempotency key), LIMIT, NOTFOUND (TO names no registered agent), VERSION
 -- events: task.submitted for each task, in the order of the items
 -- example: FCALL agentfn_task_submit_many 1 agentfn:{default} 2 web_search '{"q":"redis"}' web_search '{"q":"lua"}' PRIORITY high
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .helpers import ROOT, assert_refused, fcall, pairs
+from .helpers import ROOT, assert_refused, fcall
 from .tasks_helpers import get, register, submit
 
 QUEUE = f"{ROOT}:queue"
@@ -34,7 +34,9 @@ def test_many_tasks_are_created_in_one_call_in_order(deployed):
     assert deployed.hget(f"{ROOT}:meta", "task_seq") == str(first + 2)
     assert [get(deployed, task_id)["payload"] for task_id in ids] == ['{"n":1}', "2", '"three"']
     entries = {
-        capability: [fields["task"] for _, fields in deployed.xrange(f"{QUEUE}:{capability}:normal")]
+        capability: [
+            fields["task"] for _, fields in deployed.xrange(f"{QUEUE}:{capability}:normal")
+        ]
         for capability in ("x", "y")
     }
     assert entries == {"x": [ids[0], ids[2]], "y": [ids[1]]}
@@ -68,7 +70,9 @@ def test_each_task_is_the_one_agentfn_task_submit_would_create(deployed):
 def test_delayed_tasks_wait_in_the_delayed_set(deployed):
     ids = submit_many(deployed, ("x", "1"), ("x", "2"), options=["DELAY_MS", "60000"])
     assert [get(deployed, task_id)["state"] for task_id in ids] == ["delayed", "delayed"]
-    assert [task_id for task_id, _ in deployed.zrange(f"{ROOT}:delayed", 0, -1, withscores=True)] == ids
+    assert [
+        task_id for task_id, _ in deployed.zrange(f"{ROOT}:delayed", 0, -1, withscores=True)
+    ] == ids
     assert not deployed.exists(f"{QUEUE}:x:normal")
     assert [state for _, _, state in submitted_events(deployed)] == ["delayed", "delayed"]
 

@@ -28,7 +28,7 @@
 --   every task, as agentfn_task_submit's TRACEPARENT
 -- returns: flat array: the ids of the tasks created (t<number>), in the order of the items (all
 --   queued, or all delayed with DELAY_MS > 0)
--- errors: BADARG (also IDEMPOTENCY_KEY), LIMIT, NOTFOUND (TO names no registered agent), VERSION
+-- errors: BADARG (also an idempotency key), LIMIT, NOTFOUND (TO names no registered agent), VERSION
 -- events: task.submitted for each task, in the order of the items
 -- example: FCALL agentfn_task_submit_many 1 agentfn:{default} 2 web_search '{"q":"redis"}' web_search '{"q":"lua"}' PRIORITY high
 
