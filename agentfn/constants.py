@@ -105,6 +105,8 @@ LIMITS: dict[str, int] = {
     "error_bytes": 8_192,
     # Most tasks one claim (or NEXT) may return.
     "claim_count": 50,
+    # Most tasks one agentfn_task_submit_many creates (their payloads json_bytes in all).
+    "submit_count": 100,
     # Most attempts one agentfn_task_complete_many ends (an agent's whole concurrency at 100).
     "complete_count": 100,
     # Most steps in one workflow: creating one, or completing the root of a fan-out over all of

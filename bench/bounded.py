@@ -214,6 +214,19 @@ def scenario_submit(b: Bench) -> float:
     return b.timed("agentfn_task_submit", "x", BIG_JSON)
 
 
+def scenario_submit_many(b: Bench) -> float:
+    """submit_count tasks, each into a new stream (its own capability), whose payloads total
+    json_bytes (strings, as complete_many's results), with the shared options."""
+    count = LIMITS["submit_count"]
+    payload = json.dumps("x" * (LIMITS["json_bytes"] // count - 2))
+    items = [value for n in range(count) for value in (f"new{n}", payload)]
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    options = ["PRIORITY", "high", "MAX_ATTEMPTS", "5", "TIMEOUT_MS", "60000"]
+    return b.timed(
+        "agentfn_task_submit_many", str(count), *items, *options, "TRACEPARENT", traceparent
+    )
+
+
 def scenario_claim(b: Bench) -> float:
     """COUNT claim_count across 32 capabilities, with a full batch of delayed tasks due."""
     _agents(b, 1, CAPS)
@@ -434,6 +447,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[Bench], float]]] = {
         scenario_find,
     ),
     "agentfn_task_submit": (f"{JSON_SIZE} payload, new stream", scenario_submit),
+    "agentfn_task_submit_many": (
+        f"{LIMITS['submit_count']} items, {JSON_SIZE} of payloads, {LIMITS['submit_count']} new streams",
+        scenario_submit_many,
+    ),
     "agentfn_task_claim": (
         f"COUNT {LIMITS['claim_count']} over 32 caps, {LIMITS['promote_batch']} due delayed",
         scenario_claim,

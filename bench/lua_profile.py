@@ -15,7 +15,8 @@ figure. Run alone: ``.venv/bin/python bench/lua_profile.py [--tasks N]``.
 usec_per_call and the redis.calls it made (INFO commandstats), and the Redis CPU per task
 (INFO used_cpu_sys + used_cpu_user) over whole lifecycles (submit, claim, complete), one at a
 time and batched (a pipeline of completes, and with a library that has it one
-agentfn_task_complete_many per round trip). ``--compare REV`` runs the same figures for lua/ as
+agentfn_task_complete_many per round trip; with one that has agentfn_task_submit_many too, the
+submits one such call per round trip as well). ``--compare REV`` runs the same figures for lua/ as
 of git revision REV (e.g. HEAD; several, comma-separated) on the same private server,
 interleaved with this checkout's, to show a change's effect:
 ``.venv/bin/python bench/lua_profile.py --lifecycle --compare HEAD``.
@@ -284,13 +285,23 @@ def _inner_calls(stats: dict[str, tuple[int, int]]) -> dict[str, int]:
 
 
 def _submit(
-    client: agentfn.Client, count: int, pipelined: bool, traceparent: str | None = None
+    client: agentfn.Client,
+    count: int,
+    pipelined: bool,
+    traceparent: str | None = None,
+    many: bool = False,
 ) -> None:
+    """Submit ``count`` no-op tasks: one call a round trip, or by BATCH a round trip (a pipeline
+    of submits, or with ``many`` one agentfn_task_submit_many)."""
     if not pipelined:
         for _ in range(count):
             client.submit("noop", None, traceparent=traceparent)
         return
     for start in range(0, count, BATCH):
+        if many:
+            items = [("noop", None)] * min(BATCH, count - start)
+            client.submit_many(items, traceparent=traceparent)
+            continue
         batch = agentfn.Batch(client)
         for _ in range(min(BATCH, count - start)):
             batch.submit("noop", None, traceparent=traceparent)
@@ -385,6 +396,14 @@ def lifecycle(
             "lifecycle batched, complete_many",
             lambda: (
                 _submit(client, count, True, traceparent),
+                drain_batched(client, "profiler", many=True),
+            ),
+        )
+    if "function_name = 'agentfn_task_submit_many'" in source:  # the library has it
+        whole(
+            "lifecycle batched, submit_many and complete_many",
+            lambda: (
+                _submit(client, count, True, traceparent, many=True),
                 drain_batched(client, "profiler", many=True),
             ),
         )

@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = 'a72a07789fcf2754f6b1ff6189aaf3d6a6ef234c2b2fcfbc27732bfb0655af77'
+local CODE_SHA = '19cfbf4a1f2d13207af77712e70ed9345cb8fbf796c09ef72dc59156cb92afb0'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -14,7 +14,7 @@ local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
 local STEP_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', INPUT_REQUIRED = 'input-required', QUEUED = 'queued', SKIPPED = 'skipped', WAITING = 'waiting'}
 local WF_POLICY = {CONTINUE = 'continue', FAIL_FAST = 'fail_fast'}
-local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, complete_count = 100, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
+local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, complete_count = 100, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, submit_count = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
 local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_max_ms = 60000, backoff_ms = 1000, dead_retention_ms = 86400000, delayed_wake_max = 100, direct_grace_ms = 300000, events_max = 10000, inbox_max = 10000, max_attempts = 3, retention_ms = 86400000, task_timeout_ms = 30000}
 
 -- include: includes/raise.lua
@@ -1084,6 +1084,40 @@ function TASK.idempotent(root, key)
   return task_id, state
 end
 
+-- TASK.submit_checkers(idempotency_key): the checkers of a submit's options, for parse_options
+-- (agentfn_task_submit's; agentfn_task_submit_many shares all of them among its tasks but
+-- IDEMPOTENCY_KEY, whose checker it gives: one that refuses it). Called once, at load time.
+function TASK.submit_checkers(idempotency_key)
+  return {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration, MAX_ATTEMPTS = TASK.attempts_option,
+    BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration, TIMEOUT_MS = OPT.positive_duration,
+    IDEMPOTENCY_KEY = idempotency_key, TO = OPT.id, GRACE_MS = OPT.duration,
+    RETENTION_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent}
+end
+
+-- TASK.submit_options(args, first, checkers): a submit's options from args[first] on, checked
+-- (GRACE_MS only with TO). No reads.
+function TASK.submit_options(args, first, checkers)
+  local options = parse_options(args, first, checkers)
+  if options.GRACE_MS and not options.TO then
+    raise(ERR.BADARG, 'GRACE_MS applies to a task submitted TO an agent')
+  end
+  return options
+end
+
+-- TASK.submit_spec(root, options): the spec create_task takes from a submit's options (each option
+-- sets the spec field of its name: PRIORITY sets priority), once the agent named by TO is known
+-- to be registered (else NOTFOUND). No writes.
+function TASK.submit_spec(root, options)
+  if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
+    raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
+  end
+  local spec = {}
+  for name, value in pairs(options) do
+    spec[string.lower(name)] = value
+  end
+  return spec
+end
+
 -- TASK.promote_due(root, now, limit): move up to `limit` delayed tasks whose due time has come
 -- (soonest first) into their streams (`now`: a number or its text; `limit`: a constant). Returns
 -- how many were promoted. Every claim calls it, so its arguments go to redis.call as text.
@@ -1111,13 +1145,20 @@ end
 -- The optional text fields of a task, stored only when given.
 TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent', 'grace_ms'}
 
--- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
+-- TASK.take_ids(root, count): reserve `count` task ids with one HINCRBY; returns the number of
+-- the last (the ids are t<last - count + 1> to t<last>).
+function TASK.take_ids(root, count)
+  return redis.call('HINCRBY', K.meta(root), 'task_seq', count == 1 and '1' or tostring(count))
+end
+
+-- create_task(root, now, spec, seq): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
 -- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, grace_ms,
 -- retention_ms, workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
--- number passed to redis.call is converted on each call).
-local function create_task(root, now, spec)
-  local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))
+-- number passed to redis.call is converted on each call). `seq`: the number of an id reserved
+-- with TASK.take_ids (by default one is taken).
+local function create_task(root, now, spec, seq)
+  local task_id = string.format('t%d', seq or TASK.take_ids(root, 1))
   local priority = spec.priority or TASK.DEFAULT_PRIORITY
   local stream = TASK.stream(root, spec.capability, priority, spec.to)
   local now_text = ms_text(now)
@@ -3888,24 +3929,16 @@ end
 -- example: FCALL agentfn_task_submit 1 agentfn:{default} web_search '{"q":"redis"}' PRIORITY high MAX_ATTEMPTS 5
 
 -- The options' checkers (built once, not on every call).
-local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
-  MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, GRACE_MS = OPT.duration,
-  RETENTION_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent}
+local TASK_SUBMIT_OPTIONS = TASK.submit_checkers(OPT.id)
 
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 2, 'capability, payload')
   local capability = check_capability(args[1], 'capability')
   check_json(args[2], 'payload')
-  local options = parse_options(args, 3, TASK_SUBMIT_OPTIONS)
-  if options.GRACE_MS and not options.TO then
-    raise(ERR.BADARG, 'GRACE_MS applies to a task submitted TO an agent')
-  end
+  local options = TASK.submit_options(args, 3, TASK_SUBMIT_OPTIONS)
   check_schema(root, namespace)
-  if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
-    raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
-  end
+  local spec = TASK.submit_spec(root, options)
   if options.IDEMPOTENCY_KEY then
     local existing, state = TASK.idempotent(root, options.IDEMPOTENCY_KEY)
     if existing then
@@ -3913,12 +3946,91 @@ local function agentfn_task_submit(keys, args)
     end
   end
 
-  local spec = {capability = capability, payload = args[2]}
-  for name, value in pairs(options) do
-    spec[string.lower(name)] = value -- each option sets the spec field of its name (PRIORITY: priority)
-  end
+  spec.capability, spec.payload = capability, args[2]
   local task_id, state = create_task(root, now_ms(), spec)
   return {'id', task_id, 'state', state, 'created', 1}
+end
+-- function: functions/agentfn_task_submit_many.lua
+-- agentfn_task_submit_many: submit many tasks in one call, with options shared by all of them.
+--
+-- Invariant: each task is created as by agentfn_task_submit (its record, its entry in its
+-- stream or its place in the delayed set, its own task.submitted event), and the call is
+-- all-or-nothing: every argument is checked before the first write, so a malformed item or
+-- option (or TO naming no registered agent) refuses the whole call and nothing is created. The
+-- ids are reserved with one HINCRBY and follow each other in the order of the items. The
+-- options are agentfn_task_submit's and apply to every task of the call; IDEMPOTENCY_KEY names
+-- one task, so it is refused (BADARG): submit such a task with agentfn_task_submit.
+--
+-- flags: none
+-- KEYS[1] root: the namespace root key, agentfn:{<namespace>}
+-- ARGV[1] count: how many items follow, 1 to 100; each item is two arguments, capability payload
+--   (ARGV[2] and ARGV[3] are the first item's, the next two the second's, and so on)
+-- ARGV[2] capability: the capability an agent needs to run that task
+-- ARGV[3] payload: that task's input, JSON text (the payloads of one call: at most 64 KiB in all)
+-- OPTION PRIORITY level: high, normal or low, for every task (default normal)
+-- OPTION DELAY_MS ms: queue the tasks only after this delay on the server clock (default 0)
+-- OPTION MAX_ATTEMPTS n: attempts before a task is dead-lettered, 1 to 1000 (default 3)
+-- OPTION BACKOFF_MS ms: retry delay after the first failed attempt, doubling with each attempt
+--   (default 1000)
+-- OPTION BACKOFF_MAX_MS ms: cap on the retry delay (default 60000)
+-- OPTION TIMEOUT_MS ms: the lease a claimer gets, renewable with agentfn_task_extend (default 30000)
+-- OPTION TO agent_id: route every task to this registered agent only, as agentfn_task_submit's TO
+-- OPTION GRACE_MS ms: with TO only: as agentfn_task_submit's GRACE_MS (default 300000)
+-- OPTION RETENTION_MS ms: how long each finished task is kept (default 86400000)
+-- OPTION TRACEPARENT traceparent: the W3C trace context of the submitter's span, stored with
+--   every task, as agentfn_task_submit's TRACEPARENT
+-- returns: flat array: the ids of the tasks created (t<number>), in the order of the items (all
+--   queued, or all delayed with DELAY_MS > 0)
+-- errors: BADARG (also an idempotency key), LIMIT, NOTFOUND (TO names no registered agent), VERSION
+-- events: task.submitted for each task, in the order of the items
+-- example: FCALL agentfn_task_submit_many 1 agentfn:{default} 2 web_search '{"q":"redis"}' web_search '{"q":"lua"}' PRIORITY high
+
+-- The options' checkers (built once, not on every call): agentfn_task_submit's, but for
+-- IDEMPOTENCY_KEY, refused with a word on what to do instead.
+local TASK_SUBMIT_MANY_OPTIONS = TASK.submit_checkers(function()
+  raise(ERR.BADARG, 'IDEMPOTENCY_KEY names one task: submit such a task with agentfn_task_submit')
+end)
+
+-- submit_many_items(args): the items, checked (none written yet): count, then count pairs of
+-- capability, payload, then the options. Returns the count and the options.
+local function submit_many_items(args)
+  if #args < 1 then
+    raise(ERR.BADARG, 'expected count, then count items of capability, payload')
+  end
+  local count = check_int(args[1], 'count', 1, LIMITS.submit_count)
+  check_arity(args, 1 + 2 * count, 'count, then ' .. count .. ' items of capability, payload')
+  local checked, total = {}, 0
+  for index = 1, count do
+    local base = 2 * index
+    local capability = args[base]
+    if not checked[capability] then
+      checked[check_capability(capability, 'capability of item ' .. index)] = true
+    end
+    local payload = args[base + 1]
+    total = total + #payload
+    if total > LIMITS.json_bytes then
+      raise(ERR.LIMIT, 'the payloads of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
+    end
+    check_json(payload, 'payload of item ' .. index)
+  end
+  return count, TASK.submit_options(args, 2 + 2 * count, TASK_SUBMIT_MANY_OPTIONS)
+end
+
+local function agentfn_task_submit_many(keys, args)
+  local root, namespace = check_root(keys)
+  local count, options = submit_many_items(args)
+  check_schema(root, namespace)
+  local spec = TASK.submit_spec(root, options)
+
+  local now = now_ms()
+  local first = TASK.take_ids(root, count) - count
+  local ids = {}
+  for index = 1, count do
+    local base = 2 * index
+    spec.capability, spec.payload = args[base], args[base + 1]
+    ids[index] = create_task(root, now, spec, first + index)
+  end
+  return ids
 end
 -- function: functions/agentfn_version.lua
 -- agentfn_version: report the deployed library and the namespace's schema.
@@ -4152,6 +4264,7 @@ redis.register_function{function_name = 'agentfn_task_fail', callback = guard(ag
 redis.register_function{function_name = 'agentfn_task_get', callback = guard(agentfn_task_get), flags = {'no-writes'}}
 redis.register_function{function_name = 'agentfn_task_requeue', callback = guard(agentfn_task_requeue)}
 redis.register_function{function_name = 'agentfn_task_submit', callback = guard(agentfn_task_submit)}
+redis.register_function{function_name = 'agentfn_task_submit_many', callback = guard(agentfn_task_submit_many)}
 redis.register_function{function_name = 'agentfn_version', callback = guard(agentfn_version), flags = {'no-writes'}}
 redis.register_function{function_name = 'agentfn_wf_cancel', callback = guard(agentfn_wf_cancel)}
 redis.register_function{function_name = 'agentfn_wf_create', callback = guard(agentfn_wf_create)}

@@ -9,9 +9,9 @@ duplicate and valueless options, ids of the wrong kind or with ``: { } * \\n``, 
 64-bit range, agent secrets that are wrong (another agent's, a fresh one: DENIED) or malformed
 (short, long, odd characters: BADARG), claim tokens that are stale (STALE), forged (the right attempt
 with other hex, another task's token: DENIED) or malformed (the attempt alone, wrong length:
-BADARG); a function that takes many items (``ARGV[1] count``) is driven with one item, the running
-task's, and may refuse an item in its reply instead (nothing changes). AGENTFN_ADVERSARIAL_CASES
-sets how many cases (default 1,500; 50,000 for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
+BADARG); a function that takes many items (``ARGV[1] count``) is driven with one item (the
+running task's for complete_many, which may refuse an item in its reply instead: nothing changes).
+AGENTFN_ADVERSARIAL_CASES sets how many cases (default 1,500; 50,000 for a long run), AGENTFN_ADVERSARIAL_SEED the seed.
 """
 
 from __future__ import annotations
@@ -412,9 +412,11 @@ def one_case(spec: FunctionSpec, pool: dict[str, Any], rng: random.Random) -> Ca
     options: list[Any] = []
     for option in chosen:
         options += [option.name, valid_value(option, True, pool)]
-    # A function that takes many items refuses a stale, forged or unknown item in its reply
-    # (the others would complete): a success that changes nothing.
-    expect = "unchanged" if spec.read_only or spec.item_args else "refused"
+    # A function that refuses items one by one in its reply (complete_many: a stale, forged or
+    # unknown item; the others would complete) may succeed and change nothing; one that is
+    # all-or-nothing (submit_many) refuses.
+    per_item = spec.item_args and "refused" in spec.returns
+    expect = "unchanged" if spec.read_only or per_item else "refused"
     keys = [ROOT]
     mutations = ["keys", "arity", "unknown_option"]
     if spec.argv:

@@ -102,6 +102,8 @@ def test_the_stub_declares_every_public_api_method():
 
 def _dummy(annotation: str) -> Any:
     """A value of the annotation's type that the method accepts without a server."""
+    if annotation == "Sequence[tuple[str, Any]]":  # submit_many's (capability, payload)
+        return [("c", None)]
     if annotation.startswith("Sequence[tuple["):  # complete_many's (task_id, token, result)
         return [("t1", "1-" + "a" * 40, None)]
     if annotation.startswith("Sequence["):

@@ -185,8 +185,12 @@ def check_calls_against_headers(
         assert numkeys == "1", (
             f"{name}: called with {numkeys} keys, the protocol has one (the root)"
         )
-        options = args[1 + len(spec.argv) :]
-        assert len(args) > len(spec.argv) and len(options) % 2 == 0, (
+        positional = len(spec.argv)
+        if spec.item_args:  # a count, then that many items
+            assert args[1].isdigit(), f"{name} {args[1:]}: its first value is a count"
+            positional = 1 + int(args[1]) * spec.item_args
+        options = args[1 + positional :]
+        assert len(args) > positional and len(options) % 2 == 0, (
             f"{name} {args[1:]}: the header declares {len(spec.argv)} positional values "
             f"({', '.join(p.name for p in spec.argv)}) followed by NAME value pairs"
         )

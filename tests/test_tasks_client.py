@@ -311,6 +311,34 @@ def test_complete_many_reports_each_item_and_claims_next(client):
         client.complete_many([])
 
 
+def test_submit_many_creates_the_tasks_with_shared_options(client, redis_url):
+    ids = client.submit_many([("x", {"n": 1}), ("y", [2])], priority="high", max_attempts=2)
+    assert [client.get_task(task_id).payload for task_id in ids] == [{"n": 1}, [2]]
+    assert {
+        (client.get_task(task_id).priority, client.get_task(task_id).max_attempts)
+        for task_id in ids
+    } == {("high", 2)}
+    batch = agentfn.Batch(client)
+    batch.submit_many([("x", "a")])
+    batch.submit("x", "b")
+    [many], single = batch.execute()
+    assert int(single[1:]) == int(many[1:]) + 1
+    with pytest.raises(BadArgument):  # malformed: the whole call is refused
+        client.submit_many([("x", 1), ("bad capability", 2)])
+    with pytest.raises(TypeError):  # no item: nothing to send
+        client.submit_many([])
+
+    async def scenario() -> list[str]:
+        connection = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return await agentfn.AsyncClient(connection, "default").submit_many([("x", 3)] * 3)
+        finally:
+            await connection.aclose()
+
+    ids = asyncio.run(scenario())
+    assert [client.get_task(task_id).payload for task_id in ids] == [3, 3, 3]
+
+
 def test_async_client_completes_many(deployed, redis_url):
     async def scenario() -> list[str]:
         connection = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)

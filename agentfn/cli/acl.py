@@ -112,6 +112,7 @@ ROLES: dict[str, Role] = {
                 "agent_heartbeat",
                 "agent_deregister",
                 "task_submit",
+                "task_submit_many",
                 "task_get",
                 "task_cancel",
                 "task_requeue",

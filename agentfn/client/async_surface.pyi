@@ -138,6 +138,21 @@ class AsyncApi:
         retention_ms: int | None = None,
         traceparent: str | None = None,
     ) -> str: ...
+    async def submit_many(
+        self,
+        items: Sequence[tuple[str, Any]],
+        *,
+        priority: Priority | str | None = None,
+        delay_ms: int | None = None,
+        max_attempts: int | None = None,
+        backoff_ms: int | None = None,
+        backoff_max_ms: int | None = None,
+        timeout_ms: int | None = None,
+        to: str | None = None,
+        grace_ms: int | None = None,
+        retention_ms: int | None = None,
+        traceparent: str | None = None,
+    ) -> list[str]: ...
     async def claim(
         self,
         agent_id: str,

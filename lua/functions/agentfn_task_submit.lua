@@ -37,24 +37,16 @@
 -- example: FCALL agentfn_task_submit 1 agentfn:{default} web_search '{"q":"redis"}' PRIORITY high MAX_ATTEMPTS 5
 
 -- The options' checkers (built once, not on every call).
-local TASK_SUBMIT_OPTIONS = {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration,
-  MAX_ATTEMPTS = TASK.attempts_option, BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration,
-  TIMEOUT_MS = OPT.positive_duration, IDEMPOTENCY_KEY = OPT.id, TO = OPT.id, GRACE_MS = OPT.duration,
-  RETENTION_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent}
+local TASK_SUBMIT_OPTIONS = TASK.submit_checkers(OPT.id)
 
 local function agentfn_task_submit(keys, args)
   local root, namespace = check_root(keys)
   check_arity(args, 2, 'capability, payload')
   local capability = check_capability(args[1], 'capability')
   check_json(args[2], 'payload')
-  local options = parse_options(args, 3, TASK_SUBMIT_OPTIONS)
-  if options.GRACE_MS and not options.TO then
-    raise(ERR.BADARG, 'GRACE_MS applies to a task submitted TO an agent')
-  end
+  local options = TASK.submit_options(args, 3, TASK_SUBMIT_OPTIONS)
   check_schema(root, namespace)
-  if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
-    raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
-  end
+  local spec = TASK.submit_spec(root, options)
   if options.IDEMPOTENCY_KEY then
     local existing, state = TASK.idempotent(root, options.IDEMPOTENCY_KEY)
     if existing then
@@ -62,10 +54,7 @@ local function agentfn_task_submit(keys, args)
     end
   end
 
-  local spec = {capability = capability, payload = args[2]}
-  for name, value in pairs(options) do
-    spec[string.lower(name)] = value -- each option sets the spec field of its name (PRIORITY: priority)
-  end
+  spec.capability, spec.payload = capability, args[2]
   local task_id, state = create_task(root, now_ms(), spec)
   return {'id', task_id, 'state', state, 'created', 1}
 end

@@ -235,6 +235,40 @@ function TASK.idempotent(root, key)
   return task_id, state
 end
 
+-- TASK.submit_checkers(idempotency_key): the checkers of a submit's options, for parse_options
+-- (agentfn_task_submit's; agentfn_task_submit_many shares all of them among its tasks but
+-- IDEMPOTENCY_KEY, whose checker it gives: one that refuses it). Called once, at load time.
+function TASK.submit_checkers(idempotency_key)
+  return {PRIORITY = TASK.priority_option, DELAY_MS = OPT.duration, MAX_ATTEMPTS = TASK.attempts_option,
+    BACKOFF_MS = OPT.duration, BACKOFF_MAX_MS = OPT.duration, TIMEOUT_MS = OPT.positive_duration,
+    IDEMPOTENCY_KEY = idempotency_key, TO = OPT.id, GRACE_MS = OPT.duration,
+    RETENTION_MS = OPT.positive_duration, TRACEPARENT = OPT.traceparent}
+end
+
+-- TASK.submit_options(args, first, checkers): a submit's options from args[first] on, checked
+-- (GRACE_MS only with TO). No reads.
+function TASK.submit_options(args, first, checkers)
+  local options = parse_options(args, first, checkers)
+  if options.GRACE_MS and not options.TO then
+    raise(ERR.BADARG, 'GRACE_MS applies to a task submitted TO an agent')
+  end
+  return options
+end
+
+-- TASK.submit_spec(root, options): the spec create_task takes from a submit's options (each option
+-- sets the spec field of its name: PRIORITY sets priority), once the agent named by TO is known
+-- to be registered (else NOTFOUND). No writes.
+function TASK.submit_spec(root, options)
+  if options.TO and redis.call('EXISTS', K.agent(root, options.TO)) == 0 then
+    raise(ERR.NOTFOUND, 'agent ' .. options.TO .. ' is not registered')
+  end
+  local spec = {}
+  for name, value in pairs(options) do
+    spec[string.lower(name)] = value
+  end
+  return spec
+end
+
 -- TASK.promote_due(root, now, limit): move up to `limit` delayed tasks whose due time has come
 -- (soonest first) into their streams (`now`: a number or its text; `limit`: a constant). Returns
 -- how many were promoted. Every claim calls it, so its arguments go to redis.call as text.
@@ -262,13 +296,20 @@ end
 -- The optional text fields of a task, stored only when given.
 TASK.OPTIONAL_FIELDS = {'to', 'workflow', 'step', 'inputs', 'idempotency_key', 'traceparent', 'grace_ms'}
 
--- create_task(root, now, spec): create a task and queue it (or delay it); returns its id and
+-- TASK.take_ids(root, count): reserve `count` task ids with one HINCRBY; returns the number of
+-- the last (the ids are t<last - count + 1> to t<last>).
+function TASK.take_ids(root, count)
+  return redis.call('HINCRBY', K.meta(root), 'task_seq', count == 1 and '1' or tostring(count))
+end
+
+-- create_task(root, now, spec, seq): create a task and queue it (or delay it); returns its id and
 -- state. `spec` was validated by the caller: capability, payload (JSON text), and optionally
 -- priority, delay_ms, max_attempts, backoff_ms, backoff_max_ms, timeout_ms, to, grace_ms,
 -- retention_ms, workflow, step, inputs (JSON text), idempotency_key, traceparent; DEFAULTS fill the rest (as text: every
--- number passed to redis.call is converted on each call).
-local function create_task(root, now, spec)
-  local task_id = string.format('t%d', redis.call('HINCRBY', K.meta(root), 'task_seq', '1'))
+-- number passed to redis.call is converted on each call). `seq`: the number of an id reserved
+-- with TASK.take_ids (by default one is taken).
+local function create_task(root, now, spec, seq)
+  local task_id = string.format('t%d', seq or TASK.take_ids(root, 1))
   local priority = spec.priority or TASK.DEFAULT_PRIORITY
   local stream = TASK.stream(root, spec.capability, priority, spec.to)
   local now_text = ms_text(now)

@@ -197,6 +197,13 @@ report('task_requeued', task.id);
 submitted = record(await fcall('agentfn_task_submit', 'echo', JSON.stringify({ text: 'never mind' })));
 expect('state before the cancel', record(await fcall('agentfn_task_cancel', submitted.id)).was, 'queued');
 report('task_canceled', submitted.id);
+// Many tasks may be submitted in one agentfn_task_submit_many (count, then capability payload
+// per item; the options apply to all of them): it replies their ids. Canceled here too.
+const many = await fcall('agentfn_task_submit_many', 2, 'echo', '"one"', 'echo', '"two"', 'PRIORITY', 'low');
+expect('tasks submitted together', many.length, 2);
+for (const id of many) {
+  expect(`state of ${id} before the cancel`, record(await fcall('agentfn_task_cancel', id)).was, 'queued');
+}
 
 // The reaper (any process may run it, agents do periodically) finds nothing to do here.
 expect('expired leases', Number(record(await fcall('agentfn_reap', 'LIMIT', 100)).expired_leases), 0);

@@ -167,6 +167,13 @@ report task_requeued "$task"
 task=$(fcall agentfn_task_submit echo '{"text":"never mind"}' | field id)
 expect "state before the cancel" "$(fcall agentfn_task_cancel "$task" | field was)" queued
 report task_canceled "$task"
+# Many tasks may be submitted in one agentfn_task_submit_many (count, then capability payload
+# per item; the options apply to all of them): it replies their ids. Canceled here too.
+many=$(fcall agentfn_task_submit_many 2 echo '"one"' echo '"two"' PRIORITY low)
+expect "tasks submitted together" "$(wc -l <<<"$many" | tr -d ' ')" 2
+for id in $many; do
+  expect "state of $id before the cancel" "$(fcall agentfn_task_cancel "$id" | field was)" queued
+done
 
 # The reaper (any process may run it, agents do periodically) finds nothing to do here.
 expect "expired leases" "$(fcall agentfn_reap LIMIT 100 | field expired_leases)" 0

@@ -1,5 +1,5 @@
-"""Task routing: agentfn_task_submit, _claim, _complete, _complete_many, _fail, _extend, _cancel, _get, _requeue,
-agentfn_reap.
+"""Task routing: agentfn_task_submit, _submit_many, _claim, _complete, _complete_many, _fail,
+_extend, _cancel, _get, _requeue, agentfn_reap.
 
 Payloads, results, prompts and inputs travel as JSON text; these methods encode what they send
 with :func:`json.dumps` (so a plain string is sent as a JSON string) and decode what they get.
@@ -343,6 +343,47 @@ class TasksApi(ApiBase):
                 "TRACEPARENT": traceparent_option(traceparent),
             },
             one_field("id"),
+        )
+
+    def submit_many(
+        self,
+        items: Sequence[tuple[str, Any]],
+        *,
+        priority: Priority | str | None = None,
+        delay_ms: int | None = None,
+        max_attempts: int | None = None,
+        backoff_ms: int | None = None,
+        backoff_max_ms: int | None = None,
+        timeout_ms: int | None = None,
+        to: str | None = None,
+        grace_ms: int | None = None,
+        retention_ms: int | None = None,
+        traceparent: str | None = None,
+    ) -> list[str]:
+        """agentfn_task_submit_many: queue many tasks in one call, each item a (capability,
+        payload); returns their ids in the order given. The options are :meth:`submit`'s and
+        apply to every task (an idempotency key names one task: use :meth:`submit`). At most
+        ``LIMITS["submit_count"]`` items whose payloads total at most ``LIMITS["json_bytes"]``;
+        a malformed item refuses the whole call and nothing is created."""
+        positional: list[Any] = [len(items)]
+        for capability, payload in items:
+            positional += [capability, json_text(payload)]
+        return self._call(
+            "agentfn_task_submit_many",
+            positional,
+            {
+                "PRIORITY": priority,
+                "DELAY_MS": delay_ms,
+                "MAX_ATTEMPTS": max_attempts,
+                "BACKOFF_MS": backoff_ms,
+                "BACKOFF_MAX_MS": backoff_max_ms,
+                "TIMEOUT_MS": timeout_ms,
+                "TO": to,
+                "GRACE_MS": grace_ms,
+                "RETENTION_MS": retention_ms,
+                "TRACEPARENT": traceparent_option(traceparent),
+            },
+            list,
         )
 
     def claim(
