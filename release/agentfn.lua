@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = '19cfbf4a1f2d13207af77712e70ed9345cb8fbf796c09ef72dc59156cb92afb0'
+local CODE_SHA = '6ea2b727d68f46b74ec39aec562461ae862b2a3de4365ef9eb69391babe7805a'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -14,7 +14,7 @@ local PRIORITIES = {'high', 'normal', 'low'}
 local WF_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', RUNNING = 'running'}
 local STEP_STATE = {CANCELED = 'canceled', COMPLETED = 'completed', FAILED = 'failed', INPUT_REQUIRED = 'input-required', QUEUED = 'queued', SKIPPED = 'skipped', WAITING = 'waiting'}
 local WF_POLICY = {CONTINUE = 'continue', FAIL_FAST = 'fail_fast'}
-local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, complete_count = 100, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, submit_count = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
+local LIMITS = {broadcast_recipients = 250, capabilities_per_agent = 32, capability_length = 64, claim_count = 50, complete_count = 100, context_bytes = 65536, duration_ms = 31536000000, error_bytes = 8192, find_count = 500, id_length = 128, json_bytes = 65536, json_depth = 128, json_values = 16384, max_attempts = 1000, message_batch = 200, namespace_length = 64, promote_batch = 100, reap_batch = 150, release_batch = 100, submit_count = 100, sweep_batch = 20, trim_batch = 100, workflow_steps = 150}
 local DEFAULTS = {agent_retention_ms = 86400000, agent_ttl_ms = 30000, backoff_max_ms = 60000, backoff_ms = 1000, dead_retention_ms = 86400000, delayed_wake_max = 100, direct_grace_ms = 300000, events_max = 10000, inbox_max = 10000, max_attempts = 3, retention_ms = 86400000, task_timeout_ms = 30000}
 
 -- include: includes/raise.lua
@@ -181,6 +181,12 @@ end
 -- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
 -- text later fails after the call committed. No writes.
 --
+-- Bounded per call: the JSON arguments of one call hold at most LIMITS.json_values values and
+-- object keys in all (LIMIT beyond), whatever their shape: the walk costs about 0.35 µs a value
+-- or key, so 64 KiB of `[0,0,...]` (32,767 values) would take ~12 ms where 64 KiB of text takes
+-- well under 1.
+-- JSON.new_call() (check_root, the first check of every function) starts each call's budget.
+--
 -- Kept fast (Lua's pattern matcher costs ~10 ns a position tried, ~3 ns a byte in an anchored
 -- run of a class whose first range matches, a plain string.find runs at memchr's speed): one
 -- anchored run over the whole text finds any control character other than \t \n \r (invalid
@@ -194,6 +200,13 @@ do
   -- string.find, .byte, .sub, .gsub, set by the first check (the load-time sandbox has no
   -- `string`).
   local find, byte, sub, gsub, NOWHERE
+  -- How many more JSON values this call's arguments may hold (JSON.new_call sets it).
+  local values_left = 0
+
+  -- JSON.new_call(): a new call: its JSON arguments may hold LIMITS.json_values values in all.
+  function JSON.new_call()
+    values_left = LIMITS.json_values
+  end
   local function bind()
     find, byte, sub, gsub, NOWHERE = string.find, string.byte, string.sub, string.gsub, math.huge
   end
@@ -465,7 +478,18 @@ do
   -- key(text, at, keys, serial, what): read the object key whose quote should be at `at`, refuse
   -- a key this object (number `serial`) has already (keys: key -> serial of the object that had
   -- it last, shared by the objects at one depth), and return the position of the member's value.
+  -- over_budget(what): LIMIT: the call's JSON arguments hold more values and keys than
+  -- LIMITS.json_values.
+  local function over_budget(what)
+    raise(ERR.LIMIT, what .. ': the JSON arguments of one call may hold at most ' .. LIMITS.json_values
+      .. ' values and object keys in all')
+  end
+
   local function key(text, at, keys, serial, what)
+    values_left = values_left - 1 -- a key costs about as much as a value
+    if values_left < 0 then
+      over_budget(what)
+    end
     -- The common key (no escape, no control character) and its colon in one find; any other
     -- the long way.
     local _, last, name = find(text, '^"([^"\\%c]*)"[ \t\n\r]*:', at)
@@ -518,6 +542,10 @@ do
     local at = skip(text, 1)
     while true do
       -- A value starts at `at`.
+      values_left = values_left - 1
+      if values_left < 0 then
+        over_budget(what)
+      end
       local first = byte(text, at)
       local closed = true
       if first == 123 or first == 91 then
@@ -587,7 +615,9 @@ local function quoted(value)
 end
 
 -- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
+-- The first check of every function, so it also starts the call's JSON budget (JSON.new_call).
 local function check_root(keys)
+  JSON.new_call()
   if #keys ~= 1 then
     raise(ERR.BADARG, 'expected 1 key (the namespace root agentfn:{<ns>}), got ' .. #keys)
   end

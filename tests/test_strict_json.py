@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from agentfn.constants import LIMITS
+
 from .helpers import (
     ROOT,
     assert_refused,
@@ -405,3 +407,32 @@ def test_the_fast_path_reduces_exactly_the_well_formed_characters(
             assert reduced == expected, sample
         else:
             assert reduced is None or max(reduced, default=0) >= 0x80, (sample, reduced)
+
+
+def test_the_json_arguments_of_one_call_hold_a_bounded_number_of_values(
+    r: redis.Redis, raw: redis.Redis, deployed
+) -> None:
+    """json_values bounds the strict check's work per call whatever the shape: tiny values fill
+    64 KiB with 32,767 of them (~12 ms); one more value or key than the budget, in one argument
+    or spread over several of one call, is LIMIT with nothing written; each call has its own."""
+    budget = LIMITS["json_values"]
+    zeros = "[" + ",".join(["0"] * (budget - 1)) + "]"  # the array and its values: the budget
+    assert len(zeros) <= LIMITS["json_bytes"]
+    first = pairs(fcall(r, "agentfn_task_submit", "cap", zeros))["id"]
+    second = pairs(fcall(r, "agentfn_task_submit", "cap", zeros))["id"]  # a new call, a new budget
+    assert raw.hget(f"{ROOT}:task:{second}", "payload") == zeros.encode() and first != second
+    one_more = "[" + ",".join(["0"] * budget) + "]"
+    message = assert_refused(r, raw, "LIMIT", "agentfn_task_submit", "cap", one_more)
+    assert message == (
+        f"LIMIT payload: the JSON arguments of one call may hold at most {budget} values and "
+        "object keys in all"
+    )
+    records = budget // 5 + 1  # per record: itself, 2 keys, 2 values (3 without the keys)
+    keys = "[" + ",".join(['{"a":0,"b":0}'] * records) + "]"  # under the budget but for its keys
+    assert len(keys) <= LIMITS["json_bytes"] and 1 + records * 3 < budget
+    assert_refused(r, raw, "LIMIT", "agentfn_task_submit", "cap", keys)
+    half = "[" + ",".join(["0"] * (budget // 2)) + "]"
+    message = assert_refused(
+        r, raw, "LIMIT", "agentfn_task_submit_many", 2, "cap", half, "cap", half
+    )
+    assert message.startswith("LIMIT payload of item 2: ")

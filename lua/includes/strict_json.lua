@@ -4,6 +4,12 @@
 -- '1.', raw control characters, invalid UTF-8 and anything after a NUL; a client decoding such a
 -- text later fails after the call committed. No writes.
 --
+-- Bounded per call: the JSON arguments of one call hold at most LIMITS.json_values values and
+-- object keys in all (LIMIT beyond), whatever their shape: the walk costs about 0.35 µs a value
+-- or key, so 64 KiB of `[0,0,...]` (32,767 values) would take ~12 ms where 64 KiB of text takes
+-- well under 1.
+-- JSON.new_call() (check_root, the first check of every function) starts each call's budget.
+--
 -- Kept fast (Lua's pattern matcher costs ~10 ns a position tried, ~3 ns a byte in an anchored
 -- run of a class whose first range matches, a plain string.find runs at memchr's speed): one
 -- anchored run over the whole text finds any control character other than \t \n \r (invalid
@@ -17,6 +23,13 @@ do
   -- string.find, .byte, .sub, .gsub, set by the first check (the load-time sandbox has no
   -- `string`).
   local find, byte, sub, gsub, NOWHERE
+  -- How many more JSON values this call's arguments may hold (JSON.new_call sets it).
+  local values_left = 0
+
+  -- JSON.new_call(): a new call: its JSON arguments may hold LIMITS.json_values values in all.
+  function JSON.new_call()
+    values_left = LIMITS.json_values
+  end
   local function bind()
     find, byte, sub, gsub, NOWHERE = string.find, string.byte, string.sub, string.gsub, math.huge
   end
@@ -288,7 +301,18 @@ do
   -- key(text, at, keys, serial, what): read the object key whose quote should be at `at`, refuse
   -- a key this object (number `serial`) has already (keys: key -> serial of the object that had
   -- it last, shared by the objects at one depth), and return the position of the member's value.
+  -- over_budget(what): LIMIT: the call's JSON arguments hold more values and keys than
+  -- LIMITS.json_values.
+  local function over_budget(what)
+    raise(ERR.LIMIT, what .. ': the JSON arguments of one call may hold at most ' .. LIMITS.json_values
+      .. ' values and object keys in all')
+  end
+
   local function key(text, at, keys, serial, what)
+    values_left = values_left - 1 -- a key costs about as much as a value
+    if values_left < 0 then
+      over_budget(what)
+    end
     -- The common key (no escape, no control character) and its colon in one find; any other
     -- the long way.
     local _, last, name = find(text, '^"([^"\\%c]*)"[ \t\n\r]*:', at)
@@ -341,6 +365,10 @@ do
     local at = skip(text, 1)
     while true do
       -- A value starts at `at`.
+      values_left = values_left - 1
+      if values_left < 0 then
+        over_budget(what)
+      end
       local first = byte(text, at)
       local closed = true
       if first == 123 or first == 91 then

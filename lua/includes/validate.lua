@@ -7,7 +7,9 @@ local function quoted(value)
 end
 
 -- check_root(keys): exactly one key, the namespace root `agentfn:{<ns>}`; returns root, ns.
+-- The first check of every function, so it also starts the call's JSON budget (JSON.new_call).
 local function check_root(keys)
+  JSON.new_call()
   if #keys ~= 1 then
     raise(ERR.BADARG, 'expected 1 key (the namespace root agentfn:{<ns>}), got ' .. #keys)
   end
