@@ -5,7 +5,7 @@
 
 -- Constants rendered from agentfn/constants.py and agentfn/errors.py.
 local LIBRARY_VERSION = '3.0.0'
-local CODE_SHA = '6ea2b727d68f46b74ec39aec562461ae862b2a3de4365ef9eb69391babe7805a'
+local CODE_SHA = '58b017de3a6b858f3e9921cc9b76a4e9b7a81bcc17911dd2674462450dca327d'
 local SCHEMA_VERSION = 4
 local GROUP = 'agentfn'
 local ERR = {BADARG = 'BADARG', CONFLICT = 'CONFLICT', CYCLE = 'CYCLE', DENIED = 'DENIED', INTERNAL = 'INTERNAL', LAPSED = 'LAPSED', LIMIT = 'LIMIT', MOVING = 'MOVING', NOTFOUND = 'NOTFOUND', STALE = 'STALE', STATE = 'STATE', VERSION = 'VERSION'}
@@ -726,6 +726,30 @@ local function check_json(value, what, kind)
   if kind == 'object' and not string.find(value, '^[ \t\n\r]*{') then
     raise(ERR.BADARG, what .. ' must be a JSON object')
   end
+end
+
+-- check_items(args, width, limit, names): the prologue of a function that takes many items:
+-- ARGV[1] a count of 1 to `limit`, then that many items of `width` values each (`names` names
+-- them, e.g. 'capability, payload'), then options in pairs. Returns the count.
+local function check_items(args, width, limit, names)
+  if #args < 1 then
+    raise(ERR.BADARG, 'expected count, then count items of ' .. names)
+  end
+  local count = check_int(args[1], 'count', 1, limit)
+  check_arity(args, 1 + width * count, 'count, then ' .. count .. ' items of ' .. names)
+  return count
+end
+
+-- check_json_item(value, index, name, plural, total): check_json of item `index`'s JSON
+-- (`name`: 'payload', 'result'), after the items before it held `total` bytes: the items of
+-- one call hold json_bytes in all (LIMIT naming the `plural`). Returns the new total.
+local function check_json_item(value, index, name, plural, total)
+  total = total + #value
+  if total > LIMITS.json_bytes then
+    raise(ERR.LIMIT, 'the ' .. plural .. ' of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
+  end
+  check_json(value, name .. ' of item ' .. index)
+  return total
 end
 
 -- check_text(value, what, limit): free text (a failed attempt's error) of at most `limit` bytes
@@ -3685,11 +3709,7 @@ local TASK_COMPLETE_MANY_OPTIONS = {NEXT = TASK.next_option, LEASE_MS = OPT.posi
 -- complete_many_items(args): the items, checked (none written yet): count, then count triples,
 -- then the options. Returns the items ({task_id, attempt, token, result}) and the options.
 local function complete_many_items(args)
-  if #args < 1 then
-    raise(ERR.BADARG, 'expected count, then count items of task_id, token, result')
-  end
-  local count = check_int(args[1], 'count', 1, LIMITS.complete_count)
-  check_arity(args, 1 + 3 * count, 'count, then ' .. count .. ' items of task_id, token, result')
+  local count = check_items(args, 3, LIMITS.complete_count, 'task_id, token, result')
   local items, named, total = {}, {}, 0
   for index = 1, count do
     local base = 3 * index - 1
@@ -3699,11 +3719,7 @@ local function complete_many_items(args)
     end
     named[task_id] = index
     local attempt, token = TASK.token_arg(args[base + 1])
-    total = total + #args[base + 2]
-    if total > LIMITS.json_bytes then
-      raise(ERR.LIMIT, 'the results of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
-    end
-    check_json(args[base + 2], 'result of item ' .. index)
+    total = check_json_item(args[base + 2], index, 'result', 'results', total)
     items[index] = {task_id = task_id, attempt = attempt, token = token, result = args[base + 2]}
   end
   return items, parse_options(args, 2 + 3 * count, TASK_COMPLETE_MANY_OPTIONS)
@@ -4024,11 +4040,7 @@ end)
 -- submit_many_items(args): the items, checked (none written yet): count, then count pairs of
 -- capability, payload, then the options. Returns the count and the options.
 local function submit_many_items(args)
-  if #args < 1 then
-    raise(ERR.BADARG, 'expected count, then count items of capability, payload')
-  end
-  local count = check_int(args[1], 'count', 1, LIMITS.submit_count)
-  check_arity(args, 1 + 2 * count, 'count, then ' .. count .. ' items of capability, payload')
+  local count = check_items(args, 2, LIMITS.submit_count, 'capability, payload')
   local checked, total = {}, 0
   for index = 1, count do
     local base = 2 * index
@@ -4036,12 +4048,7 @@ local function submit_many_items(args)
     if not checked[capability] then
       checked[check_capability(capability, 'capability of item ' .. index)] = true
     end
-    local payload = args[base + 1]
-    total = total + #payload
-    if total > LIMITS.json_bytes then
-      raise(ERR.LIMIT, 'the payloads of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
-    end
-    check_json(payload, 'payload of item ' .. index)
+    total = check_json_item(args[base + 1], index, 'payload', 'payloads', total)
   end
   return count, TASK.submit_options(args, 2 + 2 * count, TASK_SUBMIT_MANY_OPTIONS)
 end

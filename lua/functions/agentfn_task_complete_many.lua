@@ -40,11 +40,7 @@ local TASK_COMPLETE_MANY_OPTIONS = {NEXT = TASK.next_option, LEASE_MS = OPT.posi
 -- complete_many_items(args): the items, checked (none written yet): count, then count triples,
 -- then the options. Returns the items ({task_id, attempt, token, result}) and the options.
 local function complete_many_items(args)
-  if #args < 1 then
-    raise(ERR.BADARG, 'expected count, then count items of task_id, token, result')
-  end
-  local count = check_int(args[1], 'count', 1, LIMITS.complete_count)
-  check_arity(args, 1 + 3 * count, 'count, then ' .. count .. ' items of task_id, token, result')
+  local count = check_items(args, 3, LIMITS.complete_count, 'task_id, token, result')
   local items, named, total = {}, {}, 0
   for index = 1, count do
     local base = 3 * index - 1
@@ -54,11 +50,7 @@ local function complete_many_items(args)
     end
     named[task_id] = index
     local attempt, token = TASK.token_arg(args[base + 1])
-    total = total + #args[base + 2]
-    if total > LIMITS.json_bytes then
-      raise(ERR.LIMIT, 'the results of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
-    end
-    check_json(args[base + 2], 'result of item ' .. index)
+    total = check_json_item(args[base + 2], index, 'result', 'results', total)
     items[index] = {task_id = task_id, attempt = attempt, token = token, result = args[base + 2]}
   end
   return items, parse_options(args, 2 + 3 * count, TASK_COMPLETE_MANY_OPTIONS)

@@ -41,11 +41,7 @@ end)
 -- submit_many_items(args): the items, checked (none written yet): count, then count pairs of
 -- capability, payload, then the options. Returns the count and the options.
 local function submit_many_items(args)
-  if #args < 1 then
-    raise(ERR.BADARG, 'expected count, then count items of capability, payload')
-  end
-  local count = check_int(args[1], 'count', 1, LIMITS.submit_count)
-  check_arity(args, 1 + 2 * count, 'count, then ' .. count .. ' items of capability, payload')
+  local count = check_items(args, 2, LIMITS.submit_count, 'capability, payload')
   local checked, total = {}, 0
   for index = 1, count do
     local base = 2 * index
@@ -53,12 +49,7 @@ local function submit_many_items(args)
     if not checked[capability] then
       checked[check_capability(capability, 'capability of item ' .. index)] = true
     end
-    local payload = args[base + 1]
-    total = total + #payload
-    if total > LIMITS.json_bytes then
-      raise(ERR.LIMIT, 'the payloads of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
-    end
-    check_json(payload, 'payload of item ' .. index)
+    total = check_json_item(args[base + 1], index, 'payload', 'payloads', total)
   end
   return count, TASK.submit_options(args, 2 + 2 * count, TASK_SUBMIT_MANY_OPTIONS)
 end

@@ -120,6 +120,30 @@ local function check_json(value, what, kind)
   end
 end
 
+-- check_items(args, width, limit, names): the prologue of a function that takes many items:
+-- ARGV[1] a count of 1 to `limit`, then that many items of `width` values each (`names` names
+-- them, e.g. 'capability, payload'), then options in pairs. Returns the count.
+local function check_items(args, width, limit, names)
+  if #args < 1 then
+    raise(ERR.BADARG, 'expected count, then count items of ' .. names)
+  end
+  local count = check_int(args[1], 'count', 1, limit)
+  check_arity(args, 1 + width * count, 'count, then ' .. count .. ' items of ' .. names)
+  return count
+end
+
+-- check_json_item(value, index, name, plural, total): check_json of item `index`'s JSON
+-- (`name`: 'payload', 'result'), after the items before it held `total` bytes: the items of
+-- one call hold json_bytes in all (LIMIT naming the `plural`). Returns the new total.
+local function check_json_item(value, index, name, plural, total)
+  total = total + #value
+  if total > LIMITS.json_bytes then
+    raise(ERR.LIMIT, 'the ' .. plural .. ' of one call are larger than ' .. LIMITS.json_bytes .. ' bytes in all')
+  end
+  check_json(value, name .. ' of item ' .. index)
+  return total
+end
+
 -- check_text(value, what, limit): free text (a failed attempt's error) of at most `limit` bytes
 -- that is well-formed UTF-8, so that every client can decode it.
 local function check_text(value, what, limit)
