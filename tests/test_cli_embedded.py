@@ -17,8 +17,13 @@ from agentfn import server
 from agentfn.server import EmbeddedRedis, EmbeddedRedisError
 
 CHILD = textwrap.dedent("""
-    import sys
+    import signal, sys
     from agentfn.server import EmbeddedRedis
+    # As a process started from a terminal: the test runner may run under nohup or in a
+    # background job, whose ignored SIGHUP/SIGINT a child would inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     with EmbeddedRedis() as embedded:
         print(embedded.pid, embedded.port, embedded.directory, flush=True)
         sys.stdin.read()  # block until the test signals this process
